@@ -1,0 +1,208 @@
+//! `pss`: snapshot a live Linux process the way Windows PSS does, from the shell.
+//!
+//! The command is a front: every capture decision lives in the `pss` library.
+
+mod json;
+mod text;
+mod units;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Parser, Subcommand};
+use pss::{CaptureFlags, CaptureOptions, ContextFlags, ErrorKind, Snapshot, Target};
+
+/// Exit codes, documented in `docs/cli.md`.
+mod exit {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NO_SUCH_PROCESS: u8 = 3;
+    pub const ACCESS_DENIED: u8 = 4;
+    pub const PROCESS_EXITED: u8 = 5;
+    pub const NOT_SUPPORTED: u8 = 6;
+    pub const TIMEOUT: u8 = 7;
+}
+
+const DEFAULT_FLAGS: &str = "threads,handles,handle-name-information,va-space";
+
+#[derive(Parser)]
+#[command(
+    name = "pss",
+    version,
+    about = "Process snapshots for Linux, after the Windows PSS API",
+    long_about = "Process snapshots for Linux, after the Windows Process Snapshotting API.\n\n\
+        `pss capture PID` stops every thread of PID together for microseconds, reads their \
+        registers, lets the process go, then reads its file descriptors, address space and \
+        process facts. The target is never left stopped or traced.",
+    after_help = "Exit codes: 0 success, 1 other error, 2 bad usage, 3 no such process, \
+        4 access denied or already traced, 5 the process exited during the capture, \
+        6 not supported, 7 a thread did not stop in time."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture a snapshot of a running process and print it.
+    Capture(CaptureArgs),
+    /// List the capture flags and context flags, and which this build supports.
+    Flags,
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    /// The process to capture.
+    pid: i32,
+    /// Capture flags: PSS_CAPTURE_*/PSS_CREATE_* names without the prefix, lowercase with
+    /// hyphens, comma-separated (see `pss flags`).
+    #[arg(long, value_name = "LIST", conflicts_with = "all", default_value = DEFAULT_FLAGS)]
+    flags: String,
+    /// Capture everything this build supports.
+    #[arg(long)]
+    all: bool,
+    /// Register groups for thread contexts (implies thread-context): control, integer,
+    /// segments, floating-point, debug-registers, xstate, full, all.
+    #[arg(long, value_name = "LIST")]
+    context_flags: Option<String>,
+    /// Print one JSON document instead of tables (schema: docs/json.md).
+    #[arg(long)]
+    json: bool,
+    /// How long the threads may take to stop, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Capture(args) => capture(&args),
+        Command::Flags => {
+            print_flags();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pss: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        return exit::USAGE;
+    }
+    match e.downcast_ref::<pss::Error>().map(pss::Error::kind) {
+        Some(ErrorKind::NoSuchProcess) => exit::NO_SUCH_PROCESS,
+        Some(ErrorKind::AccessDenied) => exit::ACCESS_DENIED,
+        Some(ErrorKind::ProcessExited) => exit::PROCESS_EXITED,
+        Some(ErrorKind::NotSupported) => exit::NOT_SUPPORTED,
+        Some(ErrorKind::Timeout) => exit::TIMEOUT,
+        _ => exit::OTHER,
+    }
+}
+
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: String) -> anyhow::Error {
+    anyhow!(UsageError(msg))
+}
+
+fn parse_flags(list: &str) -> Result<CaptureFlags> {
+    let mut flags = CaptureFlags::empty();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "none" {
+            continue;
+        }
+        flags |= CaptureFlags::from_cli_name(name)
+            .ok_or_else(|| usage(format!("unknown capture flag {name:?} (see `pss flags`)")))?;
+    }
+    Ok(flags)
+}
+
+fn parse_context_flags(list: &str) -> Result<ContextFlags> {
+    let mut flags = ContextFlags::empty();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        flags |= ContextFlags::from_cli_name(name)
+            .ok_or_else(|| usage(format!("unknown context flag {name:?} (see `pss flags`)")))?;
+    }
+    Ok(flags)
+}
+
+fn capture(args: &CaptureArgs) -> Result<()> {
+    let mut flags = if args.all {
+        CaptureFlags::SUPPORTED
+    } else {
+        parse_flags(&args.flags)?
+    };
+    let context_flags = match &args.context_flags {
+        Some(list) => {
+            flags |= CaptureFlags::THREAD_CONTEXT;
+            parse_context_flags(list)?
+        }
+        None => ContextFlags::ALL,
+    };
+    if args.pid <= 0 {
+        bail!(usage(format!("{} is not a process id", args.pid)));
+    }
+    let mut options = CaptureOptions::new(flags, context_flags);
+    options.stop_timeout = Duration::from_millis(args.timeout_ms);
+    let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &json::snapshot(&snap))?;
+        use std::io::Write;
+        writeln!(out)?;
+    } else {
+        text::snapshot(&mut out, &snap)?;
+    }
+    Ok(())
+}
+
+fn print_flags() {
+    println!("Capture flags (--flags), with their Windows values:");
+    for (flag, name) in CaptureFlags::all_cli_names() {
+        let supported = if CaptureFlags::SUPPORTED.contains(flag) {
+            "supported"
+        } else {
+            "not supported yet"
+        };
+        println!("  {name:<34} {:#010x}  {supported}", flag.bits());
+    }
+    println!("\nContext flags (--context-flags):");
+    for name in [
+        "control",
+        "integer",
+        "segments",
+        "floating-point",
+        "debug-registers",
+        "xstate",
+        "full",
+        "all",
+    ] {
+        let f = ContextFlags::from_cli_name(name).expect("known name");
+        println!("  {name:<34} {:#010x}", f.bits());
+    }
+    println!("\nDefault: --flags {DEFAULT_FLAGS}");
+}

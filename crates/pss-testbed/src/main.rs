@@ -1,0 +1,96 @@
+//! `pss-testbed MODE [ARGS]`: a target process that puts itself into a known state, prints
+//! what it knows about itself (one `key value…` line each, then `ready`), and then obeys
+//! commands on stdin:
+//!
+//! - `ping` → prints `pong` (proves the process still runs and reads its input);
+//! - `wake` → wakes the parked threads, which check their registers and print
+//!   `thread I ok` (or `thread I BAD …`);
+//! - `exit` or end of input → exits 0.
+//!
+//! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
+//! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`.
+
+mod fds;
+mod park;
+mod regions;
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("");
+    let num = |i: usize, default: u64| -> u64 {
+        args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+    };
+    say(&format!("pid {}", std::process::id()));
+    let mut parked = park::Parked::default();
+    match mode {
+        "threads" => parked = park::Parked::spawn(num(1, 4) as usize),
+        "fds" => {
+            parked = park::Parked::spawn(1);
+            fds::open_all(parked.tids[0]);
+        }
+        "regions" => regions::map_all(),
+        "idle" => {}
+        "many" => {
+            parked = park::Parked::spawn(num(1, 1000) as usize);
+            fds::open_many(num(2, 10_000) as usize);
+            regions::map_many(num(3, 10_000) as usize);
+        }
+        "exit-after" => {
+            parked = park::Parked::spawn(num(2, 100) as usize);
+            let ms = num(1, 100);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(ms));
+                std::process::exit(0);
+            });
+        }
+        "churn" => {
+            std::thread::spawn(|| loop {
+                let _ =
+                    std::thread::spawn(|| std::thread::sleep(Duration::from_micros(200))).join();
+            });
+        }
+        "vfork" => park::vfork_in_thread(num(1, 2000)),
+        "tracer" => {
+            let pid = num(1, 0) as i32;
+            // SAFETY: a plain PTRACE_SEIZE of a pid the test gave us; no pointers.
+            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0, 0) };
+            if r != 0 {
+                say(&format!("error seize {}", std::io::Error::last_os_error()));
+            }
+        }
+        other => {
+            eprintln!("pss-testbed: unknown mode {other:?}");
+            std::process::exit(2);
+        }
+    }
+    say("ready");
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "ping" => say("pong"),
+            "wake" => parked.wake(),
+            "exit" => break,
+            _ => say("unknown command"),
+        }
+    }
+}
+
+/// Prints one protocol line and flushes.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Aborts the target with a message if a libc call failed.
+pub fn check(r: libc::c_long, what: &str) -> libc::c_long {
+    if r < 0 {
+        eprintln!("pss-testbed: {what}: {}", std::io::Error::last_os_error());
+        std::process::exit(3);
+    }
+    r
+}

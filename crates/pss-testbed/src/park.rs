@@ -1,0 +1,189 @@
+//! Threads that load known values into registers and park in `read()` on a pipe.
+//!
+//! Thread `i` loads `value(i, reg)` into each register it controls, then blocks in the
+//! syscall. When woken it checks that every register still holds its value, which proves
+//! that the capture restored them and restarted the syscall.
+
+use std::sync::mpsc;
+
+use crate::{check, say};
+
+/// The value thread `i` keeps in register number `reg` (8 for r8/x20, …).
+pub fn value(i: usize, reg: u64) -> u64 {
+    0x5053_5300_0000_0000 | ((i as u64) << 16) | reg
+}
+
+/// Parked threads and the pipe that wakes them.
+#[derive(Default)]
+pub struct Parked {
+    /// Their tids, by index.
+    pub tids: Vec<i32>,
+    wake_fd: i32,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Parked {
+    /// Starts `n` parked threads and announces `tid I TID` for each.
+    pub fn spawn(n: usize) -> Parked {
+        let mut fds = [0i32; 2];
+        // SAFETY: fds is a live 2-int array.
+        check(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as _,
+            "pipe2",
+        );
+        let (tx, rx) = mpsc::channel();
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let tx = tx.clone();
+            let rfd = fds[0];
+            let h = std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    // SAFETY: gettid has no arguments.
+                    let tid = unsafe { libc::gettid() };
+                    tx.send((i, tid)).expect("main thread is waiting");
+                    drop(tx);
+                    let report = park(i, rfd);
+                    say(&report);
+                })
+                .expect("spawn a parked thread");
+            handles.push(h);
+        }
+        drop(tx);
+        let mut tids = vec![0; n];
+        for (i, tid) in rx.iter().take(n) {
+            tids[i] = tid;
+        }
+        for (i, tid) in tids.iter().enumerate() {
+            say(&format!("tid {i} {tid}"));
+        }
+        Parked {
+            tids,
+            wake_fd: fds[1],
+            handles,
+        }
+    }
+
+    /// Wakes every parked thread and waits for their reports.
+    pub fn wake(&mut self) {
+        let bytes = vec![b'w'; self.tids.len()];
+        if !bytes.is_empty() {
+            // SAFETY: bytes is a live buffer of the given length.
+            check(
+                unsafe { libc::write(self.wake_fd, bytes.as_ptr().cast(), bytes.len()) } as _,
+                "write",
+            );
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        say("woken");
+    }
+}
+
+/// Blocks in `read(fd, buf, 1)` with known values in registers; returns the report line.
+#[cfg(target_arch = "x86_64")]
+fn park(i: usize, fd: i32) -> String {
+    let mut buf = [0u8; 1];
+    let v: [u64; 7] = [8, 9, 10, 12, 13, 14, 15].map(|r| value(i, r));
+    let mut o = v;
+    let ret: i64;
+    // SAFETY: a read(2) syscall on our own pipe into a live 1-byte buffer; every register
+    // the syscall instruction or the kernel may change is declared as an output.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_read => ret,
+            in("rdi") fd,
+            in("rsi") buf.as_mut_ptr(),
+            in("rdx") 1usize,
+            inout("r8") v[0] => o[0],
+            inout("r9") v[1] => o[1],
+            inout("r10") v[2] => o[2],
+            inout("r12") v[3] => o[3],
+            inout("r13") v[4] => o[4],
+            inout("r14") v[5] => o[5],
+            inout("r15") v[6] => o[6],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    report(i, ret, &v, &o)
+}
+
+/// Blocks in `read(fd, buf, 1)` with known values in x20–x26.
+#[cfg(target_arch = "aarch64")]
+fn park(i: usize, fd: i32) -> String {
+    let mut buf = [0u8; 1];
+    let v: [u64; 7] = [20, 21, 22, 23, 24, 25, 26].map(|r| value(i, r));
+    let mut o = v;
+    let ret: i64;
+    // SAFETY: a read(2) syscall on our own pipe into a live 1-byte buffer.
+    unsafe {
+        std::arch::asm!(
+            "svc #0",
+            in("x8") libc::SYS_read,
+            inlateout("x0") fd as i64 => ret,
+            in("x1") buf.as_mut_ptr(),
+            in("x2") 1usize,
+            inout("x20") v[0] => o[0],
+            inout("x21") v[1] => o[1],
+            inout("x22") v[2] => o[2],
+            inout("x23") v[3] => o[3],
+            inout("x24") v[4] => o[4],
+            inout("x25") v[5] => o[5],
+            inout("x26") v[6] => o[6],
+            options(nostack),
+        );
+    }
+    report(i, ret, &v, &o)
+}
+
+fn report(i: usize, ret: i64, v: &[u64; 7], o: &[u64; 7]) -> String {
+    if ret == 1 && v == o {
+        format!("thread {i} ok")
+    } else {
+        format!("thread {i} BAD ret={ret} regs={o:x?}")
+    }
+}
+
+/// A helper thread vforks a child that sleeps `ms` then exits: the helper sits in an
+/// uninterruptible wait that no ptrace stop can interrupt.
+pub fn vfork_in_thread(ms: u64) {
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no arguments.
+        say(&format!("vforker {}", unsafe { libc::gettid() }));
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // clone(CLONE_VFORK) without CLONE_VM: the child runs on a copy of our memory (so
+        // nothing is shared or corrupted) while this thread waits, killable but not
+        // interruptible, until the child exits.
+        // SAFETY: fork-like clone with no stack or TLS arguments; the child only calls
+        // nanosleep and _exit, both async-signal-safe.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_VFORK | libc::SIGCHLD) as libc::c_ulong,
+                0,
+                0,
+                0,
+                0,
+            )
+        } as libc::pid_t;
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc::nanosleep(&ts, std::ptr::null_mut());
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: status is a live int.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        say("vfork done");
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+}

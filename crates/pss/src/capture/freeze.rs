@@ -1,0 +1,449 @@
+//! The pause: stop every thread of the target together, read registers, let them go.
+//!
+//! Runs on the tracer thread. Only O(threads) work happens between the first
+//! `PTRACE_INTERRUPT` and the last `PTRACE_DETACH`: listing `/proc/PID/task`, seizing,
+//! collecting stop reports, reading register sets. Everything else is read after the target
+//! runs again.
+//!
+//! Safety of the target: every seized thread is owned by [`Seized`], whose `Drop` detaches it
+//! on every path (errors and panics included). A thread that was seized but never stopped
+//! cannot be detached; then the tracer thread retires, and the kernel detaches it.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, Result};
+use crate::flags::ContextFlags;
+use crate::linux::arch;
+use crate::linux::procfs::{self, status};
+use crate::linux::ptrace::{self, Tid, WaitStatus};
+use crate::linux::tracer;
+use crate::records::{GeneralRegisters, ThreadContext, Warning};
+
+/// What to stop and what to read while stopped.
+#[derive(Debug, Clone)]
+pub struct FreezeRequest {
+    /// The target.
+    pub pid: i32,
+    /// Tasks not to seize (a zombie leader never stops).
+    pub skip: Vec<Tid>,
+    /// Register groups to read into a full context, if contexts were asked for.
+    pub context: Option<(ContextFlags, bool)>,
+    /// How long all threads together may take to stop.
+    pub timeout: Duration,
+    /// How many times `/proc/PID/task` is re-listed for newcomers.
+    pub max_rounds: u32,
+}
+
+/// One stopped thread and what was read from it.
+#[derive(Debug, Clone)]
+pub struct FrozenThread {
+    /// The tid.
+    pub tid: Tid,
+    /// The general registers (always read: they give the TLS base and the syscall).
+    pub general: Option<GeneralRegisters>,
+    /// The full context, when asked for.
+    pub context: Option<ThreadContext>,
+    /// The blocked-signal mask.
+    pub sigmask: Option<u64>,
+    /// Whether it reported a group-stop (the process was stopped by a signal).
+    pub group_stopped: bool,
+    /// When its registers were read.
+    pub capture_time: SystemTime,
+}
+
+/// The result of a pause.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    /// The threads that were stopped, ascending by tid.
+    pub threads: Vec<FrozenThread>,
+    /// From the first interrupt to the last detach.
+    pub pause: Duration,
+    /// Listing rounds until the thread set was stable.
+    pub rounds: u32,
+    /// Threads that vanished or could not be read.
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskState {
+    /// Seized and interrupted; its stop has not been reported yet.
+    Pending,
+    /// In a ptrace stop; `group` if the stop was a group-stop.
+    Stopped { group: bool },
+    /// Exited, or not ours (detached at once).
+    Gone,
+}
+
+/// The tasks seized so far. Dropping it detaches every stopped one.
+struct Seized {
+    pid: i32,
+    tasks: HashMap<Tid, TaskState>,
+    first_interrupt: Option<Instant>,
+}
+
+impl Seized {
+    fn new(pid: i32) -> Seized {
+        Seized {
+            pid,
+            tasks: HashMap::new(),
+            first_interrupt: None,
+        }
+    }
+
+    fn pending(&self) -> Option<Tid> {
+        self.tasks
+            .iter()
+            .filter(|(_, s)| **s == TaskState::Pending)
+            .map(|(t, _)| *t)
+            .min()
+    }
+
+    /// Seizes and interrupts `tid`. `Ok(false)` if it no longer exists.
+    fn seize(&mut self, tid: Tid) -> Result<bool> {
+        match ptrace::seize(tid, ptrace::OPT_TRACECLONE) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                return Err(classify_eperm(self.pid, tid, e))
+            }
+            Err(e) => {
+                return Err(Error::Ptrace {
+                    request: "PTRACE_SEIZE",
+                    pid: self.pid,
+                    tid,
+                    source: e,
+                })
+            }
+        }
+        self.first_interrupt.get_or_insert_with(Instant::now);
+        self.tasks.insert(tid, TaskState::Pending);
+        match ptrace::interrupt(tid) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                // Exited between the two calls; its exit is still reported to us.
+                Ok(true)
+            }
+            Err(e) => Err(Error::Ptrace {
+                request: "PTRACE_INTERRUPT",
+                pid: self.pid,
+                tid,
+                source: e,
+            }),
+        }
+    }
+
+    /// Collects stop reports until no seized task is pending.
+    fn wait_stopped(
+        &mut self,
+        deadline: Instant,
+        timeout: Duration,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<()> {
+        let mut idle_polls = 0u32;
+        while let Some(first_pending) = self.pending() {
+            match ptrace::wait_any_nohang() {
+                Ok(Some((tid, status))) => {
+                    idle_polls = 0;
+                    self.on_report(tid, status, warnings)?;
+                }
+                Ok(None) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout {
+                            pid: self.pid,
+                            tid: first_pending,
+                            timeout_ms: timeout.as_millis() as u64,
+                        });
+                    }
+                    idle_polls += 1;
+                    backoff(idle_polls);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    // None of our tracees is left: they all exited.
+                    for s in self.tasks.values_mut() {
+                        if *s == TaskState::Pending {
+                            *s = TaskState::Gone;
+                        }
+                    }
+                    return Err(Error::ProcessExited { pid: self.pid });
+                }
+                Err(e) => {
+                    return Err(Error::Ptrace {
+                        request: "waitpid",
+                        pid: self.pid,
+                        tid: first_pending,
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_report(
+        &mut self,
+        tid: Tid,
+        status: WaitStatus,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<()> {
+        match status {
+            WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
+                self.tasks.insert(tid, TaskState::Gone);
+                if tid == self.pid || !process_alive(self.pid) {
+                    return Err(Error::ProcessExited { pid: self.pid });
+                }
+                warnings.push(Warning {
+                    tid: Some(tid),
+                    fd: None,
+                    message: "exited during the capture; not included".into(),
+                });
+            }
+            WaitStatus::Stopped { sig, event } if event == ptrace::EVENT_STOP => {
+                let group = matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                );
+                match self.tasks.get(&tid) {
+                    Some(TaskState::Pending) | None => {
+                        if self.tasks.contains_key(&tid) || self.is_our_thread(tid) {
+                            self.tasks.insert(tid, TaskState::Stopped { group });
+                        } else {
+                            // An auto-attached child process of the target, not a thread:
+                            // let it go at once.
+                            let _ = ptrace::detach(tid, 0);
+                            self.tasks.insert(tid, TaskState::Gone);
+                        }
+                    }
+                    // A second report for a task already stopped (attach + interrupt of a
+                    // group-stopped task): nothing to do.
+                    Some(_) => {}
+                }
+            }
+            WaitStatus::Stopped { event, .. } if event == ptrace::EVENT_CLONE => {
+                // The reporting thread is stopped at the clone event; the new task is
+                // auto-attached and will report its own stop.
+                self.tasks.insert(tid, TaskState::Stopped { group: false });
+                if let Ok(child) = ptrace::event_msg(tid) {
+                    let child = child as Tid;
+                    self.tasks.entry(child).or_insert(TaskState::Pending);
+                }
+            }
+            WaitStatus::Stopped { sig, event: 0 } => {
+                // A genuine signal arrived first: deliver it and ask again.
+                let state = self.tasks.get(&tid).copied();
+                if state == Some(TaskState::Pending) || state.is_none() {
+                    let _ = ptrace::cont(tid, sig);
+                    let _ = ptrace::interrupt(tid);
+                    self.tasks.insert(tid, TaskState::Pending);
+                }
+            }
+            WaitStatus::Stopped { .. } => {
+                self.tasks.insert(tid, TaskState::Stopped { group: false });
+            }
+        }
+        Ok(())
+    }
+
+    fn is_our_thread(&self, tid: Tid) -> bool {
+        Path::new(&format!("/proc/{}/task/{tid}", self.pid)).exists()
+    }
+
+    /// Detaches every stopped task; returns when the last one was let go.
+    fn release(&mut self) -> Instant {
+        for (tid, state) in self.tasks.iter_mut() {
+            if let TaskState::Stopped { .. } = state {
+                let _ = ptrace::detach(*tid, 0);
+                *state = TaskState::Gone;
+            }
+        }
+        Instant::now()
+    }
+}
+
+impl Drop for Seized {
+    fn drop(&mut self) {
+        self.release();
+        if self.pending().is_none() {
+            return;
+        }
+        // Seized but not stopped (uninterruptible sleep, vfork…): give them a moment to stop
+        // so that they can be detached, then hand the rest to the kernel by retiring the
+        // tracer thread.
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let mut ignored = Vec::new();
+        let mut polls = 0;
+        while self.pending().is_some() && Instant::now() < deadline {
+            match ptrace::wait_any_nohang() {
+                Ok(Some((tid, status))) => {
+                    let _ = self.on_report(tid, status, &mut ignored);
+                    self.release();
+                }
+                Ok(None) => {
+                    polls += 1;
+                    backoff(polls);
+                }
+                Err(_) => break,
+            }
+        }
+        if self.pending().is_some() {
+            tracer::retire_after_job();
+        }
+    }
+}
+
+/// Stops every thread of `req.pid`, reads what was asked, and lets them go.
+pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
+    let deadline = Instant::now() + req.timeout;
+    let mut set = Seized::new(req.pid);
+    let mut warnings = Vec::new();
+    let task_dir = format!("/proc/{}/task", req.pid);
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let tids = procfs::list_numeric(req.pid, &task_dir).map_err(|e| match e {
+            Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
+            e => e,
+        })?;
+        let new: Vec<Tid> = tids
+            .into_iter()
+            .filter(|t| !set.tasks.contains_key(t) && !req.skip.contains(t))
+            .collect();
+        if new.is_empty() && rounds > 1 {
+            break;
+        }
+        if rounds > req.max_rounds {
+            warnings.push(Warning {
+                tid: None,
+                fd: None,
+                message: format!(
+                    "threads kept appearing after {} listing rounds; {} newest not captured",
+                    req.max_rounds,
+                    new.len()
+                ),
+            });
+            break;
+        }
+        for tid in new {
+            if !set.seize(tid)? {
+                if tid == req.pid {
+                    return Err(Error::ProcessExited { pid: req.pid });
+                }
+                warnings.push(Warning {
+                    tid: Some(tid),
+                    fd: None,
+                    message: "exited before it could be stopped; not included".into(),
+                });
+            }
+        }
+        set.wait_stopped(deadline, req.timeout, &mut warnings)?;
+    }
+
+    let mut stopped: Vec<(Tid, bool)> = set
+        .tasks
+        .iter()
+        .filter_map(|(t, s)| match s {
+            TaskState::Stopped { group } => Some((*t, *group)),
+            _ => None,
+        })
+        .collect();
+    stopped.sort_unstable();
+    let mut threads = Vec::with_capacity(stopped.len());
+    for (tid, group_stopped) in stopped {
+        match read_thread(tid, req.context) {
+            Ok((general, context, sigmask)) => threads.push(FrozenThread {
+                tid,
+                general: Some(general),
+                context,
+                sigmask,
+                group_stopped,
+                capture_time: SystemTime::now(),
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => warnings.push(Warning {
+                tid: Some(tid),
+                fd: None,
+                message: "killed while stopped; not included".into(),
+            }),
+            Err(e) => {
+                warnings.push(Warning {
+                    tid: Some(tid),
+                    fd: None,
+                    message: format!("registers could not be read: {e}"),
+                });
+                threads.push(FrozenThread {
+                    tid,
+                    general: None,
+                    context: None,
+                    sigmask: None,
+                    group_stopped,
+                    capture_time: SystemTime::now(),
+                });
+            }
+        }
+    }
+    let first = set.first_interrupt;
+    let last = set.release();
+    Ok(Frozen {
+        threads,
+        pause: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
+        rounds,
+        warnings,
+    })
+}
+
+type ThreadRegs = (GeneralRegisters, Option<ThreadContext>, Option<u64>);
+
+fn read_thread(tid: Tid, context: Option<(ContextFlags, bool)>) -> io::Result<ThreadRegs> {
+    let (general, context) = match context {
+        Some((flags, extended)) => {
+            let ctx = arch::read_context(tid, flags, extended)?;
+            (ctx.general, Some(ctx))
+        }
+        None => (arch::read_general(tid)?, None),
+    };
+    let sigmask = ptrace::sigmask(tid).ok();
+    Ok((general, context, sigmask))
+}
+
+/// Spin briefly (stops usually arrive within microseconds), then yield, then sleep.
+fn backoff(polls: u32) {
+    if polls < 64 {
+        std::hint::spin_loop();
+    } else if polls < 256 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    let mut buf = Vec::new();
+    let path = format!("/proc/{pid}");
+    match procfs::read_at(&rustix::fs::CWD, &format!("{path}/stat"), &mut buf) {
+        Ok(()) => procfs::stat::parse(&buf).is_some_and(|s| s.state != b'Z' && s.state != b'X'),
+        Err(_) => false,
+    }
+}
+
+/// `PTRACE_SEIZE` failed with EPERM: another tracer, or no permission.
+fn classify_eperm(pid: i32, tid: Tid, e: io::Error) -> Error {
+    let mut buf = Vec::new();
+    let path = format!("/proc/{pid}/task/{tid}/status");
+    if procfs::read_at(&rustix::fs::CWD, &path, &mut buf).is_ok() {
+        let st = status::parse(&buf);
+        if st.tracer_pid != 0 {
+            return Error::AlreadyTraced {
+                pid,
+                tid,
+                tracer: st.tracer_pid,
+            };
+        }
+    }
+    Error::PermissionDenied {
+        pid,
+        action: format!("trace thread {tid} of"),
+        source: e,
+    }
+}

@@ -1,0 +1,178 @@
+//! The library's one error type: the cause, and the pid/tid/fd it concerns.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong, with the process, thread or file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No process has this pid (or it exited before the capture began).
+    #[error("no process with pid {pid}")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: i32,
+    },
+    /// The kernel refused access (ptrace permission, Yama, a foreign user's process…).
+    #[error("permission denied to {action} process {pid}: {source} (run as the process's user or with CAP_SYS_PTRACE)")]
+    PermissionDenied {
+        /// The target pid.
+        pid: i32,
+        /// What was being attempted ("trace", "read /proc/…/fd of").
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another tracer (a debugger, strace, …) already traces the target.
+    #[error(
+        "process {pid} is already traced by pid {tracer} (thread {tid}); detach that tracer first"
+    )]
+    AlreadyTraced {
+        /// The target pid.
+        pid: i32,
+        /// The thread found traced.
+        tid: i32,
+        /// The tracer's pid, from `/proc/TID/status`.
+        tracer: i32,
+    },
+    /// The target exited while it was being captured; nothing was left behind.
+    #[error("process {pid} exited during the capture")]
+    ProcessExited {
+        /// The target pid.
+        pid: i32,
+    },
+    /// The target is a zombie: it has exited and there is nothing to capture.
+    #[error("process {pid} is a zombie (it has exited and waits for its parent to reap it)")]
+    Zombie {
+        /// The target pid.
+        pid: i32,
+    },
+    /// A thread did not stop (or a stopped thread did not report) before the deadline.
+    #[error("thread {tid} of process {pid} did not stop within {timeout_ms} ms (uninterruptible sleep or vfork?); the target was released")]
+    Timeout {
+        /// The target pid.
+        pid: i32,
+        /// The thread that did not stop.
+        tid: i32,
+        /// The deadline that passed.
+        timeout_ms: u64,
+    },
+    /// A capture flag or request that this build does not implement.
+    #[error("not supported: {what}")]
+    NotSupported {
+        /// What is not supported, and where the docs say so.
+        what: String,
+    },
+    /// The snapshot does not hold this class of information (it was not captured).
+    #[error("not found: the snapshot holds no {what} (capture it with {flag})")]
+    NotFound {
+        /// The class asked for.
+        what: &'static str,
+        /// The capture flag that would have captured it.
+        flag: &'static str,
+    },
+    /// A walk reached its end.
+    #[error("no more items")]
+    NoMoreItems,
+    /// An argument is not valid (an unknown class, a position from elsewhere…).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// A ptrace request failed in a way that is not one of the cases above.
+    #[error("ptrace {request} on thread {tid} of process {pid} failed: {source}")]
+    Ptrace {
+        /// The request name (`PTRACE_SEIZE`, …).
+        request: &'static str,
+        /// The target pid.
+        pid: i32,
+        /// The thread concerned.
+        tid: i32,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a file (usually under `/proc`) failed.
+    #[error("reading {} for process {pid} failed: {source}", path.display())]
+    Io {
+        /// The target pid.
+        pid: i32,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A `/proc` file had a shape we do not understand.
+    #[error("cannot parse {} for process {pid}: {detail}", path.display())]
+    Parse {
+        /// The target pid.
+        pid: i32,
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The capture engine itself failed (its tracer thread panicked or is gone).
+    #[error("internal error in the capture engine: {0}")]
+    Internal(String),
+}
+
+/// A convenient alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The broad class of an [`Error`], for the C ABI's Win32 codes and the CLI's exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// [`Error::NoSuchProcess`], [`Error::Zombie`].
+    NoSuchProcess,
+    /// [`Error::PermissionDenied`], [`Error::AlreadyTraced`].
+    AccessDenied,
+    /// [`Error::ProcessExited`].
+    ProcessExited,
+    /// [`Error::Timeout`].
+    Timeout,
+    /// [`Error::NotSupported`].
+    NotSupported,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::NoMoreItems`].
+    NoMoreItems,
+    /// [`Error::InvalidParameter`].
+    InvalidParameter,
+    /// Everything else.
+    Other,
+}
+
+impl Error {
+    /// The broad class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoSuchProcess { .. } | Error::Zombie { .. } => ErrorKind::NoSuchProcess,
+            Error::PermissionDenied { .. } | Error::AlreadyTraced { .. } => ErrorKind::AccessDenied,
+            Error::ProcessExited { .. } => ErrorKind::ProcessExited,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::NotSupported { .. } => ErrorKind::NotSupported,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NoMoreItems => ErrorKind::NoMoreItems,
+            Error::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            Error::Ptrace { .. } | Error::Io { .. } | Error::Parse { .. } | Error::Internal(_) => {
+                ErrorKind::Other
+            }
+        }
+    }
+
+    /// Builds the error for a failed read of `path`, classifying ENOENT/ESRCH as the process
+    /// being gone and EACCES/EPERM as a permission problem.
+    pub(crate) fn from_proc_io(pid: i32, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        let path = path.into();
+        match source.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess { pid },
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+                pid,
+                action: format!("read {} of", path.display()),
+                source,
+            },
+            _ => Error::Io { pid, path, source },
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! # pss — the Windows Process Snapshotting API for Linux
+//!
+//! Capture a live process — its threads with their registers, its file descriptors
+//! ("handles"), its address space and its process facts — while it is stopped for as short
+//! a time as the kernel allows, then query and walk the snapshot at leisure.
+//!
+//! ```no_run
+//! use pss::{CaptureFlags, ContextFlags, Snapshot, Target, WalkClass, WalkMarker, WalkEntry};
+//!
+//! let flags = CaptureFlags::THREADS | CaptureFlags::THREAD_CONTEXT | CaptureFlags::HANDLES
+//!     | CaptureFlags::HANDLE_NAME_INFORMATION | CaptureFlags::VA_SPACE;
+//! let snap = Snapshot::capture(Target::Pid(1234), flags, ContextFlags::ALL)?;
+//! println!("paused for {:?}", snap.capture_info().pause);
+//!
+//! // The PSS way: a walk marker.
+//! let mut marker = WalkMarker::new();
+//! while let Ok(WalkEntry::Handle(h)) = snap.walk(&mut marker, WalkClass::Handles) {
+//!     println!("fd {} is a {}", h.handle, h.type_name.name());
+//! }
+//! // The Rust way: slices.
+//! for t in snap.threads().unwrap_or_default() {
+//!     println!("thread {}", t.thread_id);
+//! }
+//! # Ok::<(), pss::Error>(())
+//! ```
+//!
+//! Layout: [`flags`] (the enumerations with their Windows values), [`records`] (plain data),
+//! [`units`] (conversions to Windows units), [`Snapshot`] and [`WalkMarker`]. The Linux
+//! mapping of every field is in `docs/mapping.md`.
+
+#![warn(missing_docs)]
+
+mod capture;
+pub mod error;
+pub mod flags;
+mod linux;
+pub mod records;
+mod snapshot;
+pub mod units;
+mod walk;
+
+pub use capture::{CaptureOptions, Target};
+pub use error::{Error, ErrorKind, Result};
+pub use flags::{
+    CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,
+    ThreadFlags, WalkClass, PERF_RESOLUTION, STILL_ACTIVE,
+};
+pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};
+pub use walk::{WalkMarker, WalkPosition};

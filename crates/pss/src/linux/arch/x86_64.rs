@@ -1,0 +1,96 @@
+//! x86_64: `NT_PRSTATUS`, `NT_PRFPREG`, `NT_X86_XSTATE`, debug registers by `PEEKUSER`.
+
+use std::io;
+
+use super::words;
+use crate::linux::ptrace::{self, Tid};
+use crate::records::GeneralRegisters;
+
+/// `NT_X86_XSTATE`.
+const NT_X86_XSTATE: u32 = 0x202;
+/// The largest XSAVE area we accept (AMX tiles make it ~11 KiB).
+const XSTATE_MAX: usize = 16 * 1024;
+/// `offsetof(struct user, u_debugreg)`.
+const DEBUGREG_OFFSET: usize = std::mem::offset_of!(libc::user, u_debugreg);
+
+/// The highest user address + 1 with 4-level paging.
+pub const USER_ADDRESS_END: u64 = 0x7fff_ffff_f000;
+/// The highest user address + 1 with 5-level paging (used when a mapping lies above the
+/// 4-level limit).
+pub const USER_ADDRESS_END_LA57: u64 = 0x00ff_ffff_ffff_f000;
+
+/// Reads `struct user_regs_struct`.
+pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
+    let mut buf = [0u8; 27 * 8];
+    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
+    if n < buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("NT_PRSTATUS of thread {tid} is {n} bytes (a 32-bit task?)"),
+        ));
+    }
+    let w: [u64; 27] = words(&buf);
+    Ok(GeneralRegisters {
+        r15: w[0],
+        r14: w[1],
+        r13: w[2],
+        r12: w[3],
+        rbp: w[4],
+        rbx: w[5],
+        r11: w[6],
+        r10: w[7],
+        r9: w[8],
+        r8: w[9],
+        rax: w[10],
+        rcx: w[11],
+        rdx: w[12],
+        rsi: w[13],
+        rdi: w[14],
+        orig_rax: w[15],
+        rip: w[16],
+        cs: w[17],
+        eflags: w[18],
+        rsp: w[19],
+        ss: w[20],
+        fs_base: w[21],
+        gs_base: w[22],
+        ds: w[23],
+        es: w[24],
+        fs: w[25],
+        gs: w[26],
+    })
+}
+
+/// Reads the 512-byte FXSAVE area.
+pub fn read_fp(tid: Tid) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 512];
+    let n = ptrace::get_regset(tid, libc::NT_PRFPREG as u32, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Reads the whole XSAVE area; `None` if the CPU or kernel has none.
+pub fn read_xstate(tid: Tid) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; XSTATE_MAX];
+    match ptrace::get_regset(tid, NT_X86_XSTATE, &mut buf) {
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENODEV) || e.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads dr0–dr7.
+pub fn read_debug(tid: Tid) -> io::Result<Option<[u64; 8]>> {
+    let mut dr = [0u64; 8];
+    for (i, slot) in dr.iter_mut().enumerate() {
+        *slot = ptrace::peek_user(tid, DEBUGREG_OFFSET + i * 8)?;
+    }
+    Ok(Some(dr))
+}

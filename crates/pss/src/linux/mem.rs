@@ -1,0 +1,23 @@
+//! Reading another process's memory through `/proc/PID/mem` (`pread`).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// An open `/proc/PID/mem`.
+pub struct ProcMem {
+    file: File,
+}
+
+impl ProcMem {
+    /// Opens `/proc/PID/mem` read-only.
+    pub fn open(pid: i32) -> std::io::Result<ProcMem> {
+        Ok(ProcMem {
+            file: File::open(format!("/proc/{pid}/mem"))?,
+        })
+    }
+
+    /// Reads exactly `buf.len()` bytes at `addr`; `false` if any part is unreadable.
+    pub fn read_exact(&self, addr: u64, buf: &mut [u8]) -> bool {
+        self.file.read_exact_at(buf, addr).is_ok()
+    }
+}

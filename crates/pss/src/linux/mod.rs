@@ -1,0 +1,11 @@
+//! The Linux layer: procfs, ptrace, registers, clocks, pidfds. The only place `unsafe` lives.
+
+pub mod arch;
+pub mod clock;
+pub mod elf;
+pub mod mem;
+pub mod pidfd;
+pub mod procfs;
+pub mod ptrace;
+pub mod sched;
+pub mod tracer;

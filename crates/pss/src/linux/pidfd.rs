@@ -1,0 +1,46 @@
+//! pidfds: identity of the target across the capture.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+use crate::error::{Error, Result};
+
+/// Opens a pidfd for `pid`.
+pub fn open(pid: i32) -> Result<OwnedFd> {
+    let p = Pid::from_raw(pid).ok_or(Error::NoSuchProcess { pid })?;
+    pidfd_open(p, PidfdFlags::empty()).map_err(|e| match e {
+        rustix::io::Errno::SRCH => Error::NoSuchProcess { pid },
+        e => Error::Io {
+            pid,
+            path: "pidfd_open".into(),
+            source: e.into(),
+        },
+    })
+}
+
+/// Whether the process behind `fd` has exited (its pidfd is readable).
+pub fn has_exited(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+}
+
+/// The pid a pidfd of ours refers to, from `/proc/self/fdinfo`.
+pub fn pid_of(fd: impl AsFd) -> Result<i32> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    let self_pid = std::process::id() as i32;
+    let path = format!("/proc/self/fdinfo/{raw}");
+    let text = std::fs::read(&path).map_err(|e| Error::Io {
+        pid: self_pid,
+        path: path.clone().into(),
+        source: e,
+    })?;
+    let info = super::procfs::fdinfo::parse(&text);
+    match info.pidfd_pid {
+        Some(p) if p > 0 => Ok(p as i32),
+        Some(_) => Err(Error::ProcessExited { pid: -1 }),
+        None => Err(Error::InvalidParameter(format!("fd {raw} is not a pidfd"))),
+    }
+}

@@ -1,0 +1,170 @@
+//! Thin safe wrappers over the ptrace and wait requests the capture engine uses.
+//!
+//! Every function here must be called from the tracer thread (see [`super::tracer`]): ptrace
+//! binds a tracee to the *thread* that seized it.
+
+use std::io;
+
+/// A kernel task id (a thread id; the leader's tid is the pid).
+pub type Tid = i32;
+
+/// `PTRACE_O_TRACECLONE`: auto-attach threads (and `exit_signal != SIGCHLD` children) the
+/// tracee creates.
+pub const OPT_TRACECLONE: u32 = libc::PTRACE_O_TRACECLONE as u32;
+
+/// `PTRACE_EVENT_STOP`: the event of a `PTRACE_INTERRUPT`, group-stop or auto-attach stop.
+pub const EVENT_STOP: u32 = libc::PTRACE_EVENT_STOP as u32;
+/// `PTRACE_EVENT_CLONE`: the tracee created a thread or a clone child.
+pub const EVENT_CLONE: u32 = libc::PTRACE_EVENT_CLONE as u32;
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn request(req: libc::c_uint, tid: Tid, addr: usize, data: usize) -> io::Result<libc::c_long> {
+    // SAFETY: every request issued through this helper passes either integers or pointers to
+    // live buffers owned by the caller (see each wrapper); ptrace does not retain them.
+    check(unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    })
+}
+
+/// `PTRACE_SEIZE`: attach to `tid` without stopping it.
+pub fn seize(tid: Tid, options: u32) -> io::Result<()> {
+    request(libc::PTRACE_SEIZE, tid, 0, options as usize).map(drop)
+}
+
+/// `PTRACE_INTERRUPT`: ask a seized thread to stop; it reports `PTRACE_EVENT_STOP`.
+pub fn interrupt(tid: Tid) -> io::Result<()> {
+    request(libc::PTRACE_INTERRUPT, tid, 0, 0).map(drop)
+}
+
+/// `PTRACE_DETACH`: let a stopped tracee go, delivering `sig` (0 for none).
+pub fn detach(tid: Tid, sig: i32) -> io::Result<()> {
+    request(libc::PTRACE_DETACH, tid, 0, sig as usize).map(drop)
+}
+
+/// `PTRACE_CONT`: resume a stopped tracee, delivering `sig` (0 for none).
+pub fn cont(tid: Tid, sig: i32) -> io::Result<()> {
+    request(libc::PTRACE_CONT, tid, 0, sig as usize).map(drop)
+}
+
+/// `PTRACE_GETEVENTMSG`: the message of the last event (the new tid for `EVENT_CLONE`).
+pub fn event_msg(tid: Tid) -> io::Result<u64> {
+    let mut msg: libc::c_ulong = 0;
+    request(
+        libc::PTRACE_GETEVENTMSG,
+        tid,
+        0,
+        &mut msg as *mut libc::c_ulong as usize,
+    )?;
+    Ok(msg as u64)
+}
+
+/// `PTRACE_GETREGSET`: reads register set `note` (`NT_PRSTATUS`, …) into `buf`; returns the
+/// number of bytes the kernel filled.
+pub fn get_regset(tid: Tid, note: u32, buf: &mut [u8]) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    request(
+        libc::PTRACE_GETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut libc::iovec as usize,
+    )?;
+    Ok(iov.iov_len)
+}
+
+/// `PTRACE_PEEKUSER`: one word of the tracee's `struct user` (debug registers on x86_64).
+pub fn peek_user(tid: Tid, offset: usize) -> io::Result<u64> {
+    // PEEKUSER returns the word itself, so -1 is ambiguous: clear errno and check it.
+    // SAFETY: errno is thread-local; writing it is always sound.
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: PEEKUSER takes an offset and no buffer.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_PEEKUSER,
+            tid,
+            offset as *mut libc::c_void,
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(0) {
+            return Err(e);
+        }
+    }
+    Ok(r as u64)
+}
+
+/// `PTRACE_GETSIGMASK`: the tracee's blocked-signal mask.
+pub fn sigmask(tid: Tid) -> io::Result<u64> {
+    let mut mask: u64 = 0;
+    request(
+        libc::PTRACE_GETSIGMASK,
+        tid,
+        std::mem::size_of::<u64>(),
+        &mut mask as *mut u64 as usize,
+    )?;
+    Ok(mask)
+}
+
+/// What `waitpid` reported for one tracee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// The task exited with this code.
+    Exited(i32),
+    /// The task was killed by this signal.
+    Signaled(i32),
+    /// The task stopped: the stop signal, and the ptrace event (`status >> 16`, 0 for none).
+    Stopped {
+        /// `WSTOPSIG`.
+        sig: i32,
+        /// The `PTRACE_EVENT_*` number, 0 for a signal-delivery stop.
+        event: u32,
+    },
+}
+
+/// `waitpid(-1, WNOHANG | __WALL | __WNOTHREAD)`: the next report from one of *this thread's*
+/// tracees, if any is ready. `__WNOTHREAD` keeps us away from children that other threads of
+/// the caller's process started (and must reap themselves).
+pub fn wait_any_nohang() -> io::Result<Option<(Tid, WaitStatus)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status points to a live c_int.
+    let r = unsafe {
+        libc::waitpid(
+            -1,
+            &mut status,
+            libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r == 0 {
+        return Ok(None);
+    }
+    let ws = if libc::WIFEXITED(status) {
+        WaitStatus::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        WaitStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        WaitStatus::Stopped {
+            sig: libc::WSTOPSIG(status),
+            event: (status as u32) >> 16,
+        }
+    };
+    Ok(Some((r, ws)))
+}

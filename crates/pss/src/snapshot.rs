@@ -1,0 +1,297 @@
+//! [`Snapshot`]: the captured data, queried and walked the PSS way or read directly.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use crate::capture::{self, CaptureOptions, Target};
+use crate::error::{Error, Result};
+use crate::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
+use crate::records::{
+    CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation, ThreadEntry,
+    Warning,
+};
+use crate::walk::WalkMarker;
+
+/// Size of the Windows AMD64 `CONTEXT` record the C ABI produces for each thread.
+pub const CONTEXT_RECORD_SIZE: u32 = 1232;
+
+/// Everything one capture produced. Immutable once built.
+#[derive(Debug)]
+pub(crate) struct SnapshotData {
+    pub(crate) process: ProcessInformation,
+    pub(crate) threads: Option<Vec<ThreadEntry>>,
+    pub(crate) handles: Option<Vec<HandleEntry>>,
+    pub(crate) va_space: Option<Vec<MemoryRegion>>,
+    pub(crate) performance: Option<PerformanceCounters>,
+    pub(crate) capture: CaptureInfo,
+    pub(crate) warnings: Vec<Warning>,
+}
+
+/// A snapshot of one process (`HPSS`).
+///
+/// Cloning it is `PssDuplicateSnapshot` into the same process: a second handle to the same
+/// data. It is `Send + Sync`; the data is freed when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    data: Arc<SnapshotData>,
+}
+
+/// The record `PssQuerySnapshot` returns for one [`QueryClass`].
+#[derive(Debug, Clone, Copy)]
+pub enum QueryInfo<'a> {
+    /// `PSS_PROCESS_INFORMATION`.
+    Process(&'a ProcessInformation),
+    /// `PSS_AUXILIARY_PAGES_INFORMATION`.
+    AuxiliaryPages {
+        /// `AuxPagesCaptured`.
+        aux_pages_captured: u32,
+    },
+    /// `PSS_VA_SPACE_INFORMATION`.
+    VaSpace {
+        /// `RegionCount`.
+        region_count: u32,
+    },
+    /// `PSS_HANDLE_INFORMATION`.
+    Handles {
+        /// `HandlesCaptured`.
+        handles_captured: u32,
+    },
+    /// `PSS_THREAD_INFORMATION`.
+    Threads {
+        /// `ThreadsCaptured`.
+        threads_captured: u32,
+        /// `ContextLength`: bytes of each thread's `CONTEXT` record, 0 without contexts.
+        context_length: u32,
+    },
+    /// `PSS_PERFORMANCE_COUNTERS`.
+    Performance(&'a PerformanceCounters),
+}
+
+/// One entry `PssWalkSnapshot` returns.
+#[derive(Debug, Clone, Copy)]
+pub enum WalkEntry<'a> {
+    /// `PSS_VA_SPACE_ENTRY`.
+    VaSpace(&'a MemoryRegion),
+    /// `PSS_HANDLE_ENTRY`.
+    Handle(&'a HandleEntry),
+    /// `PSS_THREAD_ENTRY`.
+    Thread(&'a ThreadEntry),
+    /// `PSS_THREAD_NAME`: a thread's name (Linux `comm`).
+    ThreadName {
+        /// The thread it names.
+        thread_id: u32,
+        /// The name.
+        name: &'a OsStr,
+    },
+}
+
+impl Snapshot {
+    /// Captures `target` (`PssCaptureSnapshot`).
+    ///
+    /// ```no_run
+    /// use pss::{CaptureFlags, ContextFlags, Snapshot, Target};
+    /// let snap = Snapshot::capture(Target::Pid(1234), CaptureFlags::THREADS | CaptureFlags::THREAD_CONTEXT, ContextFlags::ALL)?;
+    /// for t in snap.threads().unwrap_or_default() {
+    ///     println!("{} rip={:#x}", t.thread_id, t.context.as_ref().unwrap().general.instruction_pointer());
+    /// }
+    /// # Ok::<(), pss::Error>(())
+    /// ```
+    pub fn capture(
+        target: Target<'_>,
+        flags: CaptureFlags,
+        context_flags: ContextFlags,
+    ) -> Result<Snapshot> {
+        Self::capture_with(target, &CaptureOptions::new(flags, context_flags))
+    }
+
+    /// Captures `target` with explicit options (timeouts, rounds).
+    pub fn capture_with(target: Target<'_>, options: &CaptureOptions) -> Result<Snapshot> {
+        Ok(Snapshot {
+            data: Arc::new(capture::capture(target, options)?),
+        })
+    }
+
+    /// The process information; always present.
+    pub fn process(&self) -> &ProcessInformation {
+        &self.data.process
+    }
+
+    /// The threads, if `THREADS` was captured.
+    pub fn threads(&self) -> Option<&[ThreadEntry]> {
+        self.data.threads.as_deref()
+    }
+
+    /// The handles (fds), if `HANDLES` was captured.
+    pub fn handles(&self) -> Option<&[HandleEntry]> {
+        self.data.handles.as_deref()
+    }
+
+    /// The address space, if `VA_SPACE` was captured.
+    pub fn va_space(&self) -> Option<&[MemoryRegion]> {
+        self.data.va_space.as_deref()
+    }
+
+    /// The performance counters, if `CREATE_MEASURE_PERFORMANCE` was given.
+    pub fn performance(&self) -> Option<&PerformanceCounters> {
+        self.data.performance.as_ref()
+    }
+
+    /// How the capture went: the pause, the flags, the thread count.
+    pub fn capture_info(&self) -> &CaptureInfo {
+        &self.data.capture
+    }
+
+    /// What went wrong without failing the capture (threads or fds that vanished).
+    pub fn warnings(&self) -> &[Warning] {
+        &self.data.warnings
+    }
+
+    /// `PssQuerySnapshot`: the single-instance record of `class`.
+    ///
+    /// A class that was not captured is [`Error::NotFound`].
+    pub fn query(&self, class: QueryClass) -> Result<QueryInfo<'_>> {
+        Ok(match class {
+            QueryClass::ProcessInformation => QueryInfo::Process(&self.data.process),
+            QueryClass::VaCloneInformation => return Err(not_found(class)),
+            QueryClass::AuxiliaryPagesInformation => return Err(not_found(class)),
+            QueryClass::HandleTraceInformation => return Err(not_found(class)),
+            QueryClass::VaSpaceInformation => QueryInfo::VaSpace {
+                region_count: count(self.va_space().ok_or_else(|| not_found(class))?.len()),
+            },
+            QueryClass::HandleInformation => QueryInfo::Handles {
+                handles_captured: count(self.handles().ok_or_else(|| not_found(class))?.len()),
+            },
+            QueryClass::ThreadInformation => {
+                let threads = self.threads().ok_or_else(|| not_found(class))?;
+                QueryInfo::Threads {
+                    threads_captured: count(threads.len()),
+                    context_length: self.context_length(),
+                }
+            }
+            QueryClass::PerformanceCounters => {
+                QueryInfo::Performance(self.performance().ok_or_else(|| not_found(class))?)
+            }
+        })
+    }
+
+    /// The size of each thread's Windows `CONTEXT` record: 1232 bytes, plus the XSAVE area
+    /// with `THREAD_CONTEXT_EXTENDED`; 0 without contexts.
+    pub fn context_length(&self) -> u32 {
+        let flags = self.data.capture.flags;
+        if !flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED) {
+            return 0;
+        }
+        let xstate = self
+            .threads()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.context.as_ref()?.xstate.as_ref().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        CONTEXT_RECORD_SIZE + xstate as u32
+    }
+
+    /// How many entries a walk of `class` returns, or [`Error::NotFound`].
+    pub fn entry_count(&self, class: WalkClass) -> Result<usize> {
+        let n = match class {
+            WalkClass::AuxiliaryPages => None,
+            WalkClass::VaSpace => self.va_space().map(<[_]>::len),
+            WalkClass::Handles => self.handles().map(<[_]>::len),
+            WalkClass::Threads | WalkClass::ThreadName => self.threads().map(<[_]>::len),
+        };
+        n.ok_or_else(|| not_found_walk(class))
+    }
+
+    /// The entry at `index` of `class`, if there is one.
+    pub fn entry(&self, class: WalkClass, index: usize) -> Result<Option<WalkEntry<'_>>> {
+        Ok(match class {
+            WalkClass::AuxiliaryPages => return Err(not_found_walk(class)),
+            WalkClass::VaSpace => self
+                .va_space()
+                .ok_or_else(|| not_found_walk(class))?
+                .get(index)
+                .map(WalkEntry::VaSpace),
+            WalkClass::Handles => self
+                .handles()
+                .ok_or_else(|| not_found_walk(class))?
+                .get(index)
+                .map(WalkEntry::Handle),
+            WalkClass::Threads => self
+                .threads()
+                .ok_or_else(|| not_found_walk(class))?
+                .get(index)
+                .map(WalkEntry::Thread),
+            WalkClass::ThreadName => self
+                .threads()
+                .ok_or_else(|| not_found_walk(class))?
+                .get(index)
+                .map(|t| WalkEntry::ThreadName {
+                    thread_id: t.thread_id,
+                    name: &t.linux.name,
+                }),
+        })
+    }
+
+    /// `PssWalkSnapshot`: the entry at the marker's position, then the marker moves on.
+    ///
+    /// At the end: [`Error::NoMoreItems`]. A class that was not captured:
+    /// [`Error::NotFound`].
+    pub fn walk(&self, marker: &mut WalkMarker, class: WalkClass) -> Result<WalkEntry<'_>> {
+        let index = marker.index_for(class);
+        match self.entry(class, index)? {
+            Some(e) => {
+                marker.set_cursor(class, index + 1);
+                Ok(e)
+            }
+            None => {
+                marker.set_cursor(class, index);
+                Err(Error::NoMoreItems)
+            }
+        }
+    }
+
+    /// `PssWalkSnapshot` with a NULL buffer: `Ok(())` if an entry is at the marker's
+    /// position (the C ABI's `ERROR_MORE_DATA`), [`Error::NoMoreItems`] at the end. The
+    /// marker does not move.
+    pub fn walk_probe(&self, marker: &WalkMarker, class: WalkClass) -> Result<()> {
+        match self.entry(class, marker.index_for(class))? {
+            Some(_) => Ok(()),
+            None => Err(Error::NoMoreItems),
+        }
+    }
+
+    /// An iterator over every entry of `class`, in walk order.
+    pub fn entries(&self, class: WalkClass) -> Result<impl Iterator<Item = WalkEntry<'_>> + '_> {
+        let n = self.entry_count(class)?;
+        Ok((0..n).filter_map(move |i| self.entry(class, i).ok().flatten()))
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn not_found(class: QueryClass) -> Error {
+    let (what, flag) = match class {
+        QueryClass::ProcessInformation => ("process information", "nothing"),
+        QueryClass::VaCloneInformation => ("VA clone", "PSS_CAPTURE_VA_CLONE"),
+        QueryClass::AuxiliaryPagesInformation => ("auxiliary pages", "PSS_CAPTURE_AUXILIARY_PAGES"),
+        QueryClass::VaSpaceInformation => ("VA space", "PSS_CAPTURE_VA_SPACE"),
+        QueryClass::HandleInformation => ("handles", "PSS_CAPTURE_HANDLES"),
+        QueryClass::ThreadInformation => ("threads", "PSS_CAPTURE_THREADS"),
+        QueryClass::HandleTraceInformation => ("handle trace", "PSS_CAPTURE_HANDLE_TRACE"),
+        QueryClass::PerformanceCounters => {
+            ("performance counters", "PSS_CREATE_MEASURE_PERFORMANCE")
+        }
+    };
+    Error::NotFound { what, flag }
+}
+
+fn not_found_walk(class: WalkClass) -> Error {
+    not_found(match class {
+        WalkClass::AuxiliaryPages => QueryClass::AuxiliaryPagesInformation,
+        WalkClass::VaSpace => QueryClass::VaSpaceInformation,
+        WalkClass::Handles => QueryClass::HandleInformation,
+        WalkClass::Threads | WalkClass::ThreadName => QueryClass::ThreadInformation,
+    })
+}
