@@ -10,6 +10,8 @@
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
 //! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`.
 
+use pss_testbed::reg_value;
+
 mod fds;
 mod park;
 mod regions;

@@ -6,12 +6,7 @@
 
 use std::sync::mpsc;
 
-use crate::{check, say};
-
-/// The value thread `i` keeps in register number `reg` (8 for r8/x20, …).
-pub fn value(i: usize, reg: u64) -> u64 {
-    0x5053_5300_0000_0000 | ((i as u64) << 16) | reg
-}
+use crate::{check, reg_value as value, say};
 
 /// Parked threads and the pipe that wakes them.
 #[derive(Default)]

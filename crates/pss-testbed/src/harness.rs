@@ -1,0 +1,202 @@
+//! Spawning targets and checking them after a capture.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// How long a target may take to answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `pss-testbed` target. Killed (by pid) and reaped on drop.
+pub struct Target {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Its pid.
+    pub pid: i32,
+    /// Every line it announced before `ready`.
+    pub facts: Vec<String>,
+}
+
+impl Target {
+    /// Starts `exe MODE ARGS…` and waits for it to be ready.
+    pub fn spawn(exe: &Path, args: &[&str]) -> Target {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = child.id() as i32;
+        let mut t = Target {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            pid,
+            facts: Vec::new(),
+        };
+        loop {
+            let line = t
+                .next_line(ANSWER_TIMEOUT)
+                .unwrap_or_else(|| panic!("target {args:?} never became ready"));
+            if line == "ready" {
+                break;
+            }
+            t.facts.push(line);
+        }
+        t
+    }
+
+    /// The announced lines that start with `key ` (without the key).
+    pub fn facts(&self, key: &str) -> Vec<Vec<String>> {
+        self.facts
+            .iter()
+            .filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+            .map(|r| r.split(' ').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The tids of the parked threads, by index.
+    pub fn parked_tids(&self) -> Vec<i32> {
+        let mut v: Vec<(usize, i32)> = self
+            .facts("tid")
+            .iter()
+            .map(|f| (f[0].parse().expect("index"), f[1].parse().expect("tid")))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// The next output line, if one comes within `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) => Some(l),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for a line equal to `want`, returning the lines seen before it.
+    pub fn expect(&mut self, want: &str) -> Vec<String> {
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let mut seen = Vec::new();
+        while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())) {
+            if line == want {
+                return seen;
+            }
+            seen.push(line);
+        }
+        panic!("target {} never said {want:?}; it said {seen:?}", self.pid);
+    }
+
+    /// Sends one command line.
+    pub fn send(&mut self, cmd: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{cmd}").expect("target reads its stdin");
+        stdin.flush().expect("flush");
+    }
+
+    /// The target answers `ping` with `pong`.
+    pub fn ping(&mut self) {
+        self.send("ping");
+        self.expect("pong");
+    }
+
+    /// Asserts what every capture must leave behind: no task traced or in a tracing stop,
+    /// and the target still answering.
+    pub fn assert_unharmed(&mut self) {
+        self.assert_untraced();
+        self.ping();
+    }
+
+    /// Asserts that no task of the target is traced or in a ptrace stop.
+    pub fn assert_untraced(&self) {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).expect("target alive");
+        for t in tasks {
+            let tid = t.expect("task entry").file_name();
+            let status = std::fs::read_to_string(format!(
+                "/proc/{}/task/{}/status",
+                self.pid,
+                tid.to_string_lossy()
+            ))
+            .unwrap_or_default();
+            for line in status.lines() {
+                if let Some(v) = line.strip_prefix("TracerPid:") {
+                    assert_eq!(
+                        v.trim(),
+                        "0",
+                        "task {tid:?} of {} is still traced",
+                        self.pid
+                    );
+                }
+                if let Some(v) = line.strip_prefix("State:") {
+                    assert!(
+                        !v.trim().starts_with('t'),
+                        "task {tid:?} of {} is in a tracing stop",
+                        self.pid
+                    );
+                }
+            }
+        }
+    }
+
+    /// The state letter of the whole process.
+    pub fn state(&self) -> char {
+        proc_state(self.pid)
+    }
+
+    /// Kills the target (SIGKILL by pid) without reaping it: it becomes a zombie.
+    pub fn kill_leave_zombie(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Closes stdin and waits for the exit status.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().expect("wait for the target")
+    }
+
+    /// Waits for the target to exit by itself.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the target")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The state letter of process `pid` from `/proc/PID/stat` (`?` if gone).
+pub fn proc_state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 2..].chars().next())
+        .unwrap_or('?')
+}
+
+/// Waits until `pid` is in state `want` (e.g. `T` after SIGSTOP).
+pub fn wait_for_state(pid: i32, want: char) {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    while proc_state(pid) != want {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never reached state {want}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
