@@ -82,6 +82,9 @@ struct Seized {
     pid: i32,
     tasks: HashMap<Tid, TaskState>,
     first_interrupt: Option<Instant>,
+    /// Set once every task was let go and no report can be left queued. Otherwise `Drop`
+    /// retires the tracer thread so that the kernel drops every ptrace link at once.
+    clean: bool,
 }
 
 impl Seized {
@@ -90,6 +93,7 @@ impl Seized {
             pid,
             tasks: HashMap::new(),
             first_interrupt: None,
+            clean: false,
         }
     }
 
@@ -107,7 +111,17 @@ impl Seized {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                return Err(classify_eperm(self.pid, tid, e))
+                if traced_by_us(self.pid, tid) {
+                    // Auto-attached by PTRACE_O_TRACECLONE and listed before its attach
+                    // stop was reported: it is ours already, and its stop will come.
+                    self.tasks.insert(tid, TaskState::Pending);
+                    return Ok(true);
+                }
+                return match classify_eperm(self.pid, tid, e) {
+                    // The kernel refuses to attach to an exiting thread.
+                    Eperm::ThreadExited => Ok(false),
+                    Eperm::Error(e) => Err(e),
+                };
             }
             Err(e) => {
                 return Err(Error::Ptrace {
@@ -190,6 +204,11 @@ impl Seized {
         warnings: &mut Vec<Warning>,
     ) -> Result<()> {
         match status {
+            WaitStatus::LeaderExited => {
+                self.tasks.insert(tid, TaskState::Gone);
+                tracer::retire_after_job();
+                return Err(Error::ProcessExited { pid: self.pid });
+            }
             WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
                 self.tasks.insert(tid, TaskState::Gone);
                 if tid == self.pid || !process_alive(self.pid) {
@@ -251,44 +270,29 @@ impl Seized {
         Path::new(&format!("/proc/{}/task/{tid}", self.pid)).exists()
     }
 
-    /// Detaches every stopped task; returns when the last one was let go.
-    fn release(&mut self) -> Instant {
+    /// Detaches every stopped task; returns when the last one was let go, and whether all
+    /// of them could be (a task killed while stopped cannot, and its exit report stays
+    /// queued for us).
+    fn release(&mut self) -> (Instant, bool) {
+        let mut all = true;
         for (tid, state) in self.tasks.iter_mut() {
             if let TaskState::Stopped { .. } = state {
-                let _ = ptrace::detach(*tid, 0);
+                all &= ptrace::detach(*tid, 0).is_ok();
                 *state = TaskState::Gone;
             }
         }
-        Instant::now()
+        (Instant::now(), all)
     }
 }
 
 impl Drop for Seized {
     fn drop(&mut self) {
         self.release();
-        if self.pending().is_none() {
-            return;
-        }
-        // Seized but not stopped (uninterruptible sleep, vfork…): give them a moment to stop
-        // so that they can be detached, then hand the rest to the kernel by retiring the
-        // tracer thread.
-        let deadline = Instant::now() + Duration::from_millis(50);
-        let mut ignored = Vec::new();
-        let mut polls = 0;
-        while self.pending().is_some() && Instant::now() < deadline {
-            match ptrace::wait_any_nohang() {
-                Ok(Some((tid, status))) => {
-                    let _ = self.on_report(tid, status, &mut ignored);
-                    self.release();
-                }
-                Ok(None) => {
-                    polls += 1;
-                    backoff(polls);
-                }
-                Err(_) => break,
-            }
-        }
-        if self.pending().is_some() {
+        if !self.clean {
+            // An error or panic path: tasks seized but never stopped (uninterruptible sleep,
+            // vfork), exits not reaped, or a leader's exit we must not consume. Retiring the
+            // tracer thread makes the kernel detach all of them (`exit_ptrace`) and hand any
+            // zombie back to its real parent.
             tracer::retire_after_job();
         }
     }
@@ -384,7 +388,8 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         }
     }
     let first = set.first_interrupt;
-    let last = set.release();
+    let (last, all_released) = set.release();
+    set.clean = all_released && set.pending().is_none();
     Ok(Frozen {
         threads,
         pause: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
@@ -427,23 +432,43 @@ fn process_alive(pid: i32) -> bool {
     }
 }
 
-/// `PTRACE_SEIZE` failed with EPERM: another tracer, or no permission.
-fn classify_eperm(pid: i32, tid: Tid, e: io::Error) -> Error {
+fn tracer_of(pid: i32, tid: Tid) -> Option<i32> {
     let mut buf = Vec::new();
     let path = format!("/proc/{pid}/task/{tid}/status");
-    if procfs::read_at(&rustix::fs::CWD, &path, &mut buf).is_ok() {
-        let st = status::parse(&buf);
-        if st.tracer_pid != 0 {
-            return Error::AlreadyTraced {
-                pid,
-                tid,
-                tracer: st.tracer_pid,
-            };
+    procfs::read_at(&rustix::fs::CWD, &path, &mut buf).ok()?;
+    Some(status::parse(&buf).tracer_pid)
+}
+
+fn traced_by_us(pid: i32, tid: Tid) -> bool {
+    let me = rustix::thread::gettid().as_raw_nonzero().get();
+    tracer_of(pid, tid) == Some(me)
+}
+
+enum Eperm {
+    ThreadExited,
+    Error(Error),
+}
+
+/// `PTRACE_SEIZE` failed with EPERM: a task that is exiting (the kernel refuses to attach
+/// to those), another tracer, or no permission.
+fn classify_eperm(pid: i32, tid: Tid, e: io::Error) -> Eperm {
+    let deadline = Instant::now() + Duration::from_millis(20);
+    loop {
+        if !process_alive(pid) {
+            return Eperm::Error(Error::ProcessExited { pid });
         }
-    }
-    Error::PermissionDenied {
-        pid,
-        action: format!("trace thread {tid} of"),
-        source: e,
+        match tracer_of(pid, tid) {
+            None => return Eperm::ThreadExited,
+            Some(0) => {}
+            Some(tracer) => return Eperm::Error(Error::AlreadyTraced { pid, tid, tracer }),
+        }
+        if Instant::now() >= deadline {
+            return Eperm::Error(Error::PermissionDenied {
+                pid,
+                action: format!("trace thread {tid} of"),
+                source: e,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }

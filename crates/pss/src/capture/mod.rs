@@ -100,7 +100,9 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     if matches!(st.state, b'Z' | b'X') && !zombie_leader {
         return Err(Error::Zombie { pid });
     }
-    if st.tracer_pid != 0 && want_threads && !is_self {
+    // A tracer inside our own process is the engine itself, busy with another capture of
+    // the same target: the freeze queues behind it.
+    if st.tracer_pid != 0 && want_threads && !is_self && !tracer::is_own_thread(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
             tid: pid,

@@ -128,6 +128,11 @@ pub enum WaitStatus {
     Exited(i32),
     /// The task was killed by this signal.
     Signaled(i32),
+    /// A thread-group leader exited. Its report was *not* consumed: consuming it could reap a
+    /// child of the caller's own process (tracer and parent in one thread group) and steal
+    /// its exit status. The caller must retire the tracer thread, which hands the zombie back
+    /// to its real parent (`exit_ptrace`).
+    LeaderExited,
     /// The task stopped: the stop signal, and the ptrace event (`status >> 16`, 0 for none).
     Stopped {
         /// `WSTOPSIG`.
@@ -137,15 +142,36 @@ pub enum WaitStatus {
     },
 }
 
-/// `waitpid(-1, WNOHANG | __WALL | __WNOTHREAD)`: the next report from one of *this thread's*
-/// tracees, if any is ready. `__WNOTHREAD` keeps us away from children that other threads of
-/// the caller's process started (and must reap themselves).
+/// The next report from one of *this thread's* tracees, if any is ready.
+///
+/// `__WNOTHREAD` keeps us away from children that other threads of the caller's process
+/// started. Reports are peeked first (`WNOWAIT`) so that a leader's exit is never consumed.
 pub fn wait_any_nohang() -> io::Result<Option<(Tid, WaitStatus)>> {
+    let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD;
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: info points to a live siginfo_t.
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags | libc::WNOWAIT) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info` (or left it zeroed when nothing was ready).
+    let pid = unsafe { info.si_pid() };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let exited = matches!(
+        info.si_code,
+        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+    );
+    if exited && is_group_leader(pid) {
+        return Ok(Some((pid, WaitStatus::LeaderExited)));
+    }
     let mut status: libc::c_int = 0;
     // SAFETY: status points to a live c_int.
     let r = unsafe {
         libc::waitpid(
-            -1,
+            pid,
             &mut status,
             libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD,
         )
@@ -167,4 +193,13 @@ pub fn wait_any_nohang() -> io::Result<Option<(Tid, WaitStatus)>> {
         }
     };
     Ok(Some((r, ws)))
+}
+
+fn is_group_leader(tid: Tid) -> bool {
+    let mut buf = Vec::new();
+    if super::procfs::read_at(&rustix::fs::CWD, &format!("/proc/{tid}/status"), &mut buf).is_err() {
+        // Already released: nothing of it is left to steal.
+        return false;
+    }
+    super::procfs::status::parse(&buf).tgid == tid
 }

@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -39,18 +40,39 @@ where
     if ON_TRACER.with(Cell::get) {
         return Ok(job());
     }
-    let (reply_tx, reply_rx) = mpsc::sync_channel::<R>(1);
+    let (reply_tx, reply_rx) = mpsc::sync_channel::<(R, Option<i32>)>(1);
     let boxed: Job = Box::new(move || {
         let r = job();
-        let _ = reply_tx.send(r);
+        let retiring = RETIRE
+            .with(Cell::get)
+            .then(|| rustix::thread::gettid().as_raw_nonzero().get());
+        let _ = reply_tx.send((r, retiring));
     });
     submit(boxed)?;
-    reply_rx.recv().map_err(|_| {
+    let (r, retiring) = reply_rx.recv().map_err(|_| {
         Error::Internal(
             "the tracer thread panicked while running a capture job; the target was released"
                 .into(),
         )
-    })
+    })?;
+    if let Some(tid) = retiring {
+        wait_gone(tid);
+    }
+    Ok(r)
+}
+
+/// Waits (bounded) until the retired tracer thread `tid` has fully exited: its
+/// `/proc/self/task` entry disappears only after the kernel has detached its tracees.
+fn wait_gone(tid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while is_own_thread(tid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Whether `tid` is a thread of the calling process (for example a tracer thread of ours).
+pub fn is_own_thread(tid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
 /// Asks the tracer thread to exit once the current job returns, which makes the kernel detach

@@ -1,0 +1,251 @@
+//! Every fault case: a clear error, and nothing left behind.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pss::{
+    CaptureFlags, CaptureOptions, ContextFlags, Error, ErrorKind, Snapshot, Target as PssTarget,
+};
+use pss_testbed::harness::{proc_state, wait_for_state, Target};
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
+}
+
+const EVERYTHING: CaptureFlags = CaptureFlags::SUPPORTED;
+
+#[test]
+fn a_pid_that_does_not_exist() {
+    // A pid that existed a moment ago and has been reaped.
+    let t = Target::spawn(exe(), &["idle"]);
+    let pid = t.pid;
+    assert!(t.finish().success());
+    let err = Snapshot::capture(PssTarget::Pid(pid), EVERYTHING, ContextFlags::ALL).unwrap_err();
+    assert!(
+        matches!(err, Error::NoSuchProcess { pid: p } if p == pid),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), format!("no process with pid {pid}"));
+    let err = Snapshot::capture(PssTarget::Pid(-5), EVERYTHING, ContextFlags::ALL).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoSuchProcess);
+}
+
+#[test]
+fn a_zombie_is_refused() {
+    let mut t = Target::spawn(exe(), &["idle"]);
+    t.kill_leave_zombie();
+    wait_for_state(t.pid, 'Z');
+    let err = Snapshot::capture(PssTarget::Pid(t.pid), EVERYTHING, ContextFlags::ALL).unwrap_err();
+    assert!(
+        matches!(err, Error::Zombie { pid } if pid == t.pid),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_already_traced_target_names_its_tracer() {
+    let mut t = Target::spawn(exe(), &["threads", "2"]);
+    let pid = t.pid.to_string();
+    let tracer = Target::spawn(exe(), &["tracer", &pid]);
+    assert!(tracer.facts("error").is_empty(), "{:?}", tracer.facts);
+    let err = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::THREADS,
+        ContextFlags::empty(),
+    )
+    .unwrap_err();
+    match &err {
+        Error::AlreadyTraced {
+            pid, tracer: by, ..
+        } => {
+            assert_eq!(*pid, t.pid);
+            assert_eq!(*by, tracer.pid);
+        }
+        other => panic!("expected AlreadyTraced, got {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains(&format!("already traced by pid {}", tracer.pid)),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::AccessDenied);
+    // Without threads nothing needs ptrace: handles and maps are still readable.
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::HANDLES | CaptureFlags::VA_SPACE,
+        ContextFlags::empty(),
+    )
+    .unwrap();
+    assert!(!snap.handles().unwrap().is_empty());
+    drop(tracer);
+    // Once the tracer is gone, the capture works and leaves the target unharmed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Snapshot::capture(
+            PssTarget::Pid(t.pid),
+            CaptureFlags::THREADS,
+            ContextFlags::empty(),
+        ) {
+            Ok(s) => {
+                assert_eq!(s.threads().unwrap().len(), 3);
+                break;
+            }
+            Err(Error::AlreadyTraced { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    t.assert_unharmed();
+}
+
+#[test]
+fn a_target_that_exits_mid_capture_gives_a_clear_error() {
+    for _ in 0..5 {
+        let mut t = Target::spawn(exe(), &["exit-after", "40", "200"]);
+        let mut outcomes = (0, 0);
+        loop {
+            match Snapshot::capture(PssTarget::Pid(t.pid), EVERYTHING, ContextFlags::ALL) {
+                Ok(_) => outcomes.0 += 1,
+                Err(e) => {
+                    assert!(
+                        matches!(
+                            e.kind(),
+                            ErrorKind::ProcessExited | ErrorKind::NoSuchProcess
+                        ),
+                        "unexpected error {e}"
+                    );
+                    outcomes.1 += 1;
+                    if matches!(proc_state(t.pid), 'Z' | '?') {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(outcomes.1 > 0);
+        // It exited by itself, with its own status: never killed by the capture.
+        let status = t.wait();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
+
+#[test]
+fn a_thread_that_cannot_stop_times_out_and_the_target_is_released() {
+    let mut t = Target::spawn(exe(), &["vfork", "1500"]);
+    let vforker: i32 = t.facts("vforker")[0][0].parse().unwrap();
+    let mut opts = CaptureOptions::new(
+        CaptureFlags::THREADS | CaptureFlags::THREAD_CONTEXT,
+        ContextFlags::ALL,
+    );
+    opts.stop_timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let err = Snapshot::capture_with(PssTarget::Pid(t.pid), &opts).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the deadline held"
+    );
+    match err {
+        Error::Timeout {
+            pid,
+            tid,
+            timeout_ms,
+        } => {
+            assert_eq!((pid, tid, timeout_ms), (t.pid, vforker, 200));
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    // Released at once: the other threads answer, nothing is traced…
+    t.assert_unharmed();
+    // …and the vforking thread carries on when its child exits.
+    t.expect("vfork done");
+    t.assert_unharmed();
+    // The engine still works afterwards.
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::THREADS,
+        ContextFlags::empty(),
+    )
+    .unwrap();
+    assert!(snap.threads().unwrap().len() >= 1);
+    t.assert_unharmed();
+}
+
+#[test]
+fn flags_not_built_yet_are_refused_by_name() {
+    let mut t = Target::spawn(exe(), &["idle"]);
+    for (flag, name) in [
+        (CaptureFlags::VA_CLONE, "va-clone"),
+        (CaptureFlags::HANDLE_TRACE, "handle-trace"),
+        (CaptureFlags::IPT_TRACE, "ipt-trace"),
+        (CaptureFlags::AUXILIARY_PAGES, "auxiliary-pages"),
+        (CaptureFlags::CREATE_BREAKAWAY, "create-breakaway"),
+    ] {
+        let err = Snapshot::capture(
+            PssTarget::Pid(t.pid),
+            flag | CaptureFlags::THREADS,
+            ContextFlags::empty(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotSupported);
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    t.assert_unharmed();
+}
+
+#[test]
+fn the_calling_process_without_contexts() {
+    let snap = Snapshot::capture(
+        PssTarget::Current,
+        CaptureFlags::THREADS | CaptureFlags::HANDLES | CaptureFlags::VA_SPACE,
+        ContextFlags::empty(),
+    )
+    .unwrap();
+    // SAFETY: gettid has no arguments.
+    let me = unsafe { libc::gettid() } as u32;
+    assert!(snap.threads().unwrap().iter().any(|t| t.thread_id == me));
+    assert_eq!(snap.process().process_id, std::process::id());
+    assert!(snap.handles().unwrap().len() >= 3);
+    let err = Snapshot::capture(
+        PssTarget::Current,
+        CaptureFlags::THREAD_CONTEXT,
+        ContextFlags::ALL,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported);
+}
+
+#[test]
+fn a_target_given_by_pidfd() {
+    let mut t = Target::spawn(exe(), &["threads", "1"]);
+    // SAFETY: pidfd_open on our own child; the result is checked before use.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, t.pid, 0) };
+    assert!(raw >= 0);
+    // SAFETY: raw is a new fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let snap = Snapshot::capture(
+        PssTarget::PidFd(fd.as_fd()),
+        CaptureFlags::THREADS,
+        ContextFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(snap.capture_info().pid, t.pid);
+    assert_eq!(snap.threads().unwrap().len(), 2);
+    t.assert_unharmed();
+    // A pidfd whose process is gone.
+    let pid = t.pid;
+    drop(t);
+    let err = Snapshot::capture(
+        PssTarget::PidFd(fd.as_fd()),
+        CaptureFlags::THREADS,
+        ContextFlags::empty(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::ProcessExited | ErrorKind::NoSuchProcess
+        ),
+        "{err} (pid {pid})"
+    );
+}
