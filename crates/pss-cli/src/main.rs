@@ -93,7 +93,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pss: {e:#}");
+            // Library errors already name their cause; others get anyhow's chain.
+            match e.downcast_ref::<pss::Error>() {
+                Some(pe) => eprintln!("pss: {pe}"),
+                None => eprintln!("pss: {e:#}"),
+            }
             ExitCode::from(exit_code(&e))
         }
     }

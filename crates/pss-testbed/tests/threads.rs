@@ -59,6 +59,17 @@ fn exact_thread_set_and_the_registers_each_thread_loaded() {
             assert_eq!(e.teb_base_address, g.fs_base);
             assert_ne!(g.fs_base, 0);
         }
+        #[cfg(target_arch = "aarch64")]
+        {
+            for n in 20..=26 {
+                assert_eq!(
+                    g.regs[n],
+                    reg_value(i, n as u64),
+                    "x{n} of thread {i} (tid {tid})"
+                );
+            }
+            assert_eq!(e.teb_base_address, g.tls);
+        }
         assert_eq!(e.linux.syscall, Some(libc::SYS_read));
         assert_eq!(e.last_syscall_number, libc::SYS_read as u16);
         assert_eq!(e.last_syscall_first_argument, g.syscall_arg0());

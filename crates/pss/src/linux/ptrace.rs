@@ -87,6 +87,7 @@ pub fn get_regset(tid: Tid, note: u32, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `PTRACE_PEEKUSER`: one word of the tracee's `struct user` (debug registers on x86_64).
+#[cfg(target_arch = "x86_64")]
 pub fn peek_user(tid: Tid, offset: usize) -> io::Result<u64> {
     // PEEKUSER returns the word itself, so -1 is ambiguous: clear errno and check it.
     // SAFETY: errno is thread-local; writing it is always sound.

@@ -1,0 +1,223 @@
+//! The `pss` command end to end: JSON document, text tables, exit codes.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pss_testbed::harness::{wait_for_state, Target};
+use pss_testbed::reg_value;
+use serde_json::Value;
+
+fn pss() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pss"))
+}
+
+/// The test-bed target, built next to `pss` by `cargo test --workspace`.
+fn testbed() -> PathBuf {
+    let p = pss().with_file_name("pss-testbed");
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(pss()).args(args).output().expect("run pss")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn json_document_holds_the_pss_fields_and_the_registers() {
+    let mut t = Target::spawn(&testbed(), &["threads", "2"]);
+    let pid = t.pid.to_string();
+    let o = run(&["capture", &pid, "--all", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    t.assert_unharmed();
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    for key in [
+        "process",
+        "threads",
+        "handles",
+        "va_space",
+        "performance",
+        "capture",
+        "warnings",
+    ] {
+        assert!(doc.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(doc["process"]["process_id"], t.pid);
+    assert_eq!(doc["process"]["parent_process_id"], std::process::id());
+    assert_eq!(doc["process"]["exit_status"], 259);
+    assert!(doc["capture"]["pause_us"].as_u64().unwrap() > 0);
+    assert_eq!(doc["capture"]["threads_stopped"], 3);
+
+    let threads = doc["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 3);
+    for (i, tid) in t.parked_tids().iter().enumerate() {
+        let th = threads
+            .iter()
+            .find(|x| x["thread_id"] == *tid)
+            .expect("parked thread");
+        let ctx = &th["context"];
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(ctx["r12"].as_u64(), Some(reg_value(i, 12)));
+            assert_eq!(ctx["r15"].as_u64(), Some(reg_value(i, 15)));
+            assert_eq!(ctx["orig_rax"].as_u64(), Some(0));
+            assert_eq!(th["teb_base_address"], ctx["fs_base"]);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            assert_eq!(ctx["x20"].as_u64(), Some(reg_value(i, 20)));
+            assert_eq!(ctx["x26"].as_u64(), Some(reg_value(i, 26)));
+            assert_eq!(th["teb_base_address"], ctx["tpidr_el0"]);
+        }
+        assert_eq!(th["size_of_context_record"], 1232);
+        assert_eq!(th["exit_status"], 259);
+    }
+
+    // Numbers as numbers: states, types and object types hold their Windows values.
+    let handles = doc["handles"].as_array().unwrap();
+    let null = handles
+        .iter()
+        .find(|h| h["object_name"] == "/dev/null")
+        .expect("/dev/null fd");
+    assert_eq!(null["type_name"], "Device");
+    assert_eq!(null["object_type"], 0);
+    assert_eq!(null["flags"], 0x7);
+    let regions = doc["va_space"].as_array().unwrap();
+    assert_eq!(regions[0]["base_address"], 0);
+    assert_eq!(regions[0]["state"], 0x10000);
+    assert!(regions
+        .iter()
+        .any(|r| r["state"] == 0x1000 && r["type"] == 0x100_0000));
+    assert!(doc["performance"]["threads_wall_clock_period"]
+        .as_u64()
+        .is_some());
+
+    t.send("wake");
+    let lines = t.expect("woken");
+    assert!(
+        lines.contains(&"thread 0 ok".to_string()) && lines.contains(&"thread 1 ok".to_string())
+    );
+}
+
+#[test]
+fn text_output_has_a_header_and_tables() {
+    let mut t = Target::spawn(&testbed(), &["threads", "1"]);
+    let pid = t.pid.to_string();
+    let o = run(&[
+        "capture",
+        &pid,
+        "--flags",
+        "threads,handles,handle-name-information,va-space",
+        "--context-flags",
+        "control,integer",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    t.assert_unharmed();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with(&format!("Process {pid} (")), "{text}");
+    assert!(text.contains("Target paused for"), "{text}");
+    assert!(text.contains("Threads (2)"), "{text}");
+    assert!(text.contains("Handles ("), "{text}");
+    assert!(text.contains("Regions ("), "{text}");
+    assert!(text.contains("/dev/null"), "{text}");
+}
+
+#[test]
+fn exit_codes() {
+    // 2: bad usage.
+    let o = run(&["capture", "1", "--flags", "threads,bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown capture flag \"bogus\""),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(run(&["capture"]).status.code(), Some(2));
+
+    // 3: no such process (a reaped child's pid).
+    let t = Target::spawn(&testbed(), &["idle"]);
+    let gone = t.pid.to_string();
+    assert!(t.finish().success());
+    let o = run(&["capture", &gone]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("pss: no process with pid {gone}")
+    );
+
+    // 3: a zombie.
+    let mut z = Target::spawn(&testbed(), &["idle"]);
+    z.kill_leave_zombie();
+    wait_for_state(z.pid, 'Z');
+    let o = run(&["capture", &z.pid.to_string()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("zombie"));
+
+    // 6: not supported yet.
+    let mut t = Target::spawn(&testbed(), &["idle"]);
+    let pid = t.pid.to_string();
+    let o = run(&["capture", &pid, "--flags", "va-clone"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not supported: capture flag(s) va-clone"),
+        "{}",
+        stderr(&o)
+    );
+
+    // 4: already traced, naming the tracer.
+    let tracer = Target::spawn(&testbed(), &["tracer", &pid]);
+    let o = run(&["capture", &pid]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("already traced by pid {}", tracer.pid)),
+        "{}",
+        stderr(&o)
+    );
+    drop(tracer);
+    t.ping();
+
+    // 0 for help and the flag list.
+    assert!(run(&["--help"]).status.success());
+    let o = run(&["flags"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("va-space-section-information"));
+}
+
+#[test]
+fn no_permission_is_exit_code_4_with_a_clear_message() {
+    // SAFETY: geteuid has no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: dropping to another user needs root");
+        return;
+    }
+    let mut t = Target::spawn(&testbed(), &["idle"]);
+    let pid = t.pid.to_string();
+    for flags in ["threads", "handles"] {
+        let o = Command::new(pss())
+            .args(["capture", &pid, "--flags", flags])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run pss as nobody");
+        assert_eq!(o.status.code(), Some(4), "{flags}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("permission denied to"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(&format!("process {pid}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    t.assert_unharmed();
+}
