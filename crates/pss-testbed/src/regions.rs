@@ -62,7 +62,12 @@ pub fn map_all() {
         libc::MAP_PRIVATE,
         file.as_raw_fd(),
     );
-    say(&format!("region file {fmap:#x} {} {path}", 2 * PAGE));
+    // The mapping keeps the file; unlinked now, it leaves nothing behind in /tmp.
+    let _ = std::fs::remove_file(&path);
+    say(&format!(
+        "region file {fmap:#x} {} {path} (deleted)",
+        2 * PAGE
+    ));
 
     let shared_addr = fmap + 2 * PAGE + 8 * PAGE;
     say(&format!("region gap {:#x} {}", fmap + 2 * PAGE, 8 * PAGE));

@@ -66,7 +66,8 @@ fn every_region_kind_and_the_gaps_between_them() {
                     (MemState::Commit, MemType::Mapped, PageProtection::READONLY)
                 );
                 let sec = r.section.as_ref().expect("section information");
-                assert_eq!(sec.mapped_file_name.as_deref(), Some(Path::new(&f[3])));
+                let name = f[3..].join(" ");
+                assert_eq!(sec.mapped_file_name.as_deref(), Some(Path::new(&name)));
                 assert_eq!(sec.image_base, 0, "not an image");
             }
             "shared" => {
@@ -109,9 +110,10 @@ fn every_region_kind_and_the_gaps_between_them() {
         .iter()
         .any(|r| r.protect == PageProtection::EXECUTE_READ));
 
-    // The walk covers the address space without holes or overlaps.
+    // The walk covers the address space up to the user top without holes or overlaps.
+    let top = 0x7fff_ffff_f000u64;
     let mut expect = 0;
-    for r in regions.iter().filter(|r| r.base_address < 0x7fff_ffff_f000) {
+    for r in regions.iter().filter(|r| r.base_address < top) {
         assert_eq!(
             r.base_address, expect,
             "hole or overlap before {:#x}",
@@ -119,6 +121,7 @@ fn every_region_kind_and_the_gaps_between_them() {
         );
         expect = r.base_address + r.region_size;
     }
+    assert_eq!(expect, top, "the last region reaches the top of user space");
 
     // Oracle: every mapping the kernel lists is a non-free region, in order.
     let maps =

@@ -9,7 +9,7 @@
 //! on every path (errors and panics included). A thread that was seized but never stopped
 //! cannot be detached; then the tracer thread retires, and the kernel detaches it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -81,6 +81,10 @@ enum TaskState {
 struct Seized {
     pid: i32,
     tasks: HashMap<Tid, TaskState>,
+    /// The tasks to wait for, in turn (may hold stale entries: the state in `tasks` rules).
+    queue: VecDeque<Tid>,
+    /// Auto-attached child *processes* of the target (not threads): let go at their stop.
+    foreign: HashSet<Tid>,
     first_interrupt: Option<Instant>,
     /// Set once every task was let go and no report can be left queued. Otherwise `Drop`
     /// retires the tracer thread so that the kernel drops every ptrace link at once.
@@ -92,12 +96,27 @@ impl Seized {
         Seized {
             pid,
             tasks: HashMap::new(),
+            queue: VecDeque::new(),
+            foreign: HashSet::new(),
             first_interrupt: None,
             clean: false,
         }
     }
 
-    fn pending(&self) -> Option<Tid> {
+    /// Records the state of `tid`; a task that becomes pending joins the wait queue.
+    fn set(&mut self, tid: Tid, state: TaskState) {
+        let old = self.tasks.insert(tid, state);
+        if state == TaskState::Pending && old != Some(TaskState::Pending) {
+            self.queue.push_back(tid);
+        }
+    }
+
+    fn is_pending(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid) == Some(&TaskState::Pending)
+    }
+
+    /// The lowest pending tid (for error messages; O(n), off the hot path).
+    fn first_pending(&self) -> Option<Tid> {
         self.tasks
             .iter()
             .filter(|(_, s)| **s == TaskState::Pending)
@@ -114,7 +133,7 @@ impl Seized {
                 if traced_by_us(self.pid, tid) {
                     // Auto-attached by PTRACE_O_TRACECLONE and listed before its attach
                     // stop was reported: it is ours already, and its stop will come.
-                    self.tasks.insert(tid, TaskState::Pending);
+                    self.set(tid, TaskState::Pending);
                     return Ok(true);
                 }
                 return match classify_eperm(self.pid, tid, e) {
@@ -133,7 +152,7 @@ impl Seized {
             }
         }
         self.first_interrupt.get_or_insert_with(Instant::now);
-        self.tasks.insert(tid, TaskState::Pending);
+        self.set(tid, TaskState::Pending);
         match ptrace::interrupt(tid) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
@@ -149,46 +168,59 @@ impl Seized {
         }
     }
 
-    /// Collects stop reports until no seized task is pending.
+    /// Collects stop reports until no seized task is pending, waiting on each task in turn.
     fn wait_stopped(
         &mut self,
         deadline: Instant,
         timeout: Duration,
         warnings: &mut Vec<Warning>,
     ) -> Result<()> {
-        let mut idle_polls = 0u32;
-        while let Some(first_pending) = self.pending() {
-            match ptrace::wait_any_nohang() {
-                Ok(Some((tid, status))) => {
-                    idle_polls = 0;
+        let mut misses = 0usize;
+        let mut idle_rotations = 0u32;
+        while let Some(tid) = self.queue.pop_front() {
+            if !self.is_pending(tid) {
+                continue;
+            }
+            match ptrace::wait_nohang(tid, tid == self.pid) {
+                Ok(Some(status)) => {
+                    misses = 0;
+                    idle_rotations = 0;
                     self.on_report(tid, status, warnings)?;
+                    if self.is_pending(tid) {
+                        // Re-interrupted after a genuine signal: wait for it again.
+                        self.queue.push_back(tid);
+                    }
                 }
                 Ok(None) => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::Timeout {
-                            pid: self.pid,
-                            tid: first_pending,
-                            timeout_ms: timeout.as_millis() as u64,
-                        });
-                    }
-                    idle_polls += 1;
-                    backoff(idle_polls);
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
-                    // None of our tracees is left: they all exited.
-                    for s in self.tasks.values_mut() {
-                        if *s == TaskState::Pending {
-                            *s = TaskState::Gone;
+                    self.queue.push_back(tid);
+                    misses += 1;
+                    if misses >= self.queue.len() {
+                        // A whole rotation without news.
+                        misses = 0;
+                        if Instant::now() >= deadline {
+                            return Err(Error::Timeout {
+                                pid: self.pid,
+                                tid: self.first_pending().unwrap_or(tid),
+                                timeout_ms: timeout.as_millis() as u64,
+                            });
                         }
+                        idle_rotations += 1;
+                        backoff(idle_rotations);
                     }
-                    return Err(Error::ProcessExited { pid: self.pid });
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => self.queue.push_back(tid),
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    // No longer our tracee: it exited and was released.
+                    self.set(tid, TaskState::Gone);
+                    if tid == self.pid || !process_alive(self.pid) {
+                        return Err(Error::ProcessExited { pid: self.pid });
+                    }
                 }
                 Err(e) => {
                     return Err(Error::Ptrace {
                         request: "waitpid",
                         pid: self.pid,
-                        tid: first_pending,
+                        tid,
                         source: e,
                     })
                 }
@@ -205,12 +237,12 @@ impl Seized {
     ) -> Result<()> {
         match status {
             WaitStatus::LeaderExited => {
-                self.tasks.insert(tid, TaskState::Gone);
+                self.set(tid, TaskState::Gone);
                 tracer::retire_after_job();
                 return Err(Error::ProcessExited { pid: self.pid });
             }
             WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
-                self.tasks.insert(tid, TaskState::Gone);
+                self.set(tid, TaskState::Gone);
                 if tid == self.pid || !process_alive(self.pid) {
                     return Err(Error::ProcessExited { pid: self.pid });
                 }
@@ -227,13 +259,13 @@ impl Seized {
                 );
                 match self.tasks.get(&tid) {
                     Some(TaskState::Pending) | None => {
-                        if self.tasks.contains_key(&tid) || self.is_our_thread(tid) {
-                            self.tasks.insert(tid, TaskState::Stopped { group });
-                        } else {
+                        if self.foreign.contains(&tid) {
                             // An auto-attached child process of the target, not a thread:
                             // let it go at once.
                             let _ = ptrace::detach(tid, 0);
-                            self.tasks.insert(tid, TaskState::Gone);
+                            self.set(tid, TaskState::Gone);
+                        } else {
+                            self.set(tid, TaskState::Stopped { group });
                         }
                     }
                     // A second report for a task already stopped (attach + interrupt of a
@@ -244,10 +276,15 @@ impl Seized {
             WaitStatus::Stopped { event, .. } if event == ptrace::EVENT_CLONE => {
                 // The reporting thread is stopped at the clone event; the new task is
                 // auto-attached and will report its own stop.
-                self.tasks.insert(tid, TaskState::Stopped { group: false });
+                self.set(tid, TaskState::Stopped { group: false });
                 if let Ok(child) = ptrace::event_msg(tid) {
                     let child = child as Tid;
-                    self.tasks.entry(child).or_insert(TaskState::Pending);
+                    if !self.tasks.contains_key(&child) {
+                        if !self.is_our_thread(child) {
+                            self.foreign.insert(child);
+                        }
+                        self.set(child, TaskState::Pending);
+                    }
                 }
             }
             WaitStatus::Stopped { sig, event: 0 } => {
@@ -256,11 +293,11 @@ impl Seized {
                 if state == Some(TaskState::Pending) || state.is_none() {
                     let _ = ptrace::cont(tid, sig);
                     let _ = ptrace::interrupt(tid);
-                    self.tasks.insert(tid, TaskState::Pending);
+                    self.set(tid, TaskState::Pending);
                 }
             }
             WaitStatus::Stopped { .. } => {
-                self.tasks.insert(tid, TaskState::Stopped { group: false });
+                self.set(tid, TaskState::Stopped { group: false });
             }
         }
         Ok(())
@@ -355,8 +392,9 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         .collect();
     stopped.sort_unstable();
     let mut threads = Vec::with_capacity(stopped.len());
+    let mut reader = arch::ContextReader::default();
     for (tid, group_stopped) in stopped {
-        match read_thread(tid, req.context) {
+        match read_thread(&mut reader, tid, req.context) {
             Ok((general, context, sigmask)) => threads.push(FrozenThread {
                 tid,
                 general: Some(general),
@@ -389,7 +427,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     }
     let first = set.first_interrupt;
     let (last, all_released) = set.release();
-    set.clean = all_released && set.pending().is_none();
+    set.clean = all_released && set.first_pending().is_none();
     Ok(Frozen {
         threads,
         pause: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
@@ -400,16 +438,19 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
 
 type ThreadRegs = (GeneralRegisters, Option<ThreadContext>, Option<u64>);
 
-fn read_thread(tid: Tid, context: Option<(ContextFlags, bool)>) -> io::Result<ThreadRegs> {
-    let (general, context) = match context {
+fn read_thread(
+    reader: &mut arch::ContextReader,
+    tid: Tid,
+    context: Option<(ContextFlags, bool)>,
+) -> io::Result<ThreadRegs> {
+    Ok(match context {
         Some((flags, extended)) => {
-            let ctx = arch::read_context(tid, flags, extended)?;
-            (ctx.general, Some(ctx))
+            let ctx = reader.read(tid, flags, extended)?;
+            (ctx.general, Some(ctx), ptrace::sigmask(tid).ok())
         }
-        None => (arch::read_general(tid)?, None),
-    };
-    let sigmask = ptrace::sigmask(tid).ok();
-    Ok((general, context, sigmask))
+        // Without contexts only what thread entries need: TLS base and syscall.
+        None => (arch::read_general(tid)?, None, None),
+    })
 }
 
 /// Spin briefly (stops usually arrive within microseconds), then yield, then sleep.

@@ -83,8 +83,10 @@ pub fn capture(dir: &mut ProcDir, sections: bool) -> Result<Vec<MemoryRegion>> {
     let mut out = Vec::with_capacity(lines.len() * 2 + 1);
     let mut prev_end = 0u64;
     for (l, &base) in lines.iter().zip(&alloc_base) {
-        if l.start < top && l.start > prev_end {
-            out.push(free(prev_end, l.start));
+        // Mappings above the user top ([vsyscall]) follow the gap that closes the space.
+        let gap_end = l.start.min(top);
+        if gap_end > prev_end {
+            out.push(free(prev_end, gap_end));
         }
         let image = is_image(l);
         let mem_type = if image {

@@ -143,47 +143,50 @@ pub enum WaitStatus {
     },
 }
 
-/// The next report from one of *this thread's* tracees, if any is ready.
+/// The report of tracee `tid`, if one is ready.
 ///
-/// `__WNOTHREAD` keeps us away from children that other threads of the caller's process
-/// started. Reports are peeked first (`WNOWAIT`) so that a leader's exit is never consumed.
-pub fn wait_any_nohang() -> io::Result<Option<(Tid, WaitStatus)>> {
-    let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD;
-    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: info points to a live siginfo_t.
-    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags | libc::WNOWAIT) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: waitid filled `info` (or left it zeroed when nothing was ready).
-    let pid = unsafe { info.si_pid() };
-    if pid == 0 {
-        return Ok(None);
-    }
-    let exited = matches!(
-        info.si_code,
-        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
-    );
-    if exited && is_group_leader(pid) {
-        return Ok(Some((pid, WaitStatus::LeaderExited)));
+/// Per-tid waits are O(1) in the kernel (waiting on "any" walks the whole list of tracees).
+/// `__WNOTHREAD` keeps us to this thread's tracees. The leader's report is peeked first
+/// (`WNOWAIT`) so that its exit is never consumed.
+pub fn wait_nohang(tid: Tid, leader: bool) -> io::Result<Option<WaitStatus>> {
+    let flags = libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD;
+    if leader {
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info points to a live siginfo_t.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                tid as libc::id_t,
+                &mut info,
+                flags | libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: waitid filled `info` (or left it zeroed when nothing was ready).
+        if unsafe { info.si_pid() } == 0 {
+            return Ok(None);
+        }
+        if matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        ) && is_group_leader(tid)
+        {
+            return Ok(Some(WaitStatus::LeaderExited));
+        }
     }
     let mut status: libc::c_int = 0;
     // SAFETY: status points to a live c_int.
-    let r = unsafe {
-        libc::waitpid(
-            pid,
-            &mut status,
-            libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD,
-        )
-    };
+    let r = unsafe { libc::waitpid(tid, &mut status, flags) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     if r == 0 {
         return Ok(None);
     }
-    let ws = if libc::WIFEXITED(status) {
+    Ok(Some(if libc::WIFEXITED(status) {
         WaitStatus::Exited(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
         WaitStatus::Signaled(libc::WTERMSIG(status))
@@ -192,8 +195,7 @@ pub fn wait_any_nohang() -> io::Result<Option<(Tid, WaitStatus)>> {
             sig: libc::WSTOPSIG(status),
             event: (status as u32) >> 16,
         }
-    };
-    Ok(Some((r, ws)))
+    }))
 }
 
 fn is_group_leader(tid: Tid) -> bool {

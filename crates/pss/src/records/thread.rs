@@ -64,6 +64,6 @@ pub struct ThreadLinux {
     pub processor: u32,
     /// The nice value of this thread.
     pub nice: i32,
-    /// Its blocked-signal mask, read while stopped.
+    /// Its blocked-signal mask, read while stopped (with `THREAD_CONTEXT`).
     pub sigmask: Option<u64>,
 }

@@ -8,6 +8,8 @@ use super::words;
 use crate::linux::ptrace::{self, Tid};
 use crate::records::GeneralRegisters;
 
+/// Size of `struct user_fpsimd_state`.
+pub const FP_SIZE: usize = 528;
 const NT_ARM_TLS: u32 = 0x401;
 const NT_ARM_SYSTEM_CALL: u32 = 0x404;
 
@@ -48,14 +50,14 @@ pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
 
 /// Reads `struct user_fpsimd_state`.
 pub fn read_fp(tid: Tid) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 528];
+    let mut buf = vec![0u8; FP_SIZE];
     let n = ptrace::get_regset(tid, libc::NT_PRFPREG as u32, &mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }
 
 /// aarch64 has no XSAVE area; SVE state is not captured yet.
-pub fn read_xstate(_tid: Tid) -> io::Result<Option<Vec<u8>>> {
+pub fn read_xstate(_tid: Tid, _scratch: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
     Ok(None)
 }
 

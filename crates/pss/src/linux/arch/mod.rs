@@ -18,32 +18,47 @@ use crate::records::ThreadContext;
 
 use super::ptrace::Tid;
 
-/// Reads the register groups `flags` asks for (and the XSAVE area with `extended`) of a
-/// stopped tracee.
-pub fn read_context(tid: Tid, flags: ContextFlags, extended: bool) -> io::Result<ThreadContext> {
-    let general = read_general(tid)?;
-    let fp = if flags.wants(ContextFlags::FLOATING_POINT) {
-        Some(read_fp(tid)?)
-    } else {
-        None
-    };
-    let xstate = if extended || flags.wants(ContextFlags::XSTATE) {
-        read_xstate(tid)?
-    } else {
-        None
-    };
-    let debug = if flags.wants(ContextFlags::DEBUG_REGISTERS) {
-        read_debug(tid)?
-    } else {
-        None
-    };
-    Ok(ThreadContext {
-        flags,
-        general,
-        fp,
-        xstate,
-        debug,
-    })
+/// Reads register contexts of stopped tracees, reusing one scratch buffer for the
+/// variable-size extended state.
+#[derive(Default)]
+pub struct ContextReader {
+    scratch: Vec<u8>,
+}
+
+impl ContextReader {
+    /// Reads the register groups `flags` asks for (and the XSAVE area with `extended`).
+    pub fn read(
+        &mut self,
+        tid: Tid,
+        flags: ContextFlags,
+        extended: bool,
+    ) -> io::Result<ThreadContext> {
+        let general = read_general(tid)?;
+        let xstate = if extended || flags.wants(ContextFlags::XSTATE) {
+            read_xstate(tid, &mut self.scratch)?
+        } else {
+            None
+        };
+        let fp = match (&xstate, flags.wants(ContextFlags::FLOATING_POINT)) {
+            (_, false) => None,
+            // The XSAVE area starts with the FXSAVE image (the kernel fills in init values
+            // for components in their init state): one ptrace call fewer per thread.
+            (Some(x), true) if x.len() >= FP_SIZE => Some(x[..FP_SIZE].to_vec()),
+            (_, true) => Some(read_fp(tid)?),
+        };
+        let debug = if flags.wants(ContextFlags::DEBUG_REGISTERS) {
+            read_debug(tid)?
+        } else {
+            None
+        };
+        Ok(ThreadContext {
+            flags,
+            general,
+            fp,
+            xstate,
+            debug,
+        })
+    }
 }
 
 /// Decodes consecutive native-endian u64 words.

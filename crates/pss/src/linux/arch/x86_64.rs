@@ -6,6 +6,8 @@ use super::words;
 use crate::linux::ptrace::{self, Tid};
 use crate::records::GeneralRegisters;
 
+/// Size of the FXSAVE image (`NT_PRFPREG`), which is also the start of the XSAVE area.
+pub const FP_SIZE: usize = 512;
 /// `NT_X86_XSTATE`.
 const NT_X86_XSTATE: u32 = 0x202;
 /// The largest XSAVE area we accept (AMX tiles make it ~11 KiB).
@@ -63,20 +65,19 @@ pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
 
 /// Reads the 512-byte FXSAVE area.
 pub fn read_fp(tid: Tid) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 512];
+    let mut buf = vec![0u8; FP_SIZE];
     let n = ptrace::get_regset(tid, libc::NT_PRFPREG as u32, &mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }
 
-/// Reads the whole XSAVE area; `None` if the CPU or kernel has none.
-pub fn read_xstate(tid: Tid) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; XSTATE_MAX];
-    match ptrace::get_regset(tid, NT_X86_XSTATE, &mut buf) {
-        Ok(n) => {
-            buf.truncate(n);
-            Ok(Some(buf))
-        }
+/// Reads the whole XSAVE area through `scratch`; `None` if the CPU or kernel has none.
+pub fn read_xstate(tid: Tid, scratch: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    if scratch.len() < XSTATE_MAX {
+        scratch.resize(XSTATE_MAX, 0);
+    }
+    match ptrace::get_regset(tid, NT_X86_XSTATE, scratch) {
+        Ok(n) => Ok(Some(scratch[..n].to_vec())),
         Err(e)
             if e.raw_os_error() == Some(libc::ENODEV) || e.raw_os_error() == Some(libc::EINVAL) =>
         {
@@ -86,11 +87,11 @@ pub fn read_xstate(tid: Tid) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Reads dr0–dr7.
+/// Reads dr0–dr3, dr6 and dr7 (dr4 and dr5 are reserved and read as 0).
 pub fn read_debug(tid: Tid) -> io::Result<Option<[u64; 8]>> {
     let mut dr = [0u64; 8];
-    for (i, slot) in dr.iter_mut().enumerate() {
-        *slot = ptrace::peek_user(tid, DEBUGREG_OFFSET + i * 8)?;
+    for i in [0, 1, 2, 3, 6, 7] {
+        dr[i] = ptrace::peek_user(tid, DEBUGREG_OFFSET + i * 8)?;
     }
     Ok(Some(dr))
 }
