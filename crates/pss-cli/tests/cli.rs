@@ -100,11 +100,7 @@ fn json_document_holds_the_pss_fields_and_the_registers() {
         .as_u64()
         .is_some());
 
-    t.send("wake");
-    let lines = t.expect("woken");
-    assert!(
-        lines.contains(&"thread 0 ok".to_string()) && lines.contains(&"thread 1 ok".to_string())
-    );
+    t.wake_parked_and_check();
 }
 
 #[test]

@@ -215,13 +215,7 @@ fn pause_100() {
         peer.push(attach_each(&tids));
     }
     t.assert_unharmed();
-    t.send("wake");
-    let lines = t.expect("woken");
-    assert_eq!(
-        lines.iter().filter(|l| l.ends_with(" ok")).count(),
-        99,
-        "{lines:?}"
-    );
+    t.wake_parked_and_check();
     let (o, of, oc, p) = (
         median(&mut ours),
         median(&mut ours_full),

@@ -114,6 +114,27 @@ impl Target {
         self.expect("pong");
     }
 
+    /// Wakes the parked threads and asserts that every one of them found its registers
+    /// intact and its interrupted `read()` restarted (`thread I ok` for each).
+    pub fn wake_parked_and_check(&mut self) {
+        let n = self.parked_tids().len();
+        self.send("wake");
+        let lines = self.expect("woken");
+        for i in 0..n {
+            assert!(
+                lines.contains(&format!("thread {i} ok")),
+                "thread {i} of {}: {lines:?}",
+                self.pid
+            );
+        }
+        assert_eq!(
+            lines.len(),
+            n,
+            "unexpected lines from {}: {lines:?}",
+            self.pid
+        );
+    }
+
     /// Asserts what every capture must leave behind: no task traced or in a tracing stop,
     /// and the target still answering.
     pub fn assert_unharmed(&mut self) {

@@ -32,6 +32,19 @@ fn a_pid_that_does_not_exist() {
 }
 
 #[test]
+fn a_thread_id_is_not_a_process_id() {
+    let mut t = Target::spawn(exe(), &["threads", "1"]);
+    let tid = t.parked_tids()[0];
+    let err = Snapshot::capture(PssTarget::Pid(tid), EVERYTHING, ContextFlags::ALL).unwrap_err();
+    assert!(
+        matches!(err, Error::NotAProcess { tid: x, tgid } if x == tid && tgid == t.pid),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::NoSuchProcess);
+    t.assert_unharmed();
+}
+
+#[test]
 fn a_zombie_is_refused() {
     let mut t = Target::spawn(exe(), &["idle"]);
     t.kill_leave_zombie();

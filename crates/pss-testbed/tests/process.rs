@@ -143,12 +143,7 @@ fn a_stopped_target_is_reported_frozen_and_stays_stopped() {
     // SAFETY: as above.
     unsafe { libc::kill(t.pid, libc::SIGCONT) };
     t.assert_unharmed();
-    t.send("wake");
-    let lines = t.expect("woken");
-    assert!(
-        lines.contains(&"thread 0 ok".into()) && lines.contains(&"thread 1 ok".into()),
-        "{lines:?}"
-    );
+    t.wake_parked_and_check();
 }
 
 #[test]

@@ -99,14 +99,7 @@ fn exact_thread_set_and_the_registers_each_thread_loaded() {
     }
 
     // Woken after the capture, every thread finds its registers intact and read() restarted.
-    t.send("wake");
-    let lines = t.expect("woken");
-    for i in 0..6 {
-        assert!(
-            lines.contains(&format!("thread {i} ok")),
-            "thread {i}: {lines:?}"
-        );
-    }
+    t.wake_parked_and_check();
 }
 
 #[test]
@@ -151,8 +144,7 @@ fn extended_context_has_the_xsave_area() {
             assert!(x.len() >= 576, "legacy area + header, got {}", x.len());
         }
     }
-    t.send("wake");
-    assert!(t.expect("woken").contains(&"thread 0 ok".to_string()));
+    t.wake_parked_and_check();
 }
 
 #[test]

@@ -42,6 +42,14 @@ pub enum Error {
         /// The target pid.
         pid: i32,
     },
+    /// The id names a thread of another process, not a process.
+    #[error("{tid} is a thread of process {tgid}, not a process id")]
+    NotAProcess {
+        /// The id given.
+        tid: i32,
+        /// The process it belongs to.
+        tgid: i32,
+    },
     /// The target is a zombie: it has exited and there is nothing to capture.
     #[error("process {pid} is a zombie (it has exited and waits for its parent to reap it)")]
     Zombie {
@@ -123,7 +131,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The broad class of an [`Error`], for the C ABI's Win32 codes and the CLI's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// [`Error::NoSuchProcess`], [`Error::Zombie`].
+    /// [`Error::NoSuchProcess`], [`Error::NotAProcess`], [`Error::Zombie`].
     NoSuchProcess,
     /// [`Error::PermissionDenied`], [`Error::AlreadyTraced`].
     AccessDenied,
@@ -147,7 +155,9 @@ impl Error {
     /// The broad class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchProcess { .. } | Error::Zombie { .. } => ErrorKind::NoSuchProcess,
+            Error::NoSuchProcess { .. } | Error::NotAProcess { .. } | Error::Zombie { .. } => {
+                ErrorKind::NoSuchProcess
+            }
             Error::PermissionDenied { .. } | Error::AlreadyTraced { .. } => ErrorKind::AccessDenied,
             Error::ProcessExited { .. } => ErrorKind::ProcessExited,
             Error::Timeout { .. } => ErrorKind::Timeout,

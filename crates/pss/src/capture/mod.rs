@@ -95,8 +95,13 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     // Preflight, target running.
     let mut dir = ProcDir::open(pid)?;
     let st = status::parse(dir.read("status")?);
-    let num_threads = status_threads(dir.read("status")?);
-    let zombie_leader = st.state == b'Z' && num_threads > 1;
+    if st.tgid != pid {
+        return Err(Error::NotAProcess {
+            tid: pid,
+            tgid: st.tgid,
+        });
+    }
+    let zombie_leader = st.state == b'Z' && st.threads > 1;
     if matches!(st.state, b'Z' | b'X') && !zombie_leader {
         return Err(Error::Zombie { pid });
     }
@@ -258,11 +263,4 @@ fn resolve(target: Target<'_>) -> Result<(i32, Option<OwnedFd>)> {
         }
         Target::Current => Ok((std::process::id() as i32, None)),
     }
-}
-
-fn status_threads(buf: &[u8]) -> u64 {
-    procfs::key_values(buf)
-        .find(|(k, _)| *k == b"Threads")
-        .and_then(|(_, v)| procfs::dec_u64(v))
-        .unwrap_or(1)
 }

@@ -22,13 +22,21 @@ pub fn build(
     warnings: &mut Vec<Warning>,
 ) -> Vec<ThreadEntry> {
     let mut out = Vec::with_capacity(frozen.len() + 1);
+    let Ok(mut tasks) = ProcDir::open_tasks(pid) else {
+        warnings.push(Warning {
+            tid: None,
+            fd: None,
+            message: "the thread list vanished: the process exited".into(),
+        });
+        return out;
+    };
     if zombie_leader {
-        if let Some(e) = entry(pid, &unfrozen(pid), entry_point, clocks) {
+        if let Some(e) = entry(&mut tasks, pid, &unfrozen(pid), entry_point, clocks) {
             out.push(e);
         }
     }
     for ft in &frozen {
-        match entry(pid, ft, entry_point, clocks) {
+        match entry(&mut tasks, pid, ft, entry_point, clocks) {
             Some(e) => out.push(e),
             None => warnings.push(Warning {
                 tid: Some(ft.tid),
@@ -53,9 +61,14 @@ pub fn unfrozen(tid: i32) -> FrozenThread {
     }
 }
 
-fn entry(pid: i32, ft: &FrozenThread, entry_point: u64, clocks: &Clocks) -> Option<ThreadEntry> {
-    let mut dir = ProcDir::open_task(pid, ft.tid).ok()?;
-    let st = stat::parse(dir.read_raw("stat").ok()?)?;
+fn entry(
+    tasks: &mut ProcDir,
+    pid: i32,
+    ft: &FrozenThread,
+    entry_point: u64,
+    clocks: &Clocks,
+) -> Option<ThreadEntry> {
+    let st = stat::parse(tasks.read_raw(&format!("{}/stat", ft.tid)).ok()?)?;
     let terminated = matches!(st.state, b'Z' | b'X');
     let level = priority::level(st.policy, st.rt_priority, st.nice);
     let syscall = ft.general.as_ref().and_then(|g| g.syscall_number());

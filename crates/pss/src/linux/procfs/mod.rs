@@ -16,7 +16,7 @@ use rustix::fs::{openat, Mode, OFlags, CWD};
 
 use crate::error::{Error, Result};
 
-/// An open `/proc/PID` (or `/proc/PID/task/TID`) directory and a reusable read buffer.
+/// An open `/proc/PID` (or `/proc/PID/task`) directory and a reusable read buffer.
 ///
 /// Paths are resolved relative to the directory fd, which is both cheaper than full paths and
 /// pins the process: if the pid is reused, reads fail instead of describing another process.
@@ -33,9 +33,9 @@ impl ProcDir {
         Self::open_path(pid, PathBuf::from(format!("/proc/{pid}")))
     }
 
-    /// Opens `/proc/PID/task/TID`.
-    pub fn open_task(pid: i32, tid: i32) -> Result<ProcDir> {
-        Self::open_path(pid, PathBuf::from(format!("/proc/{pid}/task/{tid}")))
+    /// Opens `/proc/PID/task`, to read each thread's files as `TID/stat` through one fd.
+    pub fn open_tasks(pid: i32) -> Result<ProcDir> {
+        Self::open_path(pid, PathBuf::from(format!("/proc/{pid}/task")))
     }
 
     fn open_path(pid: i32, path: PathBuf) -> Result<ProcDir> {

@@ -33,6 +33,8 @@ pub struct Status {
     pub rss_anon: u64,
     /// Real uid (first field of `Uid:`).
     pub uid: u32,
+    /// `Threads:`.
+    pub threads: u64,
 }
 
 /// Parses a `status` file.
@@ -57,6 +59,7 @@ pub fn parse(buf: &[u8]) -> Status {
             b"VmPTE" => s.vm_pte = kb(v),
             b"VmSwap" => s.vm_swap = kb(v),
             b"RssAnon" => s.rss_anon = kb(v),
+            b"Threads" => s.threads = dec_u64(v).unwrap_or(0),
             b"Uid" => {
                 let first = v.split(|c| c.is_ascii_whitespace()).next().unwrap_or(b"");
                 s.uid = dec_u64(first).unwrap_or(0) as u32;
@@ -73,7 +76,7 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
@@ -82,5 +85,6 @@ mod tests {
         assert_eq!(s.vm_peak, 8192);
         assert_eq!(s.vm_rss, 102400);
         assert_eq!(s.seccomp, 2);
+        assert_eq!(s.threads, 5);
     }
 }
