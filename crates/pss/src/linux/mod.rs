@@ -3,6 +3,7 @@
 pub mod arch;
 pub mod clock;
 pub mod elf;
+pub mod inject;
 pub mod mem;
 pub mod pidfd;
 pub mod procfs;

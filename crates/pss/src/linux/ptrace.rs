@@ -12,6 +12,11 @@ pub type Tid = i32;
 /// tracee creates.
 pub const OPT_TRACECLONE: u32 = libc::PTRACE_O_TRACECLONE as u32;
 
+/// `PTRACE_O_TRACESYSGOOD`: syscall stops report `SIGTRAP | 0x80`.
+pub const OPT_TRACESYSGOOD: u32 = libc::PTRACE_O_TRACESYSGOOD as u32;
+/// The stop signal of a syscall-enter or syscall-exit stop under `TRACESYSGOOD`.
+pub const SYSCALL_STOP: i32 = libc::SIGTRAP | 0x80;
+
 /// `PTRACE_EVENT_STOP`: the event of a `PTRACE_INTERRUPT`, group-stop or auto-attach stop.
 pub const EVENT_STOP: u32 = libc::PTRACE_EVENT_STOP as u32;
 /// `PTRACE_EVENT_CLONE`: the tracee created a thread or a clone child.
@@ -56,6 +61,43 @@ pub fn detach(tid: Tid, sig: i32) -> io::Result<()> {
 /// `PTRACE_CONT`: resume a stopped tracee, delivering `sig` (0 for none).
 pub fn cont(tid: Tid, sig: i32) -> io::Result<()> {
     request(libc::PTRACE_CONT, tid, 0, sig as usize).map(drop)
+}
+
+/// `PTRACE_SYSCALL`: resume a stopped tracee until its next syscall entry or exit.
+pub fn syscall(tid: Tid, sig: i32) -> io::Result<()> {
+    request(libc::PTRACE_SYSCALL, tid, 0, sig as usize).map(drop)
+}
+
+/// `PTRACE_SETOPTIONS`.
+pub fn set_options(tid: Tid, options: u32) -> io::Result<()> {
+    request(libc::PTRACE_SETOPTIONS, tid, 0, options as usize).map(drop)
+}
+
+/// `PTRACE_SETREGSET`: writes register set `note` from `buf`.
+pub fn set_regset(tid: Tid, note: u32, buf: &[u8]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // The kernel only reads through the iovec for SETREGSET.
+    request(
+        libc::PTRACE_SETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut libc::iovec as usize,
+    )
+    .map(drop)
+}
+
+/// `PTRACE_SETSIGMASK`: replaces the tracee's blocked-signal mask.
+pub fn set_sigmask(tid: Tid, mask: u64) -> io::Result<()> {
+    request(
+        libc::PTRACE_SETSIGMASK,
+        tid,
+        std::mem::size_of::<u64>(),
+        &mask as *const u64 as usize,
+    )
+    .map(drop)
 }
 
 /// `PTRACE_GETEVENTMSG`: the message of the last event (the new tid for `EVENT_CLONE`).

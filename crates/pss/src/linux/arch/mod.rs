@@ -1,13 +1,21 @@
-//! Per-architecture register access behind one interface: [`read_general`] and
-//! [`read_context`], plus the top of the user address space.
+//! Per-architecture register access behind one interface: [`read_general`],
+//! [`ContextReader`], raw registers for injection, and the top of the user address space.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "aarch64")]
+mod raw_aarch64;
+#[cfg(target_arch = "x86_64")]
+mod raw_x86_64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
+#[cfg(target_arch = "aarch64")]
+pub use raw_aarch64::*;
+#[cfg(target_arch = "x86_64")]
+pub use raw_x86_64::*;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 

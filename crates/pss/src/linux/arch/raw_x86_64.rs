@@ -1,0 +1,107 @@
+//! Raw x86_64 general registers for syscall injection ([`crate::linux::inject`]): save,
+//! set up a syscall, read its result, restore with the restart fix-up.
+// Used by the injection primitive, whose first caller is the VA clone (issue 3, in
+// progress); exercised by `linux::inject`'s tests until then.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::io;
+
+use super::words;
+use crate::linux::ptrace::{self, Tid};
+
+/// The raw words of `user_regs_struct`: what is saved and restored around an injection.
+pub type RawRegs = [u64; 27];
+
+const R10: usize = 7;
+const R9: usize = 8;
+const R8: usize = 9;
+const RAX: usize = 10;
+const RDX: usize = 12;
+const RSI: usize = 13;
+const RDI: usize = 14;
+const ORIG_RAX: usize = 15;
+const RIP: usize = 16;
+const EFLAGS: usize = 18;
+/// The trap flag (single-step) in `eflags`.
+const TF: u64 = 0x100;
+
+/// The `syscall` instruction.
+pub const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+/// `restart_syscall`.
+const NR_RESTART_SYSCALL: u64 = 219;
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+const ERESTARTNOHAND: i64 = -514;
+const ERESTART_RESTARTBLOCK: i64 = -516;
+
+/// Reads the raw general registers.
+pub fn get_raw(tid: Tid) -> io::Result<RawRegs> {
+    let mut buf = [0u8; 27 * 8];
+    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
+    if n < buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("NT_PRSTATUS of thread {tid} is {n} bytes"),
+        ));
+    }
+    Ok(words(&buf))
+}
+
+/// Writes the raw general registers.
+pub fn set_raw(tid: Tid, regs: &RawRegs) -> io::Result<()> {
+    let mut buf = [0u8; 27 * 8];
+    for (chunk, w) in buf.chunks_exact_mut(8).zip(regs) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    ptrace::set_regset(tid, libc::NT_PRSTATUS as u32, &buf)
+}
+
+/// The address of the `syscall` instruction a thread stopped inside a syscall will return
+/// to (`rip - 2`), if it is in a syscall.
+pub fn syscall_return_site(regs: &RawRegs) -> Option<u64> {
+    ((regs[ORIG_RAX] as i64) >= 0).then(|| regs[RIP].wrapping_sub(SYSCALL_INSN.len() as u64))
+}
+
+/// Sets up `regs` to run syscall `nr` with `args` at the instruction at `site`.
+///
+/// `orig_rax = -1` keeps the kernel's signal path from applying a syscall-restart fix-up to
+/// the injected state; the trap flag is cleared so no SIGTRAP is raised.
+pub fn prepare_syscall(regs: &mut RawRegs, site: u64, nr: u64, args: [u64; 6]) {
+    regs[RIP] = site;
+    regs[RAX] = nr;
+    regs[ORIG_RAX] = u64::MAX;
+    regs[RDI] = args[0];
+    regs[RSI] = args[1];
+    regs[RDX] = args[2];
+    regs[R10] = args[3];
+    regs[R8] = args[4];
+    regs[R9] = args[5];
+    regs[EFLAGS] &= !TF;
+}
+
+/// The return value of a syscall at its exit stop.
+pub fn syscall_result(regs: &RawRegs) -> i64 {
+    regs[RAX] as i64
+}
+
+/// Applies the syscall-restart fix-up to registers saved in an interrupted syscall, so that
+/// restoring them resumes the syscall whatever the kernel's signal path does afterwards:
+/// `-ERESTARTSYS`/`-ERESTARTNOINTR`/`-ERESTARTNOHAND` re-run the syscall, and
+/// `-ERESTART_RESTARTBLOCK` runs `restart_syscall`, which resumes e.g. a `clock_nanosleep`
+/// with its remaining time (CRIU's recipe, research §1.1).
+pub fn restart_fixup(regs: &mut RawRegs) {
+    if (regs[ORIG_RAX] as i64) < 0 {
+        return;
+    }
+    match regs[RAX] as i64 {
+        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
+            regs[RAX] = regs[ORIG_RAX];
+            regs[RIP] -= SYSCALL_INSN.len() as u64;
+        }
+        ERESTART_RESTARTBLOCK => {
+            regs[RAX] = NR_RESTART_SYSCALL;
+            regs[RIP] -= SYSCALL_INSN.len() as u64;
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,295 @@
+//! Running one syscall inside a stopped tracee, at a `syscall` instruction that already
+//! exists in it (the one an interrupted syscall returns to, or one in the vDSO). The target's
+//! code is never written.
+//!
+//! [`Injection::begin`] saves the thread's registers and signal mask and blocks every signal;
+//! [`Injection::syscall`] runs one syscall through its enter and exit stops
+//! (`PTRACE_SYSCALL`, no SIGTRAP is ever raised); [`Injection::restore`] — or `Drop`, on
+//! error and panic paths — puts the registers back with the syscall-restart fix-up and the
+//! mask. All waits have a deadline.
+// The first caller is the VA clone (issue 3, in progress); until then the tests below are.
+#![cfg_attr(any(not(test), not(target_arch = "x86_64")), allow(dead_code))]
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::arch::{self, RawRegs, SYSCALL_INSN};
+use super::mem::ProcMem;
+use super::procfs::{maps, ProcDir};
+use super::ptrace::{self, Tid, WaitStatus};
+
+/// Where to run an injected syscall.
+pub fn find_site(pid: i32, regs: &RawRegs, vdso_site: Option<u64>) -> Option<u64> {
+    let mem = ProcMem::open(pid).ok()?;
+    if let Some(site) = arch::syscall_return_site(regs) {
+        let mut insn = [0u8; SYSCALL_INSN.len()];
+        if mem.read_exact(site, &mut insn) && insn == SYSCALL_INSN {
+            return Some(site);
+        }
+    }
+    vdso_site
+}
+
+/// The address of a `syscall` instruction in the vDSO of `pid` (read before the pause).
+pub fn vdso_site(pid: i32) -> Option<u64> {
+    let mut dir = ProcDir::open(pid).ok()?;
+    let buf = dir.read("maps").ok()?.to_vec();
+    let vdso = maps::parse(&buf).find(|l| l.pathname == b"[vdso]")?;
+    let mut image = vec![0u8; usize::try_from(vdso.end - vdso.start).ok()?];
+    if !ProcMem::open(pid).ok()?.read_exact(vdso.start, &mut image) {
+        return None;
+    }
+    image
+        .windows(SYSCALL_INSN.len())
+        .position(|w| w == SYSCALL_INSN)
+        .map(|off| vdso.start + off as u64)
+}
+
+/// What one injected syscall did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The return value (`-errno` on failure).
+    pub ret: i64,
+    /// ptrace events reported on the way (`PTRACE_EVENT_CLONE` with the new pid, …).
+    pub events: Vec<(u32, u64)>,
+}
+
+/// A thread holding injected state. Dropping it restores the thread.
+pub struct Injection {
+    tid: Tid,
+    saved: RawRegs,
+    saved_mask: u64,
+    site: u64,
+    restore_options: u32,
+    restored: bool,
+}
+
+impl Injection {
+    /// Prepares stopped tracee `tid` for injected syscalls at `site`: saves registers and
+    /// mask, blocks all signals, turns on `TRACESYSGOOD` (plus `extra_options`, e.g.
+    /// `SUSPEND_SECCOMP`). `restore_options` are the ptrace options to put back.
+    pub fn begin(
+        tid: Tid,
+        site: u64,
+        extra_options: u32,
+        restore_options: u32,
+    ) -> io::Result<Injection> {
+        let saved = arch::get_raw(tid)?;
+        let saved_mask = ptrace::sigmask(tid)?;
+        ptrace::set_options(
+            tid,
+            restore_options | ptrace::OPT_TRACESYSGOOD | extra_options,
+        )?;
+        let inj = Injection {
+            tid,
+            saved,
+            saved_mask,
+            site,
+            restore_options,
+            restored: false,
+        };
+        ptrace::set_sigmask(tid, !0)?;
+        Ok(inj)
+    }
+
+    /// Runs syscall `nr` with `args`; `deadline` bounds every wait.
+    pub fn syscall(&mut self, nr: u64, args: [u64; 6], deadline: Instant) -> io::Result<Outcome> {
+        let mut regs = self.saved;
+        arch::prepare_syscall(&mut regs, self.site, nr, args);
+        arch::set_raw(self.tid, &regs)?;
+        ptrace::syscall(self.tid, 0)?;
+        self.wait_syscall_stop(deadline, &mut Vec::new())?;
+        ptrace::syscall(self.tid, 0)?;
+        let mut events = Vec::new();
+        self.wait_syscall_stop(deadline, &mut events)?;
+        let regs = arch::get_raw(self.tid)?;
+        Ok(Outcome {
+            ret: arch::syscall_result(&regs),
+            events,
+        })
+    }
+
+    /// Waits for the next syscall stop, stepping over (and recording) event stops.
+    fn wait_syscall_stop(&self, deadline: Instant, events: &mut Vec<(u32, u64)>) -> io::Result<()> {
+        loop {
+            match wait_stop(self.tid, deadline)? {
+                WaitStatus::Stopped {
+                    sig: ptrace::SYSCALL_STOP,
+                    event: 0,
+                } => return Ok(()),
+                WaitStatus::Stopped { event, .. } if event != 0 => {
+                    events.push((event, ptrace::event_msg(self.tid).unwrap_or(0)));
+                    ptrace::syscall(self.tid, 0)?;
+                }
+                WaitStatus::Stopped { sig, .. } => {
+                    // Every signal is blocked; only a stop signal can arrive. Keep it pending
+                    // for after the restore by not delivering it now.
+                    let _ = sig;
+                    ptrace::syscall(self.tid, 0)?;
+                }
+                other => {
+                    return Err(io::Error::other(format!(
+                        "thread {} ended during an injected syscall: {other:?}",
+                        self.tid
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Puts the thread back exactly as it was (interrupted syscalls resume).
+    pub fn restore(mut self) -> io::Result<()> {
+        self.restore_inner()
+    }
+
+    fn restore_inner(&mut self) -> io::Result<()> {
+        if self.restored {
+            return Ok(());
+        }
+        self.restored = true;
+        let mut regs = self.saved;
+        arch::restart_fixup(&mut regs);
+        arch::set_raw(self.tid, &regs)?;
+        ptrace::set_sigmask(self.tid, self.saved_mask)?;
+        ptrace::set_options(self.tid, self.restore_options)
+    }
+}
+
+impl Drop for Injection {
+    fn drop(&mut self) {
+        let _ = self.restore_inner();
+    }
+}
+
+/// Waits for the next report of `tid`, until `deadline`.
+fn wait_stop(tid: Tid, deadline: Instant) -> io::Result<WaitStatus> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(s) = ptrace::wait_nohang(tid, false)? {
+            return Ok(s);
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("thread {tid} did not reach its syscall stop in time"),
+            ));
+        }
+        polls += 1;
+        if polls < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    /// Seizes and stops the single-threaded process `pid` from this (test) thread.
+    fn stop(pid: i32) {
+        ptrace::seize(pid, ptrace::OPT_TRACECLONE).unwrap();
+        ptrace::interrupt(pid).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match wait_stop(pid, deadline).unwrap() {
+            WaitStatus::Stopped {
+                event: ptrace::EVENT_STOP,
+                ..
+            } => {}
+            other => panic!("unexpected stop {other:?}"),
+        }
+    }
+
+    fn wait_in_syscall(pid: i32) {
+        // Until the process sleeps in its syscall.
+        for _ in 0..500 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('S')
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("{pid} never slept");
+    }
+
+    #[test]
+    fn getpid_in_a_thread_blocked_in_read_which_then_resumes() {
+        let mut cat = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = cat.id() as i32;
+        wait_in_syscall(pid);
+        stop(pid);
+        let regs = arch::get_raw(pid).unwrap();
+        let site = find_site(pid, &regs, None).expect("read() returns to a syscall instruction");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
+        assert_eq!(
+            inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)
+                .unwrap()
+                .ret,
+            pid as i64
+        );
+        assert_eq!(
+            inj.syscall(libc::SYS_getppid as u64, [0; 6], deadline)
+                .unwrap()
+                .ret,
+            std::process::id() as i64
+        );
+        inj.restore().unwrap();
+        assert_eq!(
+            arch::get_raw(pid).unwrap()[16],
+            regs[16] - 2,
+            "rip rewound onto the syscall"
+        );
+        ptrace::detach(pid, 0).unwrap();
+        // read() was resumed, not failed: cat echoes what it is given afterwards.
+        let mut stdin = cat.stdin.take().unwrap();
+        stdin.write_all(b"after the injection\n").unwrap();
+        drop(stdin);
+        let mut out = String::new();
+        cat.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "after the injection\n");
+        assert!(cat.wait().unwrap().success());
+    }
+
+    #[test]
+    fn a_relative_sleep_still_ends_on_time() {
+        let started = Instant::now();
+        let mut sleeper = Command::new("sleep").arg("1.5").spawn().unwrap();
+        let pid = sleeper.id() as i32;
+        wait_in_syscall(pid);
+        std::thread::sleep(Duration::from_millis(300));
+        stop(pid);
+        let regs = arch::get_raw(pid).unwrap();
+        let site = find_site(pid, &regs, vdso_site(pid)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
+        assert_eq!(
+            inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)
+                .unwrap()
+                .ret,
+            pid as i64
+        );
+        drop(inj); // restore by guard
+        ptrace::detach(pid, 0).unwrap();
+        assert!(sleeper.wait().unwrap().success());
+        let took = started.elapsed();
+        // restart_syscall resumed the remaining time: neither cut short nor restarted in full.
+        assert!(
+            took >= Duration::from_millis(1450) && took < Duration::from_millis(1750),
+            "{took:?}"
+        );
+    }
+}
