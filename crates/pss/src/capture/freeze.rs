@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::{Error, Result};
 use crate::flags::ContextFlags;
 use crate::linux::arch;
-use crate::linux::procfs::{self, status};
+use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::tracer;
 use crate::records::{GeneralRegisters, ThreadContext, Warning};
@@ -465,19 +465,12 @@ fn backoff(polls: u32) {
 }
 
 fn process_alive(pid: i32) -> bool {
-    let mut buf = Vec::new();
-    let path = format!("/proc/{pid}");
-    match procfs::read_at(&rustix::fs::CWD, &format!("{path}/stat"), &mut buf) {
-        Ok(()) => procfs::stat::parse(&buf).is_some_and(|s| s.state != b'Z' && s.state != b'X'),
-        Err(_) => false,
-    }
+    procfs::stat_at(&format!("/proc/{pid}/stat"))
+        .is_some_and(|s| s.state != b'Z' && s.state != b'X')
 }
 
 fn tracer_of(pid: i32, tid: Tid) -> Option<i32> {
-    let mut buf = Vec::new();
-    let path = format!("/proc/{pid}/task/{tid}/status");
-    procfs::read_at(&rustix::fs::CWD, &path, &mut buf).ok()?;
-    Some(status::parse(&buf).tracer_pid)
+    procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")).map(|s| s.tracer_pid)
 }
 
 fn traced_by_us(pid: i32, tid: Tid) -> bool {

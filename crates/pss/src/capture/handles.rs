@@ -12,7 +12,7 @@ use rustix::fs::{openat, statat, AtFlags, Mode, OFlags, CWD};
 
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, HandleFlags, ObjectType, STILL_ACTIVE};
-use crate::linux::procfs::{self, fdinfo, fdinfo::FdInfo, stat, status};
+use crate::linux::procfs::{self, fdinfo, fdinfo::FdInfo, stat};
 use crate::linux::sched;
 use crate::records::{FdDetail, FdKind, HandleEntry, HandleLinux, TypeSpecific, Warning};
 
@@ -299,12 +299,6 @@ fn specific(
     }
 }
 
-fn read_stat(path: &str) -> Option<stat::Stat> {
-    let mut buf = Vec::new();
-    procfs::read_at(&CWD, path, &mut buf).ok()?;
-    stat::parse(&buf)
-}
-
 fn exit_status(st: &stat::Stat) -> u32 {
     if matches!(st.state, b'Z' | b'X') {
         ((st.exit_code >> 8) & 0xff) as u32
@@ -315,7 +309,7 @@ fn exit_status(st: &stat::Stat) -> u32 {
 
 fn process_specific(pid: i64) -> TypeSpecific {
     let st = (pid > 0)
-        .then(|| read_stat(&format!("/proc/{pid}/stat")))
+        .then(|| procfs::stat_at(&format!("/proc/{pid}/stat")))
         .flatten();
     match st {
         Some(st) => TypeSpecific::Process {
@@ -342,13 +336,10 @@ fn process_specific(pid: i64) -> TypeSpecific {
 
 fn thread_specific(tid: i64, tls_of: &HashMap<i32, u64>) -> TypeSpecific {
     let tgid = (tid > 0)
-        .then(|| {
-            let mut buf = Vec::new();
-            procfs::read_at(&CWD, &format!("/proc/{tid}/status"), &mut buf).ok()?;
-            Some(status::parse(&buf).tgid)
-        })
-        .flatten();
-    let st = tgid.and_then(|g| read_stat(&format!("/proc/{g}/task/{tid}/stat")));
+        .then(|| procfs::status_at(&format!("/proc/{tid}/status")))
+        .flatten()
+        .map(|s| s.tgid);
+    let st = tgid.and_then(|g| procfs::stat_at(&format!("/proc/{g}/task/{tid}/stat")));
     match (tgid, st) {
         (Some(tgid), Some(st)) => {
             let level = priority::level(st.policy, st.rt_priority, st.nice);

@@ -203,6 +203,17 @@ mod tests {
         }
     }
 
+    /// Stops `pid` and begins an injection at the syscall instruction its interrupted syscall
+    /// returns to (or, with `vdso`, one in its vDSO if there is none).
+    fn stop_and_begin(pid: i32, vdso: bool) -> (RawRegs, Injection) {
+        stop(pid);
+        let regs = arch::get_raw(pid).unwrap();
+        let fallback = if vdso { vdso_site(pid) } else { None };
+        let site = find_site(pid, &regs, fallback).expect("a syscall instruction to inject at");
+        let inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
+        (regs, inj)
+    }
+
     fn wait_in_syscall(pid: i32) {
         // Until the process sleeps in its syscall.
         for _ in 0..500 {
@@ -230,11 +241,9 @@ mod tests {
             .unwrap();
         let pid = cat.id() as i32;
         wait_in_syscall(pid);
-        stop(pid);
-        let regs = arch::get_raw(pid).unwrap();
-        let site = find_site(pid, &regs, None).expect("read() returns to a syscall instruction");
+        // No vDSO fallback: read() returns to a syscall instruction.
+        let (regs, mut inj) = stop_and_begin(pid, false);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
         assert_eq!(
             inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)
                 .unwrap()
@@ -271,11 +280,8 @@ mod tests {
         let pid = sleeper.id() as i32;
         wait_in_syscall(pid);
         std::thread::sleep(Duration::from_millis(300));
-        stop(pid);
-        let regs = arch::get_raw(pid).unwrap();
-        let site = find_site(pid, &regs, vdso_site(pid)).unwrap();
+        let (_, mut inj) = stop_and_begin(pid, true);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
         assert_eq!(
             inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)
                 .unwrap()

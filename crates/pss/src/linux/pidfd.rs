@@ -12,22 +12,21 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
     pidfd_open(p, PidfdFlags::empty()).map_err(|e| match e {
         rustix::io::Errno::SRCH => Error::NoSuchProcess { pid },
         // The kernel's answer for a thread that is not a thread-group leader.
-        rustix::io::Errno::NOENT => match thread_group_of(pid) {
-            Some(tgid) if tgid != pid => Error::NotAProcess { tid: pid, tgid },
-            _ => Error::NoSuchProcess { pid },
-        },
+        rustix::io::Errno::NOENT => {
+            match super::procfs::status_at(&format!("/proc/{pid}/status")) {
+                Some(st) if st.tgid != pid => Error::NotAProcess {
+                    tid: pid,
+                    tgid: st.tgid,
+                },
+                _ => Error::NoSuchProcess { pid },
+            }
+        }
         e => Error::Io {
             pid,
             path: "pidfd_open".into(),
             source: e.into(),
         },
     })
-}
-
-fn thread_group_of(tid: i32) -> Option<i32> {
-    let mut buf = Vec::new();
-    super::procfs::read_at(&rustix::fs::CWD, &format!("/proc/{tid}/status"), &mut buf).ok()?;
-    Some(super::procfs::status::parse(&buf).tgid)
 }
 
 /// Whether the process behind `fd` has exited (its pidfd is readable).

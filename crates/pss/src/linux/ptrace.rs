@@ -241,10 +241,6 @@ pub fn wait_nohang(tid: Tid, leader: bool) -> io::Result<Option<WaitStatus>> {
 }
 
 fn is_group_leader(tid: Tid) -> bool {
-    let mut buf = Vec::new();
-    if super::procfs::read_at(&rustix::fs::CWD, &format!("/proc/{tid}/status"), &mut buf).is_err() {
-        // Already released: nothing of it is left to steal.
-        return false;
-    }
-    super::procfs::status::parse(&buf).tgid == tid
+    // Unreadable means already released: nothing of it is left to steal.
+    super::procfs::status_at(&format!("/proc/{tid}/status")).is_some_and(|s| s.tgid == tid)
 }

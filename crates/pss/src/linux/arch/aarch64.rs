@@ -4,7 +4,6 @@
 
 use std::io;
 
-use super::words;
 use crate::linux::ptrace::{self, Tid};
 use crate::records::GeneralRegisters;
 
@@ -20,15 +19,7 @@ pub const USER_ADDRESS_END_LA57: u64 = 0x10_0000_0000_0000;
 
 /// Reads `struct user_pt_regs`, the TLS register and the current syscall number.
 pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
-    let mut buf = [0u8; 34 * 8];
-    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
-    if n < buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("NT_PRSTATUS of thread {tid} is {n} bytes (a 32-bit task?)"),
-        ));
-    }
-    let w: [u64; 34] = words(&buf);
+    let w = super::get_raw(tid)?;
     let mut regs = [0u64; 31];
     regs.copy_from_slice(&w[..31]);
     let mut tls = [0u8; 8];

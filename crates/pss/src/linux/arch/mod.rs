@@ -69,6 +69,28 @@ impl ContextReader {
     }
 }
 
+/// The raw general registers (`NT_PRSTATUS` as words): what `read_general` decodes and what
+/// an injection saves and restores.
+pub fn get_raw(tid: Tid) -> io::Result<RawRegs> {
+    let mut buf = vec![0u8; std::mem::size_of::<RawRegs>()];
+    let n = super::ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
+    if n < buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("NT_PRSTATUS of thread {tid} is {n} bytes (a 32-bit task?)"),
+        ));
+    }
+    Ok(words(&buf))
+}
+
+/// Writes the raw general registers.
+// Only injection writes registers (the VA clone, issue 3, in progress).
+#[cfg_attr(any(not(test), not(target_arch = "x86_64")), allow(dead_code))]
+pub fn set_raw(tid: Tid, regs: &RawRegs) -> io::Result<()> {
+    let buf: Vec<u8> = regs.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    super::ptrace::set_regset(tid, libc::NT_PRSTATUS as u32, &buf)
+}
+
 /// Decodes consecutive native-endian u64 words.
 fn words<const N: usize>(buf: &[u8]) -> [u64; N] {
     let mut out = [0u64; N];

@@ -4,11 +4,6 @@
 // progress); compiled but not yet exercised on aarch64.
 #![allow(dead_code)]
 
-use std::io;
-
-use super::words;
-use crate::linux::ptrace::{self, Tid};
-
 /// The raw words of `user_pt_regs`: what is saved and restored around an injection.
 /// (Not yet exercised on aarch64 hardware.)
 pub type RawRegs = [u64; 34];
@@ -17,28 +12,6 @@ const PC: usize = 32;
 
 /// `svc #0`.
 pub const SYSCALL_INSN: [u8; 4] = [0x01, 0x00, 0x00, 0xd4];
-
-/// Reads the raw general registers.
-pub fn get_raw(tid: Tid) -> io::Result<RawRegs> {
-    let mut buf = [0u8; 34 * 8];
-    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
-    if n < buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("NT_PRSTATUS of thread {tid} is {n} bytes"),
-        ));
-    }
-    Ok(words(&buf))
-}
-
-/// Writes the raw general registers.
-pub fn set_raw(tid: Tid, regs: &RawRegs) -> io::Result<()> {
-    let mut buf = [0u8; 34 * 8];
-    for (chunk, w) in buf.chunks_exact_mut(8).zip(regs) {
-        chunk.copy_from_slice(&w.to_ne_bytes());
-    }
-    ptrace::set_regset(tid, libc::NT_PRSTATUS as u32, &buf)
-}
 
 /// On aarch64 the kernel has already rewound `pc` to the `svc` of an interrupted syscall
 /// before the ptrace stop, so the instruction is at `pc` (the caller verifies the bytes).

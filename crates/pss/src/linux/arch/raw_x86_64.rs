@@ -4,11 +4,6 @@
 // progress); exercised by `linux::inject`'s tests until then.
 #![cfg_attr(not(test), allow(dead_code))]
 
-use std::io;
-
-use super::words;
-use crate::linux::ptrace::{self, Tid};
-
 /// The raw words of `user_regs_struct`: what is saved and restored around an injection.
 pub type RawRegs = [u64; 27];
 
@@ -33,28 +28,6 @@ const ERESTARTSYS: i64 = -512;
 const ERESTARTNOINTR: i64 = -513;
 const ERESTARTNOHAND: i64 = -514;
 const ERESTART_RESTARTBLOCK: i64 = -516;
-
-/// Reads the raw general registers.
-pub fn get_raw(tid: Tid) -> io::Result<RawRegs> {
-    let mut buf = [0u8; 27 * 8];
-    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
-    if n < buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("NT_PRSTATUS of thread {tid} is {n} bytes"),
-        ));
-    }
-    Ok(words(&buf))
-}
-
-/// Writes the raw general registers.
-pub fn set_raw(tid: Tid, regs: &RawRegs) -> io::Result<()> {
-    let mut buf = [0u8; 27 * 8];
-    for (chunk, w) in buf.chunks_exact_mut(8).zip(regs) {
-        chunk.copy_from_slice(&w.to_ne_bytes());
-    }
-    ptrace::set_regset(tid, libc::NT_PRSTATUS as u32, &buf)
-}
 
 /// The address of the `syscall` instruction a thread stopped inside a syscall will return
 /// to (`rip - 2`), if it is in a syscall.

@@ -2,7 +2,6 @@
 
 use std::io;
 
-use super::words;
 use crate::linux::ptrace::{self, Tid};
 use crate::records::GeneralRegisters;
 
@@ -23,15 +22,7 @@ pub const USER_ADDRESS_END_LA57: u64 = 0x00ff_ffff_ffff_f000;
 
 /// Reads `struct user_regs_struct`.
 pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
-    let mut buf = [0u8; 27 * 8];
-    let n = ptrace::get_regset(tid, libc::NT_PRSTATUS as u32, &mut buf)?;
-    if n < buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("NT_PRSTATUS of thread {tid} is {n} bytes (a 32-bit task?)"),
-        ));
-    }
-    let w: [u64; 27] = words(&buf);
+    let w = super::get_raw(tid)?;
     Ok(GeneralRegisters {
         r15: w[0],
         r14: w[1],

@@ -105,6 +105,21 @@ pub fn read_at(dir: &impl AsFd, name: &str, buf: &mut Vec<u8>) -> io::Result<()>
     }
 }
 
+/// Reads and parses a `status` file of any task (`/proc/TID/status`, …); `None` when it
+/// cannot be read (the task is gone).
+pub fn status_at(path: &str) -> Option<status::Status> {
+    let mut buf = Vec::new();
+    read_at(&CWD, path, &mut buf).ok()?;
+    Some(status::parse(&buf))
+}
+
+/// Reads and parses a `stat` file of any task; `None` when unreadable or malformed.
+pub fn stat_at(path: &str) -> Option<stat::Stat> {
+    let mut buf = Vec::new();
+    read_at(&CWD, path, &mut buf).ok()?;
+    stat::parse(&buf)
+}
+
 /// `readlinkat(dir, name)`.
 pub fn readlink_at(dir: &impl AsFd, name: &str) -> io::Result<OsString> {
     let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
