@@ -68,9 +68,12 @@ fn main() {
             std::process::exit(2);
         }
     }
-    say("ready");
+    // Set up stdin (its buffer is allocated on first use) before saying `ready`, so that the
+    // target allocates nothing between `ready` and the next command.
     let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
+    let lines = stdin.lock().lines();
+    say("ready");
+    for line in lines {
         let Ok(line) = line else { break };
         match line.trim() {
             "ping" => say("pong"),

@@ -49,6 +49,9 @@ impl Parked {
         for (i, tid) in rx.iter().take(n) {
             tids[i] = tid;
         }
+        for &tid in &tids {
+            wait_parked(tid);
+        }
         for (i, tid) in tids.iter().enumerate() {
             say(&format!("tid {i} {tid}"));
         }
@@ -74,6 +77,23 @@ impl Parked {
         }
         say("woken");
     }
+}
+
+/// Waits until thread `tid` of this process sleeps inside `read()`, so that the target is
+/// quiescent (no thread still starting up, allocating or growing its heap) when it says
+/// `ready`.
+fn wait_parked(tid: i32) {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let read_nr = libc::SYS_read.to_string();
+    for _ in 0..10_000 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.split(' ').next() == Some(read_nr.as_str()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    eprintln!("pss-testbed: thread {tid} never parked in read()");
+    std::process::exit(3);
 }
 
 /// Blocks in `read(fd, buf, 1)` with known values in registers; returns the report line.
