@@ -426,14 +426,46 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         }
     }
     let first = set.first_interrupt;
+    let group_stopped: Vec<Tid> = threads
+        .iter()
+        .filter(|t| t.group_stopped)
+        .map(|t| t.tid)
+        .collect();
     let (last, all_released) = set.release();
     set.clean = all_released && set.first_pending().is_none();
+    wait_back_in_group_stop(req.pid, &group_stopped, &mut warnings);
     Ok(Frozen {
         threads,
         pause: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
         rounds,
         warnings,
     })
+}
+
+/// After `PTRACE_DETACH` the kernel wakes each group-stopped thread so that it re-enters the
+/// group stop; for a moment it shows as running (it never returns to user mode). Wait,
+/// bounded, until they are all stopped again, so that the caller never observes a stopped
+/// target as running.
+fn wait_back_in_group_stop(pid: i32, tids: &[Tid], warnings: &mut Vec<Warning>) {
+    let deadline = Instant::now() + Duration::from_millis(200);
+    for &tid in tids {
+        loop {
+            match procfs::stat_at(&format!("/proc/{pid}/task/{tid}/stat")) {
+                Some(st) if st.state != b'T' && st.state != b't' => {}
+                // Stopped again, or gone.
+                _ => break,
+            }
+            if Instant::now() >= deadline {
+                warnings.push(Warning {
+                    tid: Some(tid),
+                    fd: None,
+                    message: "not yet back in its group stop when the capture returned".into(),
+                });
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
 }
 
 type ThreadRegs = (GeneralRegisters, Option<ThreadContext>, Option<u64>);
