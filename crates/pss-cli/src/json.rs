@@ -33,6 +33,16 @@ pub fn snapshot(snap: &Snapshot) -> Value {
         "handles": snap.handles().map(|h| h.iter().map(handle).collect::<Vec<_>>()),
         "va_space": snap.va_space().map(|r| r.iter().map(region).collect::<Vec<_>>()),
         "performance": snap.performance().map(performance),
+        "va_clone": snap.va_clone().map(|c| json!({
+            "pid": c.pid(),
+            "pid_in_target": c.pid_in_target(),
+            "copies": c.copies().iter().map(|r| json!({
+                "base_address": r.start, "size": r.data.len(), "reason": r.reason.name(),
+            })).collect::<Vec<_>>(),
+            "holes": c.holes().iter().map(|h| json!({
+                "base_address": h.start, "size": h.end - h.start, "reason": h.reason.name(),
+            })).collect::<Vec<_>>(),
+        })),
         "capture": {
             "pid": info.pid,
             "flags": info.flags.bits(),

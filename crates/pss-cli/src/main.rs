@@ -63,6 +63,10 @@ struct CaptureArgs {
     /// Capture everything this build supports.
     #[arg(long)]
     all: bool,
+    /// With a VA clone: keep it (and the snapshot) after printing, until stdin reaches end
+    /// of file or a line is entered, so that other tools can look at the clone's pid.
+    #[arg(long)]
+    hold: bool,
     /// Register groups for thread contexts (implies thread-context): control, integer,
     /// segments, floating-point, debug-registers, xstate, full, all.
     #[arg(long, value_name = "LIST")]
@@ -155,7 +159,8 @@ fn parse_context_flags(list: &str) -> Result<ContextFlags> {
 
 fn capture(args: &CaptureArgs) -> Result<()> {
     let mut flags = if args.all {
-        CaptureFlags::SUPPORTED
+        // Everything but the mandatory breakaway, which fails where cgroups are not ours.
+        CaptureFlags::SUPPORTED - CaptureFlags::CREATE_BREAKAWAY
     } else {
         parse_flags(&args.flags)?
     };
@@ -180,6 +185,19 @@ fn capture(args: &CaptureArgs) -> Result<()> {
         writeln!(out)?;
     } else {
         text::snapshot(&mut out, &snap)?;
+    }
+    if args.hold {
+        use std::io::Write;
+        out.flush()?;
+        drop(out);
+        if let Some(c) = snap.va_clone() {
+            eprintln!(
+                "pss: holding VA clone pid {}; press Enter or close stdin to free it",
+                c.pid()
+            );
+        }
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
     }
     Ok(())
 }

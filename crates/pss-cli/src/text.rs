@@ -55,6 +55,17 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
         )?;
     }
 
+    if let Some(c) = snap.va_clone() {
+        writeln!(
+            out,
+            "VA clone: pid {} (pid {} inside the target); {} range(s) copied during the pause, {} not captured",
+            c.pid(),
+            c.pid_in_target(),
+            c.copies().len(),
+            c.holes().len()
+        )?;
+    }
+
     if let Some(threads) = snap.threads() {
         writeln!(out, "\nThreads ({})", threads.len())?;
         writeln!(

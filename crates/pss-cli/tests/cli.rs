@@ -160,10 +160,10 @@ fn exit_codes() {
     // 6: not supported yet.
     let mut t = Target::spawn(&testbed(), &["idle"]);
     let pid = t.pid.to_string();
-    let o = run(&["capture", &pid, "--flags", "va-clone"]);
+    let o = run(&["capture", &pid, "--flags", "threads,handle-trace"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("not supported: capture flag(s) va-clone"),
+        stderr(&o).contains("not supported: capture flag(s) handle-trace"),
         "{}",
         stderr(&o)
     );
@@ -215,5 +215,29 @@ fn no_permission_is_exit_code_4_with_a_clear_message() {
             stderr(&o)
         );
     }
+    t.assert_unharmed();
+}
+
+#[test]
+fn va_clone_reports_the_clone_and_the_pause() {
+    let mut t = Target::spawn(&testbed(), &["va", "4"]);
+    let pid = t.pid.to_string();
+    let o = run(&["capture", &pid, "--flags", "va-clone,threads", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let clone_pid = doc["va_clone"]["pid"].as_i64().expect("va_clone.pid");
+    assert!(clone_pid > 0 && clone_pid != i64::from(t.pid));
+    assert_eq!(doc["va_clone"]["copies"].as_array().unwrap().len(), 2);
+    assert!(doc["capture"]["pause_us"].as_u64().unwrap() > 0);
+    assert_eq!(doc["capture"]["flags"].as_u64().unwrap() & 1, 1);
+    // pss exited: the clone is gone, and the target has no child left.
+    assert!(!std::path::Path::new(&format!("/proc/{clone_pid}")).exists());
+    assert!(pss_testbed::harness::children_of(t.pid).is_empty());
+
+    let o = run(&["capture", &pid, "--flags", "va-clone"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("Target paused for"), "{text}");
+    assert!(text.contains("VA clone: pid "), "{text}");
     t.assert_unharmed();
 }

@@ -88,6 +88,47 @@ impl Target {
         }
     }
 
+    /// Whether the target's stdout reaches end-of-file within `timeout` (lines before it are
+    /// skipped).
+    pub fn stdout_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
+    /// The first value of fact `key` as a number (decimal or `0x` hex).
+    pub fn fact_u64(&self, key: &str, index: usize) -> u64 {
+        let f = self.facts(key);
+        let v = f
+            .first()
+            .and_then(|f| f.get(index))
+            .unwrap_or_else(|| panic!("target {} announced no {key}", self.pid));
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).expect("hex fact"),
+            None => v.parse().expect("decimal fact"),
+        }
+    }
+
+    /// Sends `cmd` and returns the answer line that starts with `prefix` (without it).
+    pub fn ask(&mut self, cmd: &str, prefix: &str) -> String {
+        self.send(cmd);
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("target {} never answered {cmd:?}", self.pid);
+    }
+
     /// Waits for a line equal to `want`, returning the lines seen before it.
     pub fn expect(&mut self, want: &str) -> Vec<String> {
         let deadline = Instant::now() + ANSWER_TIMEOUT;
@@ -200,6 +241,26 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The pids of every process whose parent is `pid` (zombies included).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(e) = e else { continue };
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split(' ').nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
 }
 
 /// The state letter of process `pid` from `/proc/PID/stat` (`?` if gone).

@@ -8,13 +8,15 @@
 //! - `exit` or end of input → exits 0.
 //!
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
-//! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`.
+//! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `va MIB [thp] [sleep]
+//! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands).
 
 use pss_testbed::reg_value;
 
 mod fds;
 mod park;
 mod regions;
+mod va;
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -55,6 +57,17 @@ fn main() {
             });
         }
         "vfork" => park::vfork_in_thread(num(1, 2000)),
+        "va" => {
+            let has = |w: &str| args.iter().skip(2).any(|a| a == w);
+            parked = park::Parked::spawn(2);
+            va::setup(
+                num(1, 0) as usize,
+                has("thp"),
+                has("sleep"),
+                has("seccomp"),
+                has("uffd"),
+            );
+        }
         "tracer" => {
             let pid = num(1, 0) as i32;
             // SAFETY: a plain PTRACE_SEIZE of a pid the test gave us; no pointers.
@@ -79,6 +92,7 @@ fn main() {
             "ping" => say("pong"),
             "wake" => parked.wake(),
             "exit" => break,
+            cmd if va::command(cmd) => {}
             _ => say("unknown command"),
         }
     }

@@ -192,11 +192,9 @@ fn a_thread_that_cannot_stop_times_out_and_the_target_is_released() {
 fn flags_not_built_yet_are_refused_by_name() {
     let mut t = Target::spawn(exe(), &["idle"]);
     for (flag, name) in [
-        (CaptureFlags::VA_CLONE, "va-clone"),
         (CaptureFlags::HANDLE_TRACE, "handle-trace"),
         (CaptureFlags::IPT_TRACE, "ipt-trace"),
         (CaptureFlags::AUXILIARY_PAGES, "auxiliary-pages"),
-        (CaptureFlags::CREATE_BREAKAWAY, "create-breakaway"),
     ] {
         let err = Snapshot::capture(
             PssTarget::Pid(t.pid),

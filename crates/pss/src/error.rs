@@ -120,6 +120,26 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The kernel refused to make the VA clone inside the target (`clone` returned an error:
+    /// out of memory, `pids.max` reached, a frozen cgroup…). The target was restored.
+    #[error("the VA clone of process {pid} could not be made: {reason}; the target was restored and released")]
+    CloneFailed {
+        /// The target pid.
+        pid: i32,
+        /// Why (the errno of the injected `clone`, or what failed around it).
+        reason: String,
+    },
+    /// A range of the clone's memory cannot be read: nothing is mapped there, the mapping is
+    /// not readable, or it was not captured (an `MADV_DONTFORK` range too large to copy).
+    #[error("address {address:#x} of the VA clone of process {pid} cannot be read: {reason}")]
+    Unreadable {
+        /// The target pid.
+        pid: i32,
+        /// The first address that could not be read.
+        address: u64,
+        /// Why.
+        reason: String,
+    },
     /// The capture engine itself failed (its tracer thread panicked or is gone).
     #[error("internal error in the capture engine: {0}")]
     Internal(String),
@@ -165,9 +185,12 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::NoMoreItems => ErrorKind::NoMoreItems,
             Error::InvalidParameter(_) => ErrorKind::InvalidParameter,
-            Error::Ptrace { .. } | Error::Io { .. } | Error::Parse { .. } | Error::Internal(_) => {
-                ErrorKind::Other
-            }
+            Error::Ptrace { .. }
+            | Error::Io { .. }
+            | Error::Parse { .. }
+            | Error::CloneFailed { .. }
+            | Error::Unreadable { .. }
+            | Error::Internal(_) => ErrorKind::Other,
         }
     }
 

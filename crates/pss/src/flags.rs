@@ -57,7 +57,8 @@ bitflags! {
 
 impl CaptureFlags {
     /// The capture flags this build implements. `--all` in the CLI means exactly these.
-    pub const SUPPORTED: CaptureFlags = CaptureFlags::HANDLES
+    pub const SUPPORTED: CaptureFlags = CaptureFlags::VA_CLONE
+        .union(CaptureFlags::HANDLES)
         .union(CaptureFlags::HANDLE_NAME_INFORMATION)
         .union(CaptureFlags::HANDLE_BASIC_INFORMATION)
         .union(CaptureFlags::HANDLE_TYPE_SPECIFIC_INFORMATION)
@@ -68,7 +69,9 @@ impl CaptureFlags {
         .union(CaptureFlags::VA_SPACE_SECTION_INFORMATION)
         .union(CaptureFlags::CREATE_USE_VM_ALLOCATIONS)
         .union(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
-        .union(CaptureFlags::CREATE_RELEASE_SECTION);
+        .union(CaptureFlags::CREATE_RELEASE_SECTION)
+        .union(CaptureFlags::CREATE_BREAKAWAY_OPTIONAL)
+        .union(CaptureFlags::CREATE_BREAKAWAY);
 
     /// The name of one flag without its `PSS_CAPTURE_`/`PSS_CREATE_` prefix, lowercase with
     /// hyphens (`va-space-section-information`), as the CLI spells it. `None` for unknown bits.

@@ -37,6 +37,7 @@ mod linux;
 pub mod records;
 mod snapshot;
 pub mod units;
+mod va_clone;
 mod walk;
 
 pub use capture::{CaptureOptions, Target};
@@ -46,4 +47,5 @@ pub use flags::{
     ThreadFlags, WalkClass, PERF_RESOLUTION, STILL_ACTIVE,
 };
 pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};
+pub use va_clone::VaClone;
 pub use walk::{WalkMarker, WalkPosition};

@@ -10,6 +10,7 @@ use crate::records::{
     CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation, ThreadEntry,
     Warning,
 };
+use crate::va_clone::VaClone;
 use crate::walk::WalkMarker;
 
 /// Size of the Windows AMD64 `CONTEXT` record the C ABI produces for each thread.
@@ -22,6 +23,7 @@ pub(crate) struct SnapshotData {
     pub(crate) threads: Option<Vec<ThreadEntry>>,
     pub(crate) handles: Option<Vec<HandleEntry>>,
     pub(crate) va_space: Option<Vec<MemoryRegion>>,
+    pub(crate) va_clone: Option<VaClone>,
     pub(crate) performance: Option<PerformanceCounters>,
     pub(crate) capture: CaptureInfo,
     pub(crate) warnings: Vec<Warning>,
@@ -41,6 +43,8 @@ pub struct Snapshot {
 pub enum QueryInfo<'a> {
     /// `PSS_PROCESS_INFORMATION`.
     Process(&'a ProcessInformation),
+    /// `PSS_VA_CLONE_INFORMATION`: the clone (`VaCloneHandle` is its pidfd).
+    VaClone(&'a VaClone),
     /// `PSS_AUXILIARY_PAGES_INFORMATION`.
     AuxiliaryPages {
         /// `AuxPagesCaptured`.
@@ -131,6 +135,12 @@ impl Snapshot {
         self.data.va_space.as_deref()
     }
 
+    /// The copy-on-write clone, if `VA_CLONE` was captured: read the target's memory as it
+    /// was during the pause.
+    pub fn va_clone(&self) -> Option<&VaClone> {
+        self.data.va_clone.as_ref()
+    }
+
     /// The performance counters, if `CREATE_MEASURE_PERFORMANCE` was given.
     pub fn performance(&self) -> Option<&PerformanceCounters> {
         self.data.performance.as_ref()
@@ -152,7 +162,9 @@ impl Snapshot {
     pub fn query(&self, class: QueryClass) -> Result<QueryInfo<'_>> {
         Ok(match class {
             QueryClass::ProcessInformation => QueryInfo::Process(&self.data.process),
-            QueryClass::VaCloneInformation => return Err(not_found(class)),
+            QueryClass::VaCloneInformation => {
+                QueryInfo::VaClone(self.va_clone().ok_or_else(|| not_found(class))?)
+            }
             QueryClass::AuxiliaryPagesInformation => return Err(not_found(class)),
             QueryClass::HandleTraceInformation => return Err(not_found(class)),
             QueryClass::VaSpaceInformation => QueryInfo::VaSpace {

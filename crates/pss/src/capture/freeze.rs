@@ -7,7 +7,7 @@
 //!
 //! Safety of the target: every seized thread is owned by [`Seized`], whose `Drop` detaches it
 //! on every path (errors and panics included). A thread that was seized but never stopped
-//! cannot be detached; then the tracer thread retires, and the kernel detaches it.
+//! cannot be detached; it goes to [`tracer::release_later`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -22,6 +22,8 @@ use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::tracer;
 use crate::records::{GeneralRegisters, ThreadContext, Warning};
 
+use super::va_clone::{self, CloneRequest, MadeClone};
+
 /// What to stop and what to read while stopped.
 #[derive(Debug, Clone)]
 pub struct FreezeRequest {
@@ -35,6 +37,8 @@ pub struct FreezeRequest {
     pub timeout: Duration,
     /// How many times `/proc/PID/task` is re-listed for newcomers.
     pub max_rounds: u32,
+    /// Make a VA clone before letting the threads go.
+    pub clone: Option<CloneRequest>,
 }
 
 /// One stopped thread and what was read from it.
@@ -55,7 +59,7 @@ pub struct FrozenThread {
 }
 
 /// The result of a pause.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Frozen {
     /// The threads that were stopped, ascending by tid.
     pub threads: Vec<FrozenThread>,
@@ -65,6 +69,8 @@ pub struct Frozen {
     pub rounds: u32,
     /// Threads that vanished or could not be read.
     pub warnings: Vec<Warning>,
+    /// The VA clone, if one was asked for.
+    pub clone: Option<MadeClone>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +92,10 @@ struct Seized {
     /// Auto-attached child *processes* of the target (not threads): let go at their stop.
     foreign: HashSet<Tid>,
     first_interrupt: Option<Instant>,
+    /// Stopped tasks whose detach failed (killed while stopped: an exit report is queued).
+    unreleased: Vec<Tid>,
     /// Set once every task was let go and no report can be left queued. Otherwise `Drop`
-    /// retires the tracer thread so that the kernel drops every ptrace link at once.
+    /// hands the rest to [`tracer::release_later`].
     clean: bool,
 }
 
@@ -99,6 +107,7 @@ impl Seized {
             queue: VecDeque::new(),
             foreign: HashSet::new(),
             first_interrupt: None,
+            unreleased: Vec::new(),
             clean: false,
         }
     }
@@ -238,7 +247,7 @@ impl Seized {
         match status {
             WaitStatus::LeaderExited => {
                 self.set(tid, TaskState::Gone);
-                tracer::retire_after_job();
+                tracer::leader_exited(tid);
                 return Err(Error::ProcessExited { pid: self.pid });
             }
             WaitStatus::Exited(_) | WaitStatus::Signaled(_) => {
@@ -314,7 +323,10 @@ impl Seized {
         let mut all = true;
         for (tid, state) in self.tasks.iter_mut() {
             if let TaskState::Stopped { .. } = state {
-                all &= ptrace::detach(*tid, 0).is_ok();
+                if ptrace::detach(*tid, 0).is_err() {
+                    all = false;
+                    self.unreleased.push(*tid);
+                }
                 *state = TaskState::Gone;
             }
         }
@@ -327,10 +339,15 @@ impl Drop for Seized {
         self.release();
         if !self.clean {
             // An error or panic path: tasks seized but never stopped (uninterruptible sleep,
-            // vfork), exits not reaped, or a leader's exit we must not consume. Retiring the
-            // tracer thread makes the kernel detach all of them (`exit_ptrace`) and hand any
-            // zombie back to its real parent.
-            tracer::retire_after_job();
+            // vfork), or exits not collected. The tracer lets them go as soon as it can.
+            let mut rest = std::mem::take(&mut self.unreleased);
+            rest.extend(
+                self.tasks
+                    .iter()
+                    .filter(|(_, s)| **s == TaskState::Pending)
+                    .map(|(t, _)| *t),
+            );
+            tracer::release_later(rest);
         }
     }
 }
@@ -425,6 +442,11 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
+    // The clone last: it takes the longest (the kernel copies the page tables).
+    let clone = req.clone.as_ref().map(|c| {
+        let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
+        va_clone::make(req.pid, &tids, c)
+    });
     let first = set.first_interrupt;
     let group_stopped: Vec<Tid> = threads
         .iter()
@@ -434,11 +456,13 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     let (last, all_released) = set.release();
     set.clean = all_released && set.first_pending().is_none();
     wait_back_in_group_stop(req.pid, &group_stopped, &mut warnings);
+    let clone = clone.transpose()?;
     Ok(Frozen {
         threads,
         pause: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
         rounds,
         warnings,
+        clone,
     })
 }
 
@@ -446,7 +470,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
 /// group stop; for a moment it shows as running (it never returns to user mode). Wait,
 /// bounded, until they are all stopped again, so that the caller never observes a stopped
 /// target as running.
-fn wait_back_in_group_stop(pid: i32, tids: &[Tid], warnings: &mut Vec<Warning>) {
+pub(super) fn wait_back_in_group_stop(pid: i32, tids: &[Tid], warnings: &mut Vec<Warning>) {
     let deadline = Instant::now() + Duration::from_millis(200);
     for &tid in tids {
         loop {

@@ -6,6 +6,7 @@ mod handles;
 mod priority;
 mod process;
 mod threads;
+pub(crate) mod va_clone;
 mod va_space;
 
 use std::collections::HashMap;
@@ -15,10 +16,13 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags};
 use crate::linux::clock::{self, Stopwatch};
+use crate::linux::mem::ProcMem;
 use crate::linux::procfs::{self, status, ProcDir};
-use crate::linux::{pidfd, tracer};
+use crate::linux::tracer::{self, Role};
+use crate::linux::{cgroup, pidfd};
 use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
+use crate::va_clone::VaClone;
 
 /// The process to capture.
 #[derive(Debug, Clone, Copy)]
@@ -49,16 +53,26 @@ pub struct CaptureOptions {
     pub stop_timeout: Duration,
     /// How many times the thread list is re-read for threads created during the pause.
     pub max_rounds: u32,
+    /// With `VA_CLONE`: how many bytes of `MADV_DONTFORK`/`MADV_WIPEONFORK` mappings (which
+    /// a clone lacks) may be copied from the stopped target; larger ones are reported as
+    /// holes.
+    pub fork_copy_limit: u64,
+    /// With `VA_CLONE`: how many bytes of writable shared mappings (which stay live in a
+    /// clone) to copy from the stopped target, so that they too are frozen. 0: none.
+    pub shared_copy_limit: u64,
 }
 
 impl CaptureOptions {
-    /// Options with the default timeout (2 s) and rounds (10).
+    /// Options with the default timeout (2 s), rounds (10), forked-away copy limit (16 MiB)
+    /// and no shared-memory copy.
     pub fn new(flags: CaptureFlags, context_flags: ContextFlags) -> CaptureOptions {
         CaptureOptions {
             flags,
             context_flags,
             stop_timeout: Duration::from_secs(2),
             max_rounds: 10,
+            fork_copy_limit: 16 << 20,
+            shared_copy_limit: 0,
         }
     }
 }
@@ -86,9 +100,10 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     );
     let want_context =
         flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED);
-    if is_self && want_context {
+    let want_clone = flags.contains(CaptureFlags::VA_CLONE);
+    if is_self && (want_context || want_clone) {
         return Err(Error::NotSupported {
-            what: "thread contexts of the calling process (a thread cannot ptrace its own process; planned with the VA clone)".into(),
+            what: "thread contexts and VA clones of the calling process (a thread cannot ptrace its own process; see docs/differences.md)".into(),
         });
     }
 
@@ -107,7 +122,8 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     }
     // A tracer inside our own process is the engine itself, busy with another capture of
     // the same target: the freeze queues behind it.
-    if st.tracer_pid != 0 && want_threads && !is_self && !tracer::is_own_thread(st.tracer_pid) {
+    let must_stop = want_threads || want_clone;
+    if st.tracer_pid != 0 && must_stop && !is_self && !tracer::is_own_thread(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
             tid: pid,
@@ -123,66 +139,115 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
         e => e,
     };
+    let clone_plan = if want_clone {
+        Some(
+            va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
+                .map_err(exited)?,
+        )
+    } else {
+        None
+    };
 
-    // Pause: threads and their registers.
+    // Pause: threads, their registers, the clone.
     let mut perf = PerformanceCounters::default();
     let mut capture_pause = Duration::ZERO;
     let mut threads_stopped = 0;
     let mut seize_rounds = 0;
     let mut tls_of = HashMap::new();
-    let threads = if want_threads {
-        let sw = Stopwatch::start();
-        let frozen = if is_self {
+    let mut made_clone = None;
+    let sw = Stopwatch::start();
+    let frozen = if !must_stop {
+        None
+    } else if is_self {
+        Some(
             procfs::list_numeric(pid, &format!("/proc/{pid}/task"))?
                 .into_iter()
                 .map(threads::unfrozen)
-                .collect()
-        } else {
-            let req = freeze::FreezeRequest {
-                pid,
-                skip: if zombie_leader { vec![pid] } else { Vec::new() },
-                context: want_context.then_some((
-                    opts.context_flags,
-                    flags.contains(CaptureFlags::THREAD_CONTEXT_EXTENDED),
-                )),
-                timeout: opts.stop_timeout,
-                max_rounds: opts.max_rounds.max(1),
-            };
-            let frozen = tracer::run(move || freeze::freeze(req))??;
-            capture_pause = frozen.pause;
-            threads_stopped = frozen.threads.len();
-            seize_rounds = frozen.rounds;
-            warnings.extend(frozen.warnings);
-            frozen.threads
-        };
-        for t in &frozen {
-            if let Some(g) = &t.general {
-                tls_of.insert(t.tid, g.tls_base());
-            }
-        }
-        let entry = process::entry_point(&mut dir);
-        let list = threads::build(pid, frozen, zombie_leader, entry, &clocks, &mut warnings);
-        perf.threads = cost(&sw);
-        Some(list)
+                .collect(),
+        )
     } else {
-        None
+        let req = freeze::FreezeRequest {
+            pid,
+            skip: if zombie_leader { vec![pid] } else { Vec::new() },
+            context: want_context.then_some((
+                opts.context_flags,
+                flags.contains(CaptureFlags::THREAD_CONTEXT_EXTENDED),
+            )),
+            timeout: opts.stop_timeout,
+            max_rounds: opts.max_rounds.max(1),
+            clone: clone_plan.as_ref().map(|(req, _)| req.clone()),
+        };
+        let role = if want_clone {
+            Role::Keeper
+        } else {
+            Role::Capture
+        };
+        let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
+            // An injected syscall fails in odd ways when the whole process is dying.
+            match &pidfd {
+                Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+                _ => e,
+            }
+        })?;
+        capture_pause = frozen.pause;
+        threads_stopped = frozen.threads.len();
+        seize_rounds = frozen.rounds;
+        warnings.extend(frozen.warnings);
+        made_clone = frozen.clone;
+        Some(frozen.threads)
     };
 
-    // After the pause: the target runs again.
+    // After the pause: the target runs again. The clone, if any, is adopted first so that
+    // every error path from here frees it.
+    let (va_clone, dontfork_maps) = match (made_clone, clone_plan) {
+        (Some(made), Some((_, found))) => {
+            let c = adopt_clone(pid, &pidfd, made, found.holes, flags)?;
+            (Some(c), found.dontfork_maps)
+        }
+        _ => (None, Vec::new()),
+    };
+    let threads = match frozen {
+        Some(frozen) if want_threads => {
+            for t in &frozen {
+                if let Some(g) = &t.general {
+                    tls_of.insert(t.tid, g.tls_base());
+                }
+            }
+            let entry = process::entry_point(&mut dir);
+            let list = threads::build(pid, frozen, zombie_leader, entry, &clocks, &mut warnings);
+            perf.threads = cost(&sw);
+            Some(list)
+        }
+        _ => None,
+    };
+
+    // Handles, VA space: from the clone (the capture instant) if there is one.
+    let source = va_clone.as_ref().map_or(pid, |c| c.pid);
     let process = process::read(&mut dir, st.state, &clocks).map_err(exited)?;
     let handles = if flags.contains(CaptureFlags::HANDLES) {
         let sw = Stopwatch::start();
-        let h = handles::capture(pid, flags, &tls_of, &mut warnings).map_err(exited)?;
+        let h = handles::capture(source, flags, &tls_of, &mut warnings).map_err(exited)?;
         perf.handles = cost(&sw);
         Some(h)
     } else {
         None
     };
+    if let Some(c) = &va_clone {
+        let (clone, site, seccomp) = (c.pid, c.site, c.seccomp);
+        tracer::run_on(Role::Keeper, move || {
+            va_clone::close_fds(clone, site, seccomp)
+        })??;
+    }
     let va_space = if flags.contains(CaptureFlags::VA_SPACE) {
         let sw = Stopwatch::start();
+        let mut source_dir = match &va_clone {
+            Some(c) => ProcDir::open(c.pid)?,
+            None => ProcDir::open(pid).map_err(exited)?,
+        };
         let v = va_space::capture(
-            &mut dir,
+            &mut source_dir,
             flags.contains(CaptureFlags::VA_SPACE_SECTION_INFORMATION),
+            &dontfork_maps,
         )
         .map_err(exited)?;
         perf.va_space = cost(&sw);
@@ -206,6 +271,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         threads,
         handles,
         va_space,
+        va_clone,
         performance: flags
             .contains(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
             .then_some(perf),
@@ -221,6 +287,68 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         },
         warnings,
     })
+}
+
+/// Turns a clone made during the pause into a [`VaClone`] (whose drop frees it), then
+/// adopts it: `EXITKILL`, `oom_score_adj` 1000, and the cgroup move for `BREAKAWAY`.
+fn adopt_clone(
+    pid: i32,
+    target_pidfd: &Option<OwnedFd>,
+    made: va_clone::MadeClone,
+    mut holes: Vec<crate::records::MemoryHole>,
+    flags: CaptureFlags,
+) -> Result<VaClone> {
+    holes.extend(made.failed_copies.iter().copied());
+    let opened = pidfd::open(made.pid).and_then(|fd| {
+        let mem = ProcMem::open(made.pid).map_err(|e| Error::Io {
+            pid: made.pid,
+            path: format!("/proc/{}/mem", made.pid).into(),
+            source: e,
+        })?;
+        Ok((fd, mem))
+    });
+    let (clone_fd, mem) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            // Free it by hand: there is no VaClone to do it.
+            let req = va_clone::FreeRequest {
+                target: pid,
+                target_exited: false,
+                clone: made.pid,
+                clone_in_target: made.pid_in_target,
+            };
+            let _ = tracer::run_on(Role::Keeper, move || va_clone::free(req));
+            return Err(e);
+        }
+    };
+    let target_pidfd = match target_pidfd {
+        Some(fd) => fd.try_clone().ok(),
+        None => None,
+    };
+    let clone = VaClone {
+        target: pid,
+        target_pidfd,
+        pid: made.pid,
+        pid_in_target: made.pid_in_target,
+        pidfd: clone_fd,
+        mem,
+        site: made.site,
+        seccomp: made.seccomp,
+        copies: made.copies,
+        holes,
+    };
+    let m = va_clone::MadeRef { pid: clone.pid };
+    tracer::run_on(Role::Keeper, move || va_clone::adopt(m))??;
+    // The clone, not the target, is what the OOM killer should pick first.
+    let _ = std::fs::write(format!("/proc/{}/oom_score_adj", clone.pid), "1000");
+    if flags.intersects(CaptureFlags::CREATE_BREAKAWAY | CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {
+        if let Err(e) = cgroup::move_to_ours(clone.pid) {
+            if !flags.contains(CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(clone)
 }
 
 fn cost(sw: &Stopwatch) -> PhaseCost {

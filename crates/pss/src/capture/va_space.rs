@@ -20,10 +20,18 @@ type FileKey = (u32, u32, u64);
 
 /// Reads the address space of the process behind `dir`. With `sections`, file-backed
 /// regions get their file name, and images their load base, extent and build-id.
-pub fn capture(dir: &mut ProcDir, sections: bool) -> Result<Vec<MemoryRegion>> {
+///
+/// `extra` holds more `maps` lines to merge in: the target's `MADV_DONTFORK` mappings when
+/// `dir` is a VA clone, which lacks them.
+pub fn capture(dir: &mut ProcDir, sections: bool, extra: &[u8]) -> Result<Vec<MemoryRegion>> {
     let pid = dir.pid();
     let buf = dir.read("maps")?.to_vec();
-    let lines: Vec<MapLine<'_>> = maps::parse(&buf).collect();
+    let mut lines: Vec<MapLine<'_>> = maps::parse(&buf).collect();
+    if !extra.is_empty() {
+        lines.extend(maps::parse(extra));
+        lines.sort_by_key(|l| l.start);
+        lines.dedup_by_key(|l| l.start);
+    }
 
     // A file is an image if one of its private mappings is executable (how the ELF loader
     // maps executables and libraries).

@@ -16,6 +16,12 @@ impl ProcMem {
         })
     }
 
+    /// Reads what it can at `addr` (`pread`): the byte count, short at the first
+    /// unreadable page.
+    pub fn read_at(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read_at(buf, addr)
+    }
+
     /// Reads exactly `buf.len()` bytes at `addr`; `false` if any part is unreadable.
     pub fn read_exact(&self, addr: u64, buf: &mut [u8]) -> bool {
         self.file.read_exact_at(buf, addr).is_ok()

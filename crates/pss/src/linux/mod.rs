@@ -1,6 +1,7 @@
 //! The Linux layer: procfs, ptrace, registers, clocks, pidfds. The only place `unsafe` lives.
 
 pub mod arch;
+pub mod cgroup;
 pub mod clock;
 pub mod elf;
 pub mod inject;

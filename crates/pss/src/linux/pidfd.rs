@@ -54,3 +54,8 @@ pub fn pid_of(fd: impl AsFd) -> Result<i32> {
         None => Err(Error::InvalidParameter(format!("fd {raw} is not a pidfd"))),
     }
 }
+
+/// Sends SIGKILL to the process behind `fd` (never to a reused pid).
+pub fn kill(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL).map_err(Into::into)
+}

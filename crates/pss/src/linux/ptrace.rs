@@ -14,6 +14,11 @@ pub const OPT_TRACECLONE: u32 = libc::PTRACE_O_TRACECLONE as u32;
 
 /// `PTRACE_O_TRACESYSGOOD`: syscall stops report `SIGTRAP | 0x80`.
 pub const OPT_TRACESYSGOOD: u32 = libc::PTRACE_O_TRACESYSGOOD as u32;
+/// `PTRACE_O_EXITKILL`: the tracee is killed when its tracer exits (only ever on a clone).
+pub const OPT_EXITKILL: u32 = libc::PTRACE_O_EXITKILL as u32;
+/// `PTRACE_O_SUSPEND_SECCOMP`: the tracee's seccomp filters do not apply (needs
+/// `CAP_SYS_ADMIN`).
+pub const OPT_SUSPEND_SECCOMP: u32 = libc::PTRACE_O_SUSPEND_SECCOMP as u32;
 /// The stop signal of a syscall-enter or syscall-exit stop under `TRACESYSGOOD`.
 pub const SYSCALL_STOP: i32 = libc::SIGTRAP | 0x80;
 
@@ -238,6 +243,25 @@ pub fn wait_nohang(tid: Tid, leader: bool) -> io::Result<Option<WaitStatus>> {
             event: (status as u32) >> 16,
         }
     }))
+}
+
+/// Collects the queued report of `tid` (never blocks). For a process whose real parent is
+/// elsewhere this hands its zombie to that parent.
+pub fn wait_any(tid: Tid) -> io::Result<Option<i32>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status points to a live c_int.
+    let r = unsafe {
+        libc::waitpid(
+            tid,
+            &mut status,
+            libc::WNOHANG | libc::__WALL | libc::__WNOTHREAD,
+        )
+    };
+    match r {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        _ => Ok(Some(status)),
+    }
 }
 
 fn is_group_leader(tid: Tid) -> bool {

@@ -5,6 +5,7 @@
 //! Linux-natural types (`SystemTime`, `Duration`, `PathBuf`). [`crate::units`] converts them
 //! to the Windows units.
 
+mod clone;
 mod context;
 mod handle;
 mod perf;
@@ -12,6 +13,7 @@ mod process;
 mod region;
 mod thread;
 
+pub use clone::*;
 pub use context::*;
 pub use handle::*;
 pub use perf::*;

@@ -51,7 +51,7 @@ pub fn parse(buf: &[u8]) -> impl Iterator<Item = MapLine<'_>> {
     buf.split(|&c| c == b'\n').filter_map(parse_line)
 }
 
-fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
+pub(crate) fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
     let mut rest = line;
     let mut next = || {
         while rest.first() == Some(&b' ') {

@@ -3,6 +3,7 @@
 
 pub mod fdinfo;
 pub mod maps;
+pub mod smaps;
 pub mod stat;
 pub mod status;
 

@@ -1,0 +1,66 @@
+//! What a VA clone could not hold by itself: ranges copied during the pause, and ranges
+//! that are missing from it.
+
+/// Why a range of the target was copied during the pause, or is missing from the clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyReason {
+    /// `MADV_DONTFORK`: a fork leaves the mapping out of the child.
+    DontFork,
+    /// `MADV_WIPEONFORK`: a fork gives the child zeros.
+    WipeOnFork,
+    /// A writable shared mapping: a clone sees its live contents, so it was copied to freeze
+    /// it (only when asked for, within a bound).
+    Shared,
+}
+
+impl CopyReason {
+    /// A short name (`dontfork`, `wipeonfork`, `shared`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyReason::DontFork => "dontfork",
+            CopyReason::WipeOnFork => "wipeonfork",
+            CopyReason::Shared => "shared",
+        }
+    }
+}
+
+/// A range of the target copied from it while it was stopped. Reads of the clone return
+/// these bytes for the range.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CopiedRange {
+    /// First address.
+    pub start: u64,
+    /// The bytes, as they were at the capture instant.
+    pub data: Vec<u8>,
+    /// Why it was copied.
+    pub reason: CopyReason,
+}
+
+impl CopiedRange {
+    /// One past the last address.
+    pub fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+impl std::fmt::Debug for CopiedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopiedRange")
+            .field("start", &format_args!("{:#x}", self.start))
+            .field("len", &self.data.len())
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+/// A range of the target that the clone does not hold (absent or zeroed by the fork) and
+/// that was not copied: over the copy limit, or unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryHole {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Why the clone lacks it.
+    pub reason: CopyReason,
+}

@@ -1,0 +1,163 @@
+//! [`VaClone`]: the copy-on-write clone of the target that a `PSS_CAPTURE_VA_CLONE`
+//! snapshot holds, and reading its memory.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::capture::va_clone::{self as pipeline, FreeRequest};
+use crate::error::{Error, Result};
+use crate::linux::mem::ProcMem;
+use crate::linux::{pidfd, tracer};
+use crate::records::{CopiedRange, MemoryHole};
+
+/// A frozen copy-on-write clone of the target's address space, as it was during the pause
+/// (`VaCloneHandle`).
+///
+/// The clone is a process (a child of the target, made by an injected `clone()`), kept
+/// stopped under ptrace with `PTRACE_O_EXITKILL`, its fds closed. Its private memory shares
+/// pages with the target until either writes to them; [`read`](VaClone::read) uses `pread`
+/// on `/proc/CLONE/mem`, which keeps them shared. Shared mappings stay live (see
+/// `docs/differences.md`), except ranges copied during the pause ([`copies`](VaClone::copies)).
+///
+/// Dropping the last handle of the snapshot kills and reaps the clone, and reaps its zombie
+/// inside the target with an injected `wait4` (a second, sub-millisecond pause).
+pub struct VaClone {
+    pub(crate) target: i32,
+    pub(crate) target_pidfd: Option<OwnedFd>,
+    pub(crate) pid: i32,
+    pub(crate) pid_in_target: i32,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) mem: ProcMem,
+    /// The syscall instruction the clone was made at (the clone has it too).
+    pub(crate) site: u64,
+    /// Whether the injected thread ran under a seccomp filter.
+    pub(crate) seccomp: bool,
+    pub(crate) copies: Vec<CopiedRange>,
+    pub(crate) holes: Vec<MemoryHole>,
+}
+
+impl std::fmt::Debug for VaClone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaClone")
+            .field("target", &self.target)
+            .field("pid", &self.pid)
+            .field("pid_in_target", &self.pid_in_target)
+            .field("copies", &self.copies)
+            .field("holes", &self.holes)
+            .finish()
+    }
+}
+
+impl VaClone {
+    /// The clone's pid (in the caller's pid namespace).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The clone's pid in the target's pid namespace.
+    pub fn pid_in_target(&self) -> i32 {
+        self.pid_in_target
+    }
+
+    /// A pidfd of the clone, owned by the snapshot.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Ranges copied from the stopped target during the pause (forked-away mappings and,
+    /// when asked for, writable shared ones); reads return these bytes for them.
+    pub fn copies(&self) -> &[CopiedRange] {
+        &self.copies
+    }
+
+    /// Ranges of the target the clone does not hold and that were not copied.
+    pub fn holes(&self) -> &[MemoryHole] {
+        &self.holes
+    }
+
+    /// Reads the clone's memory at `address` into `buf`; returns how many bytes were read,
+    /// which is short when the range runs into something unreadable.
+    ///
+    /// Nothing readable at `address` at all is [`Error::Unreadable`].
+    pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0usize;
+        let mut stop_reason = None;
+        while done < buf.len() {
+            let addr = address + done as u64;
+            let rest = buf.len() - done;
+            if let Some(c) = self
+                .copies
+                .iter()
+                .find(|c| c.start <= addr && addr < c.end())
+            {
+                let off = (addr - c.start) as usize;
+                let n = rest.min(c.data.len() - off);
+                buf[done..done + n].copy_from_slice(&c.data[off..off + n]);
+                done += n;
+                continue;
+            }
+            if let Some(h) = self.holes.iter().find(|h| h.start <= addr && addr < h.end) {
+                stop_reason = Some(format!(
+                    "a {} mapping the clone does not hold (over the copy limit or unreadable)",
+                    h.reason.name()
+                ));
+                break;
+            }
+            let next = self
+                .copies
+                .iter()
+                .map(|c| c.start)
+                .chain(self.holes.iter().map(|h| h.start))
+                .filter(|&s| s > addr)
+                .min()
+                .map_or(rest, |s| rest.min((s - addr) as usize));
+            match self.mem.read_at(addr, &mut buf[done..done + next]) {
+                Ok(0) => {
+                    stop_reason = Some("nothing readable is mapped there".into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) => {
+                    stop_reason = Some(match e.raw_os_error() {
+                        Some(libc::EIO) => "nothing readable is mapped there".into(),
+                        _ => e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        if done == 0 && !buf.is_empty() {
+            return Err(Error::Unreadable {
+                pid: self.target,
+                address,
+                reason: stop_reason.unwrap_or_default(),
+            });
+        }
+        Ok(done)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `address`, or fails with [`Error::Unreadable`]
+    /// naming the first address that could not be read.
+    pub fn read_exact(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            done += self.read(address + done as u64, &mut buf[done..])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for VaClone {
+    fn drop(&mut self) {
+        let _ = pidfd::kill(self.pidfd.as_fd());
+        let req = FreeRequest {
+            target: self.target,
+            target_exited: self
+                .target_pidfd
+                .as_ref()
+                .is_some_and(|fd| pidfd::has_exited(fd.as_fd())),
+            clone: self.pid,
+            clone_in_target: self.pid_in_target,
+        };
+        let _ = tracer::run_on(tracer::Role::Keeper, move || pipeline::free(req));
+    }
+}
