@@ -241,3 +241,43 @@ fn va_clone_reports_the_clone_and_the_pause() {
     assert!(text.contains("VA clone: pid "), "{text}");
     t.assert_unharmed();
 }
+
+#[test]
+fn a_capturer_killed_while_holding_a_clone_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut t = Target::spawn(&testbed(), &["va", "0"]);
+    let mut pss = Command::new(env!("CARGO_BIN_EXE_pss"))
+        .args(["capture", &t.pid.to_string(), "--flags", "va-clone", "--hold"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(pss.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let clone: i32 = line
+        .strip_prefix("pss: holding VA clone pid ")
+        .and_then(|r| r.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"));
+    assert_eq!(pss_testbed::harness::children_of(t.pid), vec![clone]);
+
+    pss.kill().unwrap(); // SIGKILL, by pid
+    pss.wait().unwrap();
+    // The kernel kills the clone (EXITKILL); the reaper reaps its zombie inside the target.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !pss_testbed::harness::children_of(t.pid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left in the target: {:?}",
+            pss_testbed::harness::children_of(t.pid)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    t.assert_unharmed();
+    assert_eq!(t.ask("sigchld", "sigchld"), "0");
+    t.wake_parked_and_check();
+}

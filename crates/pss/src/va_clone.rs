@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::capture::va_clone::{self as pipeline, FreeRequest};
 use crate::error::{Error, Result};
 use crate::linux::mem::ProcMem;
-use crate::linux::{pidfd, tracer};
+use crate::linux::{pidfd, reaper, tracer};
 use crate::records::{CopiedRange, MemoryHole};
 
 /// A frozen copy-on-write clone of the target's address space, as it was during the pause
@@ -159,5 +159,6 @@ impl Drop for VaClone {
             clone_in_target: self.pid_in_target,
         };
         let _ = tracer::run_on(tracer::Role::Keeper, move || pipeline::free(req));
+        reaper::unregister(self.pid);
     }
 }

@@ -19,7 +19,7 @@ use crate::linux::clock::{self, Stopwatch};
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs::{self, status, ProcDir};
 use crate::linux::tracer::{self, Role};
-use crate::linux::{cgroup, pidfd};
+use crate::linux::{cgroup, pidfd, reaper};
 use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
 use crate::va_clone::VaClone;
@@ -337,6 +337,8 @@ fn adopt_clone(
         copies: made.copies,
         holes,
     };
+    // If this process dies with the clone alive, the reaper reaps its zombie in the target.
+    reaper::register(pid, clone.pid, clone.pid_in_target, va_clone::reap_in_target);
     let m = va_clone::MadeRef { pid: clone.pid };
     tracer::run_on(Role::Keeper, move || va_clone::adopt(m))??;
     // The clone, not the target, is what the OOM killer should pick first.

@@ -402,7 +402,7 @@ fn wait_exit(pid: i32, deadline: Instant) -> bool {
 /// The second pause: one thread of the target is stopped just long enough to run `wait4`
 /// on the clone's zombie. Gives up silently when the target cannot be traced now (another
 /// tracer arrived); the zombie then stays until the target reaps with `__WALL` or exits.
-fn reap_in_target(pid: i32, clone_in_target: i32) {
+pub fn reap_in_target(pid: i32, clone_in_target: i32) {
     let vdso = inject::vdso_site(pid);
     let Ok(tids) = procfs::list_numeric(pid, &format!("/proc/{pid}/task")) else {
         return;

@@ -9,5 +9,6 @@ pub mod mem;
 pub mod pidfd;
 pub mod procfs;
 pub mod ptrace;
+pub mod reaper;
 pub mod sched;
 pub mod tracer;

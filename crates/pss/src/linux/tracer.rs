@@ -53,6 +53,21 @@ thread_local! {
     static DEFERRED: RefCell<Vec<Tid>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGPIPE on the calling (tracer) thread for its whole
+/// life, so that a handler never runs on it while a target holds injected state. (A fatal
+/// process-directed signal still ends the whole process; see docs/differences.md.)
+fn block_terminal_signals() {
+    // SAFETY: sigset_t is plain data; the calls only touch this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Records that this (tracer) thread now keeps a VA clone traced.
 pub fn keep_clone() {
     KEPT.with(|k| k.set(k.get() + 1));
@@ -201,6 +216,7 @@ fn submit(role: Role, job: Job) -> Result<()> {
 
 fn tracer_main(role: Role, rx: mpsc::Receiver<Job>) {
     ON_TRACER.with(|t| t.set(true));
+    block_terminal_signals();
     let mut deferred = false;
     loop {
         let job = if deferred {
