@@ -5,8 +5,8 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use pss::records::{
-    FdDetail, HandleEntry, MemoryRegion, PerformanceCounters, PhaseCost, ProcessInformation,
-    ThreadContext, ThreadEntry, TypeSpecific,
+    AuxiliaryPageKind, FdDetail, HandleEntry, MemoryRegion, PerformanceCounters, PhaseCost,
+    ProcessInformation, ThreadContext, ThreadEntry, TypeSpecific,
 };
 use pss::units::{filetime, filetime_opt, hundred_ns, micros};
 use pss::Snapshot;
@@ -33,6 +33,15 @@ pub fn snapshot(snap: &Snapshot) -> Value {
         "handles": snap.handles().map(|h| h.iter().map(handle).collect::<Vec<_>>()),
         "va_space": snap.va_space().map(|r| r.iter().map(region).collect::<Vec<_>>()),
         "performance": snap.performance().map(performance),
+        "auxiliary_pages": snap.auxiliary_pages().map(|p| p.iter().map(|a| json!({
+            "address": a.address,
+            "page_size": a.contents.len(),
+            "capture_time": filetime(a.capture_time),
+            "linux": {"thread_id": a.thread_id, "kind": match a.kind {
+                AuxiliaryPageKind::Stack => "stack",
+                AuxiliaryPageKind::Tls => "tls",
+            }},
+        })).collect::<Vec<_>>()),
         "va_clone": snap.va_clone().map(|c| json!({
             "pid": c.pid(),
             "pid_in_target": c.pid_in_target(),

@@ -55,6 +55,15 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
         )?;
     }
 
+    if let Some(pages) = snap.auxiliary_pages() {
+        let bytes: usize = pages.iter().map(|p| p.contents.len()).sum();
+        writeln!(
+            out,
+            "Auxiliary pages: {} copies (thread stacks and TLS pages), {}",
+            pages.len(),
+            size(bytes as u64)
+        )?;
+    }
     if let Some(c) = snap.va_clone() {
         writeln!(
             out,

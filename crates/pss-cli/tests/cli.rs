@@ -248,7 +248,13 @@ fn a_capturer_killed_while_holding_a_clone_leaves_nothing_behind() {
     use std::process::{Command, Stdio};
     let mut t = Target::spawn(&testbed(), &["va", "0"]);
     let mut pss = Command::new(env!("CARGO_BIN_EXE_pss"))
-        .args(["capture", &t.pid.to_string(), "--flags", "va-clone", "--hold"])
+        .args([
+            "capture",
+            &t.pid.to_string(),
+            "--flags",
+            "va-clone",
+            "--hold",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -317,3 +317,92 @@ fn a_target_exiting_during_clone_captures_keeps_its_exit_status() {
         assert_eq!(status.code(), Some(0), "{status:?} after {made} clones");
     }
 }
+
+#[test]
+fn auxiliary_pages_hold_each_threads_stack_and_tls_page() {
+    use pss::records::AuxiliaryPageKind;
+    use pss::{WalkClass, WalkEntry, WalkMarker};
+    let mut t = Target::spawn(exe(), &["threads", "2"]);
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::AUXILIARY_PAGES | CaptureFlags::THREADS | CaptureFlags::THREAD_CONTEXT,
+        ContextFlags::ALL,
+    )
+    .unwrap();
+    t.assert_unharmed();
+    let pages = snap.auxiliary_pages().expect("auxiliary pages");
+    match snap.query(QueryClass::AuxiliaryPagesInformation).unwrap() {
+        QueryInfo::AuxiliaryPages { aux_pages_captured } => {
+            assert_eq!(aux_pages_captured as usize, pages.len())
+        }
+        other => panic!("{other:?}"),
+    }
+    let mem = std::fs::File::open(format!("/proc/{}/mem", t.pid)).unwrap();
+    for tid in t.parked_tids() {
+        let th = snap
+            .threads()
+            .unwrap()
+            .iter()
+            .find(|e| e.thread_id == tid as u32)
+            .unwrap();
+        let g = &th.context.as_ref().unwrap().general;
+        let sp = g.stack_pointer();
+        let stack = pages
+            .iter()
+            .find(|p| p.thread_id == tid as u32 && p.kind == AuxiliaryPageKind::Stack)
+            .expect("a stack copy");
+        assert!(stack.address <= sp && sp < stack.address + stack.contents.len() as u64);
+        // It stops where the thread's stack mapping ends (these stacks are 64 KiB).
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap();
+        let end = maps
+            .lines()
+            .filter_map(|l| {
+                let (s, e) = l.split(' ').next()?.split_once('-')?;
+                Some((
+                    u64::from_str_radix(s, 16).ok()?,
+                    u64::from_str_radix(e, 16).ok()?,
+                ))
+            })
+            .find(|&(s, e)| s <= sp && sp < e)
+            .unwrap()
+            .1;
+        assert_eq!(stack.address + stack.contents.len() as u64, end);
+        // The parked thread's frames have not changed since: the copy equals the live bytes
+        // (the top of the mapping holds its TLS block, which the kernel updates: rseq).
+        use std::os::unix::fs::FileExt;
+        let mut live = vec![0u8; (sp - stack.address) as usize + 1024];
+        mem.read_exact_at(&mut live, stack.address).unwrap();
+        let from = (sp - stack.address) as usize;
+        let diff = (from..live.len()).find(|&i| stack.contents[i] != live[i]);
+        assert_eq!(
+            diff,
+            None,
+            "stack copy of {tid} at {:#x}+{from:#x} ({} bytes) differs from the live bytes at {:#x}",
+            stack.address,
+            live.len(),
+            stack.address + diff.unwrap_or(0) as u64
+        );
+
+        let tls = pages
+            .iter()
+            .find(|p| p.thread_id == tid as u32 && p.kind == AuxiliaryPageKind::Tls)
+            .expect("a TLS copy");
+        assert_eq!(tls.contents.len(), 4096);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // glibc's thread control block starts with a pointer to itself at fs_base.
+            let fs = g.tls_base();
+            let off = (fs - tls.address) as usize;
+            let word = u64::from_ne_bytes(tls.contents[off..off + 8].try_into().unwrap());
+            assert_eq!(word, fs);
+        }
+    }
+    let mut marker = WalkMarker::new();
+    let mut walked = 0;
+    while let Ok(e) = snap.walk(&mut marker, WalkClass::AuxiliaryPages) {
+        assert!(matches!(e, WalkEntry::AuxiliaryPage(_)));
+        walked += 1;
+    }
+    assert_eq!(walked, pages.len());
+    t.wake_parked_and_check();
+}

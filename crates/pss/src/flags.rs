@@ -58,6 +58,7 @@ bitflags! {
 impl CaptureFlags {
     /// The capture flags this build implements. `--all` in the CLI means exactly these.
     pub const SUPPORTED: CaptureFlags = CaptureFlags::VA_CLONE
+        .union(CaptureFlags::AUXILIARY_PAGES)
         .union(CaptureFlags::HANDLES)
         .union(CaptureFlags::HANDLE_NAME_INFORMATION)
         .union(CaptureFlags::HANDLE_BASIC_INFORMATION)

@@ -7,8 +7,8 @@ use crate::capture::{self, CaptureOptions, Target};
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
 use crate::records::{
-    CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation, ThreadEntry,
-    Warning,
+    AuxiliaryPage, CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation,
+    ThreadEntry, Warning,
 };
 use crate::va_clone::VaClone;
 use crate::walk::WalkMarker;
@@ -24,6 +24,7 @@ pub(crate) struct SnapshotData {
     pub(crate) handles: Option<Vec<HandleEntry>>,
     pub(crate) va_space: Option<Vec<MemoryRegion>>,
     pub(crate) va_clone: Option<VaClone>,
+    pub(crate) aux_pages: Option<Vec<AuxiliaryPage>>,
     pub(crate) performance: Option<PerformanceCounters>,
     pub(crate) capture: CaptureInfo,
     pub(crate) warnings: Vec<Warning>,
@@ -74,6 +75,8 @@ pub enum QueryInfo<'a> {
 /// One entry `PssWalkSnapshot` returns.
 #[derive(Debug, Clone, Copy)]
 pub enum WalkEntry<'a> {
+    /// `PSS_AUXILIARY_PAGE_ENTRY`.
+    AuxiliaryPage(&'a AuxiliaryPage),
     /// `PSS_VA_SPACE_ENTRY`.
     VaSpace(&'a MemoryRegion),
     /// `PSS_HANDLE_ENTRY`.
@@ -135,6 +138,12 @@ impl Snapshot {
         self.data.va_space.as_deref()
     }
 
+    /// The auxiliary pages (thread stacks and TLS pages copied during the pause), if
+    /// `AUXILIARY_PAGES` was captured.
+    pub fn auxiliary_pages(&self) -> Option<&[AuxiliaryPage]> {
+        self.data.aux_pages.as_deref()
+    }
+
     /// The copy-on-write clone, if `VA_CLONE` was captured: read the target's memory as it
     /// was during the pause.
     pub fn va_clone(&self) -> Option<&VaClone> {
@@ -165,7 +174,13 @@ impl Snapshot {
             QueryClass::VaCloneInformation => {
                 QueryInfo::VaClone(self.va_clone().ok_or_else(|| not_found(class))?)
             }
-            QueryClass::AuxiliaryPagesInformation => return Err(not_found(class)),
+            QueryClass::AuxiliaryPagesInformation => QueryInfo::AuxiliaryPages {
+                aux_pages_captured: count(
+                    self.auxiliary_pages()
+                        .ok_or_else(|| not_found(class))?
+                        .len(),
+                ),
+            },
             QueryClass::HandleTraceInformation => return Err(not_found(class)),
             QueryClass::VaSpaceInformation => QueryInfo::VaSpace {
                 region_count: count(self.va_space().ok_or_else(|| not_found(class))?.len()),
@@ -206,7 +221,7 @@ impl Snapshot {
     /// How many entries a walk of `class` returns, or [`Error::NotFound`].
     pub fn entry_count(&self, class: WalkClass) -> Result<usize> {
         let n = match class {
-            WalkClass::AuxiliaryPages => None,
+            WalkClass::AuxiliaryPages => self.auxiliary_pages().map(<[_]>::len),
             WalkClass::VaSpace => self.va_space().map(<[_]>::len),
             WalkClass::Handles => self.handles().map(<[_]>::len),
             WalkClass::Threads | WalkClass::ThreadName => self.threads().map(<[_]>::len),
@@ -217,7 +232,11 @@ impl Snapshot {
     /// The entry at `index` of `class`, if there is one.
     pub fn entry(&self, class: WalkClass, index: usize) -> Result<Option<WalkEntry<'_>>> {
         Ok(match class {
-            WalkClass::AuxiliaryPages => return Err(not_found_walk(class)),
+            WalkClass::AuxiliaryPages => self
+                .auxiliary_pages()
+                .ok_or_else(|| not_found_walk(class))?
+                .get(index)
+                .map(WalkEntry::AuxiliaryPage),
             WalkClass::VaSpace => self
                 .va_space()
                 .ok_or_else(|| not_found_walk(class))?

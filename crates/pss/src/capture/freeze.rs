@@ -20,7 +20,7 @@ use crate::linux::arch;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::tracer;
-use crate::records::{GeneralRegisters, ThreadContext, Warning};
+use crate::records::{AuxiliaryPage, AuxiliaryPageKind, GeneralRegisters, ThreadContext, Warning};
 
 use super::va_clone::{self, CloneRequest, MadeClone};
 
@@ -39,6 +39,12 @@ pub struct FreezeRequest {
     pub max_rounds: u32,
     /// Make a VA clone before letting the threads go.
     pub clone: Option<CloneRequest>,
+    /// Copy each thread's stack (at most this many bytes from its stack pointer up) and TLS
+    /// page.
+    pub aux_stack_limit: Option<usize>,
+    /// The target's mappings as `(start, end)`, sorted, read before the pause: a stack copy
+    /// stops where the mapping holding the stack pointer ends.
+    pub mappings: Vec<(u64, u64)>,
 }
 
 /// One stopped thread and what was read from it.
@@ -71,6 +77,8 @@ pub struct Frozen {
     pub warnings: Vec<Warning>,
     /// The VA clone, if one was asked for.
     pub clone: Option<MadeClone>,
+    /// Stack and TLS copies, if asked for.
+    pub aux_pages: Vec<AuxiliaryPage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +450,10 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
+    let aux_pages = match req.aux_stack_limit {
+        Some(limit) => copy_aux_pages(req.pid, &threads, limit, &req.mappings),
+        None => Vec::new(),
+    };
     // The clone last: it takes the longest (the kernel copies the page tables).
     let clone = req.clone.as_ref().map(|c| {
         let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
@@ -463,7 +475,60 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         rounds,
         warnings,
         clone,
+        aux_pages,
     })
+}
+
+/// Copies, from the stopped target, each thread's stack from the page of its stack pointer
+/// upward (at most `limit` bytes, less where its mapping ends) and the page at its TLS base.
+fn copy_aux_pages(
+    pid: i32,
+    threads: &[FrozenThread],
+    limit: usize,
+    mappings: &[(u64, u64)],
+) -> Vec<AuxiliaryPage> {
+    const PAGE: u64 = 4096;
+    let Ok(mem) = crate::linux::mem::ProcMem::open(pid) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in threads {
+        let Some(g) = &t.general else { continue };
+        let sp = g.stack_pointer();
+        let i = mappings.partition_point(|&(start, _)| start <= sp);
+        let stack_len = match i.checked_sub(1).map(|i| mappings[i]) {
+            Some((_, end)) if sp < end => limit.min((end - (sp & !(PAGE - 1))) as usize),
+            _ => limit,
+        };
+        let wanted = [
+            (sp & !(PAGE - 1), stack_len, AuxiliaryPageKind::Stack),
+            (
+                g.tls_base() & !(PAGE - 1),
+                PAGE as usize,
+                AuxiliaryPageKind::Tls,
+            ),
+        ];
+        for (address, len, kind) in wanted {
+            if address == 0 {
+                continue;
+            }
+            let mut buf = vec![0u8; len.max(PAGE as usize)];
+            // A short read stops at the end of the mapping: keep whole pages of what came.
+            let n = mem.read_at(address, &mut buf).unwrap_or(0) & !(PAGE as usize - 1);
+            if n == 0 {
+                continue;
+            }
+            buf.truncate(n);
+            out.push(AuxiliaryPage {
+                address,
+                thread_id: t.tid as u32,
+                kind,
+                capture_time: SystemTime::now(),
+                contents: buf,
+            });
+        }
+    }
+    out
 }
 
 /// After `PTRACE_DETACH` the kernel wakes each group-stopped thread so that it re-enters the

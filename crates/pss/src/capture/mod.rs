@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags};
 use crate::linux::clock::{self, Stopwatch};
 use crate::linux::mem::ProcMem;
-use crate::linux::procfs::{self, status, ProcDir};
+use crate::linux::procfs::{self, maps, status, ProcDir};
 use crate::linux::tracer::{self, Role};
 use crate::linux::{cgroup, pidfd, reaper};
 use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
@@ -60,11 +60,14 @@ pub struct CaptureOptions {
     /// With `VA_CLONE`: how many bytes of writable shared mappings (which stay live in a
     /// clone) to copy from the stopped target, so that they too are frozen. 0: none.
     pub shared_copy_limit: u64,
+    /// With `AUXILIARY_PAGES`: how many bytes of each thread's stack to copy, from its
+    /// stack pointer upward.
+    pub aux_stack_limit: usize,
 }
 
 impl CaptureOptions {
-    /// Options with the default timeout (2 s), rounds (10), forked-away copy limit (16 MiB)
-    /// and no shared-memory copy.
+    /// Options with the default timeout (2 s), rounds (10), forked-away copy limit (16 MiB),
+    /// no shared-memory copy, and 256 KiB of stack per thread for auxiliary pages.
     pub fn new(flags: CaptureFlags, context_flags: ContextFlags) -> CaptureOptions {
         CaptureOptions {
             flags,
@@ -73,6 +76,7 @@ impl CaptureOptions {
             max_rounds: 10,
             fork_copy_limit: 16 << 20,
             shared_copy_limit: 0,
+            aux_stack_limit: 256 << 10,
         }
     }
 }
@@ -101,9 +105,10 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     let want_context =
         flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED);
     let want_clone = flags.contains(CaptureFlags::VA_CLONE);
-    if is_self && (want_context || want_clone) {
+    let want_aux = flags.contains(CaptureFlags::AUXILIARY_PAGES);
+    if is_self && (want_context || want_clone || want_aux) {
         return Err(Error::NotSupported {
-            what: "thread contexts and VA clones of the calling process (a thread cannot ptrace its own process; see docs/differences.md)".into(),
+            what: "thread contexts, auxiliary pages and VA clones of the calling process (a thread cannot ptrace its own process; see docs/differences.md)".into(),
         });
     }
 
@@ -122,7 +127,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     }
     // A tracer inside our own process is the engine itself, busy with another capture of
     // the same target: the freeze queues behind it.
-    let must_stop = want_threads || want_clone;
+    let must_stop = want_threads || want_clone || want_aux;
     if st.tracer_pid != 0 && must_stop && !is_self && !tracer::is_own_thread(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
@@ -155,6 +160,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     let mut seize_rounds = 0;
     let mut tls_of = HashMap::new();
     let mut made_clone = None;
+    let mut aux_pages = None;
     let sw = Stopwatch::start();
     let frozen = if !must_stop {
         None
@@ -176,6 +182,13 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
             timeout: opts.stop_timeout,
             max_rounds: opts.max_rounds.max(1),
             clone: clone_plan.as_ref().map(|(req, _)| req.clone()),
+            aux_stack_limit: want_aux.then_some(opts.aux_stack_limit),
+            mappings: if want_aux {
+                let buf = dir.read("maps").map_err(exited)?;
+                maps::parse(buf).map(|m| (m.start, m.end)).collect()
+            } else {
+                Vec::new()
+            },
         };
         let role = if want_clone {
             Role::Keeper
@@ -194,6 +207,9 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         seize_rounds = frozen.rounds;
         warnings.extend(frozen.warnings);
         made_clone = frozen.clone;
+        aux_pages = flags
+            .contains(CaptureFlags::AUXILIARY_PAGES)
+            .then_some(frozen.aux_pages);
         Some(frozen.threads)
     };
 
@@ -272,6 +288,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         handles,
         va_space,
         va_clone,
+        aux_pages,
         performance: flags
             .contains(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
             .then_some(perf),
@@ -338,7 +355,12 @@ fn adopt_clone(
         holes,
     };
     // If this process dies with the clone alive, the reaper reaps its zombie in the target.
-    reaper::register(pid, clone.pid, clone.pid_in_target, va_clone::reap_in_target);
+    reaper::register(
+        pid,
+        clone.pid,
+        clone.pid_in_target,
+        va_clone::reap_in_target,
+    );
     let m = va_clone::MadeRef { pid: clone.pid };
     tracer::run_on(Role::Keeper, move || va_clone::adopt(m))??;
     // The clone, not the target, is what the OOM killer should pick first.

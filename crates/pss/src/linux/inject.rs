@@ -174,9 +174,13 @@ fn wait_stop(tid: Tid, deadline: Instant) -> io::Result<WaitStatus> {
                 format!("thread {tid} did not reach its syscall stop in time"),
             ));
         }
+        // A syscall stop usually comes within microseconds (the clone itself takes longer:
+        // the kernel copies page tables): spin, then yield, then sleep.
         polls += 1;
         if polls < 64 {
             std::hint::spin_loop();
+        } else if polls < 20_000 {
+            std::thread::yield_now();
         } else {
             std::thread::sleep(Duration::from_micros(20));
         }

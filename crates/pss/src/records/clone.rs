@@ -64,3 +64,41 @@ pub struct MemoryHole {
     /// Why the clone lacks it.
     pub reason: CopyReason,
 }
+
+/// What an auxiliary page copy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuxiliaryPageKind {
+    /// A thread's live stack, from the page holding its stack pointer upward.
+    Stack,
+    /// The page at a thread's TLS base (`fs_base` / `tpidr_el0`).
+    Tls,
+}
+
+/// `PSS_AUXILIARY_PAGE_ENTRY`: a copy of target memory taken during the pause (the Linux
+/// meaning of the reserved `PSS_CAPTURE_AUXILIARY_PAGES` bit: thread stacks and TLS pages,
+/// enough to unwind every thread without a clone).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuxiliaryPage {
+    /// `Address`: the first byte copied (page-aligned).
+    pub address: u64,
+    /// The thread it belongs to (a Linux addition).
+    pub thread_id: u32,
+    /// Stack or TLS (a Linux addition).
+    pub kind: AuxiliaryPageKind,
+    /// `CaptureTime`.
+    pub capture_time: std::time::SystemTime,
+    /// `PageContents`; its length is `PageSize` (a multiple of the page size, bounded per
+    /// thread for stacks).
+    pub contents: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuxiliaryPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuxiliaryPage")
+            .field("address", &format_args!("{:#x}", self.address))
+            .field("thread_id", &self.thread_id)
+            .field("kind", &self.kind)
+            .field("len", &self.contents.len())
+            .finish()
+    }
+}
