@@ -31,6 +31,7 @@ fn id(e: &WalkEntry<'_>) -> u64 {
         WalkEntry::Handle(h) => h.handle as u64,
         WalkEntry::Thread(t) => t.thread_id as u64,
         WalkEntry::ThreadName { thread_id, .. } => *thread_id as u64,
+        WalkEntry::AuxiliaryPage(p) => p.address,
     }
 }
 
