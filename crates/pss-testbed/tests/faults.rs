@@ -194,7 +194,6 @@ fn flags_not_built_yet_are_refused_by_name() {
     for (flag, name) in [
         (CaptureFlags::HANDLE_TRACE, "handle-trace"),
         (CaptureFlags::IPT_TRACE, "ipt-trace"),
-        (CaptureFlags::AUXILIARY_PAGES, "auxiliary-pages"),
     ] {
         let err = Snapshot::capture(
             PssTarget::Pid(t.pid),

@@ -395,7 +395,7 @@ fn check_flags(flags: CaptureFlags) -> Result<()> {
         .collect();
     Err(Error::NotSupported {
         what: format!(
-            "capture flag(s) {} (see docs/differences.md: the VA clone, auxiliary pages and breakaway come with the VA clone; handle and IPT tracing have no Linux implementation yet)",
+            "capture flag(s) {} (see docs/differences.md: handle and IPT tracing have no Linux implementation yet)",
             names.join(", ")
         ),
     })
