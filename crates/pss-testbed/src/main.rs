@@ -8,7 +8,7 @@
 //! - `exit` or end of input → exits 0.
 //!
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
-//! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `va MIB [thp] [sleep]
+//! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `sud` (syscall user dispatch on), `va MIB [thp] [sleep]
 //! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands).
 
 use pss_testbed::reg_value;
@@ -57,6 +57,22 @@ fn main() {
             });
         }
         "vfork" => park::vfork_in_thread(num(1, 2000)),
+        "sud" => {
+            // Syscall user dispatch on in the only thread, with the selector at ALLOW (so
+            // every syscall still runs normally).
+            static SELECTOR: u8 = 0;
+            // SAFETY: prctl with a pointer to a static byte that lives forever.
+            let r = unsafe {
+                libc::prctl(
+                    59,     // PR_SET_SYSCALL_USER_DISPATCH
+                    1usize, // PR_SYS_DISPATCH_ON
+                    0usize,
+                    0usize,
+                    &SELECTOR as *const u8,
+                )
+            };
+            check(r as _, "PR_SET_SYSCALL_USER_DISPATCH");
+        }
         "va" => {
             let has = |w: &str| args.iter().skip(2).any(|a| a == w);
             parked = park::Parked::spawn(2);

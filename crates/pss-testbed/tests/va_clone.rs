@@ -406,3 +406,13 @@ fn auxiliary_pages_hold_each_threads_stack_and_tls_page() {
     assert_eq!(walked, pages.len());
     t.wake_parked_and_check();
 }
+
+#[test]
+fn a_target_with_syscall_user_dispatch_is_refused_and_left_alone() {
+    let mut t = Target::spawn(exe(), &["sud"]);
+    let err = capture_err(&t);
+    assert_eq!(err.kind(), ErrorKind::NotSupported, "{err}");
+    assert!(err.to_string().contains("syscall user dispatch"), "{err}");
+    assert_eq!(children_of(t.pid), Vec::<i32>::new());
+    t.assert_unharmed();
+}

@@ -229,9 +229,11 @@ fn copy_ranges(pid: i32, ranges: &[(u64, u64, CopyReason)]) -> (Vec<CopiedRange>
 
 /// A stopped thread to inject into and the syscall instruction to use: one stopped in a
 /// syscall if there is one (its own instruction), else the first with the vDSO's. Threads in
-/// seccomp strict mode are never used.
+/// seccomp strict mode or with syscall user dispatch on (an injected syscall would raise
+/// SIGSYS in them) are never used.
 fn pick_thread(pid: i32, stopped: &[Tid], vdso: Option<u64>) -> Result<(Tid, u64)> {
     let mut fallback = None;
+    let mut dispatching = 0;
     for &tid in stopped {
         let Ok(regs) = arch::get_raw(tid) else {
             continue;
@@ -241,6 +243,10 @@ fn pick_thread(pid: i32, stopped: &[Tid], vdso: Option<u64>) -> Result<(Tid, u64
         {
             continue;
         }
+        if ptrace::syscall_user_dispatch_on(tid) {
+            dispatching += 1;
+            continue;
+        }
         if let Some(site) = inject::find_site(pid, &regs, None) {
             return Ok((tid, site));
         }
@@ -248,12 +254,20 @@ fn pick_thread(pid: i32, stopped: &[Tid], vdso: Option<u64>) -> Result<(Tid, u64
             fallback = vdso.map(|site| (tid, site));
         }
     }
-    fallback.ok_or_else(|| {
-        clone_failed(
-            pid,
-            "no thread is in a syscall and no syscall instruction was found in the vDSO (or every thread is in seccomp strict mode)".into(),
-        )
-    })
+    if let Some(found) = fallback {
+        return Ok(found);
+    }
+    if dispatching > 0 {
+        return Err(Error::NotSupported {
+            what: format!(
+                "a VA clone of process {pid}: every usable thread has syscall user dispatch on, where an injected syscall would raise SIGSYS"
+            ),
+        });
+    }
+    Err(clone_failed(
+        pid,
+        "no thread is in a syscall and no syscall instruction was found in the vDSO (or every thread is in seccomp strict mode)".into(),
+    ))
 }
 
 /// Whether thread `tid` runs under a seccomp filter (mode 2).
@@ -443,7 +457,13 @@ pub fn reap_in_target(pid: i32, clone_in_target: i32) {
             Ok(None) => std::thread::sleep(Duration::from_micros(20)),
         }
     };
-    if let Ok(regs) = arch::get_raw(tid) {
+    // A thread with syscall user dispatch on would take the injected wait4 as a SIGSYS.
+    let regs = if ptrace::syscall_user_dispatch_on(tid) {
+        None
+    } else {
+        arch::get_raw(tid).ok()
+    };
+    if let Some(regs) = regs {
         if let Some(site) = inject::find_site(pid, &regs, vdso) {
             let seccomp = thread_seccomp(pid, tid).unwrap_or(false);
             let extra = if seccomp {

@@ -105,6 +105,22 @@ pub fn set_sigmask(tid: Tid, mask: u64) -> io::Result<()> {
     .map(drop)
 }
 
+/// Whether syscall user dispatch is on for tracee `tid`
+/// (`PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG`, Linux 6.4). Kernels without the request
+/// answer `false`: they cannot tell, and SUD itself is rare.
+pub fn syscall_user_dispatch_on(tid: Tid) -> bool {
+    const PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG: libc::c_uint = 0x4211;
+    // struct ptrace_sud_config { mode, selector, offset, len }, all u64.
+    let mut cfg = [0u64; 4];
+    request(
+        PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG,
+        tid,
+        std::mem::size_of_val(&cfg),
+        cfg.as_mut_ptr() as usize,
+    )
+    .is_ok_and(|_| cfg[0] != 0)
+}
+
 /// `PTRACE_GETEVENTMSG`: the message of the last event (the new tid for `EVENT_CLONE`).
 pub fn event_msg(tid: Tid) -> io::Result<u64> {
     let mut msg: libc::c_ulong = 0;
