@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::{Error, Result};
 use crate::flags::ContextFlags;
 use crate::linux::arch;
+use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::tracer;
@@ -78,7 +79,7 @@ pub struct Frozen {
     /// The VA clone, if one was asked for.
     pub clone: Option<MadeClone>,
     /// Stack and TLS copies, if asked for.
-    pub aux_pages: Vec<AuxiliaryPage>,
+    pub aux_pages: Option<Vec<AuxiliaryPage>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,10 +271,7 @@ impl Seized {
                 });
             }
             WaitStatus::Stopped { sig, event } if event == ptrace::EVENT_STOP => {
-                let group = matches!(
-                    sig,
-                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-                );
+                let group = ptrace::is_stop_signal(sig);
                 match self.tasks.get(&tid) {
                     Some(TaskState::Pending) | None => {
                         if self.foreign.contains(&tid) {
@@ -450,15 +448,24 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
-    let aux_pages = match req.aux_stack_limit {
-        Some(limit) => copy_aux_pages(req.pid, &threads, limit, &req.mappings),
-        None => Vec::new(),
-    };
-    // The clone last: it takes the longest (the kernel copies the page tables).
-    let clone = req.clone.as_ref().map(|c| {
-        let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
-        va_clone::make(req.pid, &tids, c)
+    // One /proc/PID/mem for everything copied from the stopped target.
+    let mem = (req.clone.is_some() || req.aux_stack_limit.is_some()).then(|| {
+        let path = format!("/proc/{}/mem", req.pid);
+        ProcMem::open(req.pid).map_err(|e| Error::from_proc_io(req.pid, path, e))
     });
+    let aux_pages = req.aux_stack_limit.map(|limit| match &mem {
+        Some(Ok(mem)) => copy_aux_pages(mem, &threads, limit, &req.mappings),
+        _ => Vec::new(),
+    });
+    // The clone last: it takes the longest (the kernel copies the page tables).
+    let clone = match (&req.clone, mem) {
+        (Some(c), Some(Ok(mem))) => {
+            let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
+            Some(va_clone::make(req.pid, &tids, c, &mem))
+        }
+        (Some(_), Some(Err(e))) => Some(Err(e)),
+        _ => None,
+    };
     let first = set.first_interrupt;
     let group_stopped: Vec<Tid> = threads
         .iter()
@@ -482,15 +489,12 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
 /// Copies, from the stopped target, each thread's stack from the page of its stack pointer
 /// upward (at most `limit` bytes, less where its mapping ends) and the page at its TLS base.
 fn copy_aux_pages(
-    pid: i32,
+    mem: &ProcMem,
     threads: &[FrozenThread],
     limit: usize,
     mappings: &[(u64, u64)],
 ) -> Vec<AuxiliaryPage> {
     const PAGE: u64 = 4096;
-    let Ok(mem) = crate::linux::mem::ProcMem::open(pid) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     for t in threads {
         let Some(g) = &t.general else { continue };

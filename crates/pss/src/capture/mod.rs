@@ -144,13 +144,13 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
         e => e,
     };
-    let clone_plan = if want_clone {
-        Some(
+    let (clone_req, clone_found) = if want_clone {
+        let (req, found) =
             va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
-                .map_err(exited)?,
-        )
+                .map_err(exited)?;
+        (Some(req), Some(found))
     } else {
-        None
+        (None, None)
     };
 
     // Pause: threads, their registers, the clone.
@@ -181,7 +181,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
             )),
             timeout: opts.stop_timeout,
             max_rounds: opts.max_rounds.max(1),
-            clone: clone_plan.as_ref().map(|(req, _)| req.clone()),
+            clone: clone_req,
             aux_stack_limit: want_aux.then_some(opts.aux_stack_limit),
             mappings: if want_aux {
                 let buf = dir.read("maps").map_err(exited)?;
@@ -207,16 +207,14 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         seize_rounds = frozen.rounds;
         warnings.extend(frozen.warnings);
         made_clone = frozen.clone;
-        aux_pages = flags
-            .contains(CaptureFlags::AUXILIARY_PAGES)
-            .then_some(frozen.aux_pages);
+        aux_pages = frozen.aux_pages;
         Some(frozen.threads)
     };
 
     // After the pause: the target runs again. The clone, if any, is adopted first so that
     // every error path from here frees it.
-    let (va_clone, dontfork_maps) = match (made_clone, clone_plan) {
-        (Some(made), Some((_, found))) => {
+    let (va_clone, dontfork_maps) = match (made_clone, clone_found) {
+        (Some(made), Some(found)) => {
             let c = adopt_clone(pid, &pidfd, made, found.holes, flags)?;
             (Some(c), found.dontfork_maps)
         }
@@ -361,8 +359,8 @@ fn adopt_clone(
         clone.pid_in_target,
         va_clone::reap_in_target,
     );
-    let m = va_clone::MadeRef { pid: clone.pid };
-    tracer::run_on(Role::Keeper, move || va_clone::adopt(m))??;
+    let clone_pid = clone.pid;
+    tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
     // The clone, not the target, is what the OOM killer should pick first.
     let _ = std::fs::write(format!("/proc/{}/oom_score_adj", clone.pid), "1000");
     if flags.intersects(CaptureFlags::CREATE_BREAKAWAY | CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::linux::inject::{self, Injection};
 use crate::linux::mem::ProcMem;
-use crate::linux::procfs::{self, maps, smaps, ProcDir};
+use crate::linux::procfs::{self, smaps, ProcDir};
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::{arch, tracer};
 use crate::records::{CopiedRange, CopyReason, MemoryHole};
@@ -79,70 +79,58 @@ pub fn preflight(
             }
         }
     }
+    // One pass over smaps: the forked-away mappings, the shared ones, the vDSO.
     let mut copy = Vec::new();
     let mut found = Preflight::default();
     let mut budget = copy_limit;
+    let mut shared_budget = shared_copy_limit;
+    let mut vdso = None;
     let smaps_buf = dir.read("smaps")?.to_vec();
-    let specials = smaps::fork_specials(&smaps_buf);
-    for line in smaps_buf.split(|&c| c == b'\n') {
-        let Some(m) = maps::parse_line(line) else {
-            continue;
-        };
-        if specials.iter().any(|s| s.dont_fork && s.start == m.start) {
-            found.dontfork_maps.extend_from_slice(line);
-            found.dontfork_maps.push(b'\n');
+    for v in smaps::vmas(&smaps_buf) {
+        let m = &v.map;
+        let len = m.end - m.start;
+        if m.pathname == b"[vdso]" {
+            vdso = Some((m.start, m.end));
         }
-    }
-    for s in specials {
-        let reason = if s.dont_fork {
-            CopyReason::DontFork
-        } else {
-            CopyReason::WipeOnFork
-        };
-        let len = s.end - s.start;
-        if s.readable && len <= budget {
-            budget -= len;
-            copy.push((s.start, s.end, reason));
-        } else {
-            found.holes.push(MemoryHole {
-                start: s.start,
-                end: s.end,
-                reason,
-            });
-        }
-    }
-    if shared_copy_limit > 0 {
-        let mut budget = shared_copy_limit;
-        let buf = dir.read("maps")?.to_vec();
-        for m in maps::parse(&buf) {
-            let len = m.end - m.start;
-            if m.shared() && m.write() && m.read() && len <= budget {
+        if v.dont_fork || v.wipe_on_fork {
+            let reason = if v.dont_fork {
+                found.dontfork_maps.extend_from_slice(v.line);
+                found.dontfork_maps.push(b'\n');
+                CopyReason::DontFork
+            } else {
+                CopyReason::WipeOnFork
+            };
+            if m.read() && len <= budget {
                 budget -= len;
-                copy.push((m.start, m.end, CopyReason::Shared));
+                copy.push((m.start, m.end, reason));
+            } else {
+                found.holes.push(MemoryHole {
+                    start: m.start,
+                    end: m.end,
+                    reason,
+                });
             }
+        } else if m.shared() && m.write() && m.read() && len <= shared_budget {
+            shared_budget -= len;
+            copy.push((m.start, m.end, CopyReason::Shared));
         }
     }
     Ok((
         CloneRequest {
-            vdso_site: inject::vdso_site(pid),
+            vdso_site: vdso.and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
             copy,
         },
         found,
     ))
 }
 
-/// Makes the clone: copies the requested ranges from the stopped target, then injects
-/// `clone(exit_signal = 0)` into one stopped thread and restores it. Inside the pause.
-pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest) -> Result<MadeClone> {
-    let (copies, failed_copies) = copy_ranges(pid, &req.copy);
-    let (tid, site) = pick_thread(pid, stopped, req.vdso_site)?;
-    let seccomp = thread_seccomp(pid, tid)?;
-    let extra = if seccomp {
-        ptrace::OPT_SUSPEND_SECCOMP
-    } else {
-        0
-    };
-    let mut inj = Injection::begin(tid, site, extra, ptrace::OPT_TRACECLONE)
+/// Makes the clone: copies the requested ranges from the stopped target (through `mem`, its
+/// `/proc/PID/mem`), then injects `clone(exit_signal = 0)` into one stopped thread and
+/// restores it. Inside the pause.
+pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Result<MadeClone> {
+    let (copies, failed_copies) = copy_ranges(mem, &req.copy);
+    let (tid, site, seccomp) = pick_thread(pid, stopped, req.vdso_site, mem)?;
+    let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
         .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let deadline = Instant::now() + CLONE_DEADLINE;
     let mut outcome = None;
@@ -205,16 +193,15 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest) -> Result<MadeClone> 
     })
 }
 
-fn copy_ranges(pid: i32, ranges: &[(u64, u64, CopyReason)]) -> (Vec<CopiedRange>, Vec<MemoryHole>) {
+fn copy_ranges(
+    mem: &ProcMem,
+    ranges: &[(u64, u64, CopyReason)],
+) -> (Vec<CopiedRange>, Vec<MemoryHole>) {
     let mut copies = Vec::new();
     let mut failed = Vec::new();
-    if ranges.is_empty() {
-        return (copies, failed);
-    }
-    let mem = ProcMem::open(pid).ok();
     for &(start, end, reason) in ranges {
         let mut data = vec![0u8; (end - start) as usize];
-        if mem.as_ref().is_some_and(|m| m.read_exact(start, &mut data)) {
+        if mem.read_exact(start, &mut data) {
             copies.push(CopiedRange {
                 start,
                 data,
@@ -227,31 +214,60 @@ fn copy_ranges(pid: i32, ranges: &[(u64, u64, CopyReason)]) -> (Vec<CopiedRange>
     (copies, failed)
 }
 
-/// A stopped thread to inject into and the syscall instruction to use: one stopped in a
-/// syscall if there is one (its own instruction), else the first with the vDSO's. Threads in
-/// seccomp strict mode or with syscall user dispatch on (an injected syscall would raise
-/// SIGSYS in them) are never used.
-fn pick_thread(pid: i32, stopped: &[Tid], vdso: Option<u64>) -> Result<(Tid, u64)> {
+/// The ptrace option an injection into a thread under a seccomp filter needs.
+fn seccomp_option(seccomp: bool) -> u32 {
+    if seccomp {
+        ptrace::OPT_SUSPEND_SECCOMP
+    } else {
+        0
+    }
+}
+
+/// Whether a stopped thread can take an injected syscall, and the instruction to run it at.
+enum Candidate {
+    /// Its own syscall instruction, or none (then the vDSO's); whether it has a seccomp
+    /// filter.
+    Usable(Option<u64>, bool),
+    /// Syscall user dispatch is on: an injected syscall would raise SIGSYS.
+    Dispatching,
+    /// Seccomp strict mode, or gone.
+    Unusable,
+}
+
+fn candidate(pid: i32, tid: Tid, mem: &ProcMem) -> Candidate {
+    let Ok(regs) = arch::get_raw(tid) else {
+        return Candidate::Unusable;
+    };
+    let seccomp = match procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")) {
+        Some(s) if s.seccomp == 1 => return Candidate::Unusable,
+        Some(s) => s.seccomp == 2,
+        None => return Candidate::Unusable,
+    };
+    if ptrace::syscall_user_dispatch_on(tid) {
+        return Candidate::Dispatching;
+    }
+    Candidate::Usable(inject::find_site(mem, &regs, None), seccomp)
+}
+
+/// A stopped thread to inject into, the syscall instruction to use, and whether it has a
+/// seccomp filter: one stopped in a syscall if there is one (its own instruction), else the
+/// first usable one with the vDSO's.
+fn pick_thread(
+    pid: i32,
+    stopped: &[Tid],
+    vdso: Option<u64>,
+    mem: &ProcMem,
+) -> Result<(Tid, u64, bool)> {
     let mut fallback = None;
     let mut dispatching = 0;
     for &tid in stopped {
-        let Ok(regs) = arch::get_raw(tid) else {
-            continue;
-        };
-        if procfs::status_at(&format!("/proc/{pid}/task/{tid}/status"))
-            .is_some_and(|s| s.seccomp == 1)
-        {
-            continue;
-        }
-        if ptrace::syscall_user_dispatch_on(tid) {
-            dispatching += 1;
-            continue;
-        }
-        if let Some(site) = inject::find_site(pid, &regs, None) {
-            return Ok((tid, site));
-        }
-        if fallback.is_none() {
-            fallback = vdso.map(|site| (tid, site));
+        match candidate(pid, tid, mem) {
+            Candidate::Usable(Some(site), seccomp) => return Ok((tid, site, seccomp)),
+            Candidate::Usable(None, seccomp) if fallback.is_none() => {
+                fallback = vdso.map(|site| (tid, site, seccomp));
+            }
+            Candidate::Dispatching => dispatching += 1,
+            _ => {}
         }
     }
     if let Some(found) = fallback {
@@ -268,13 +284,6 @@ fn pick_thread(pid: i32, stopped: &[Tid], vdso: Option<u64>) -> Result<(Tid, u64
         pid,
         "no thread is in a syscall and no syscall instruction was found in the vDSO (or every thread is in seccomp strict mode)".into(),
     ))
-}
-
-/// Whether thread `tid` runs under a seccomp filter (mode 2).
-fn thread_seccomp(pid: i32, tid: Tid) -> Result<bool> {
-    procfs::status_at(&format!("/proc/{pid}/task/{tid}/status"))
-        .map(|s| s.seccomp == 2)
-        .ok_or(Error::ProcessExited { pid })
 }
 
 fn injection_error(pid: i32, tid: Tid, seccomp: bool, e: std::io::Error) -> Error {
@@ -303,55 +312,34 @@ fn discard(clone: i32) {
     if let Ok(fd) = crate::linux::pidfd::open(clone) {
         let _ = crate::linux::pidfd::kill(std::os::fd::AsFd::as_fd(&fd));
     }
-    let _ = wait_exit(clone, Instant::now() + Duration::from_secs(2));
+    wait_exit(clone, Instant::now() + Duration::from_secs(2));
 }
 
-/// Waits for the first stop of a freshly made clone, then puts `EXITKILL` on it. After the
-/// pause. On error the caller frees the clone as usual (kill, [`free`]).
-pub fn adopt(made: MadeRef) -> Result<()> {
+/// Waits for the first stop of the freshly made clone `clone`, then puts `EXITKILL` on it.
+/// After the pause. On error the caller frees the clone as usual (kill, [`free`]).
+pub fn adopt(clone: i32) -> Result<()> {
+    let fail = |reason: String| Error::CloneFailed { pid: clone, reason };
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match ptrace::wait_nohang(made.pid, false) {
-            Ok(Some(WaitStatus::Stopped { .. })) => break,
-            Ok(Some(other)) => {
-                return Err(Error::CloneFailed {
-                    pid: made.pid,
-                    reason: format!("the clone ended before its first stop: {other:?}"),
-                })
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(20)),
-            Ok(None) => {
-                return Err(Error::CloneFailed {
-                    pid: made.pid,
-                    reason: "the clone never reported its first stop".into(),
-                });
-            }
-            Err(e) => {
-                return Err(Error::CloneFailed {
-                    pid: made.pid,
-                    reason: format!("waiting for the clone: {e}"),
-                })
-            }
+    match ptrace::wait_report(clone, false, deadline) {
+        Ok(WaitStatus::Stopped { .. }) => {}
+        Ok(other) => {
+            return Err(fail(format!(
+                "the clone ended before its first stop: {other:?}"
+            )))
         }
+        Err(e) => return Err(fail(format!("waiting for the clone's first stop: {e}"))),
     }
-    ptrace::set_options(made.pid, ptrace::OPT_EXITKILL).map_err(|e| Error::CloneFailed {
-        pid: made.pid,
-        reason: format!("PTRACE_O_EXITKILL could not be set: {e}"),
-    })
+    ptrace::set_options(clone, ptrace::OPT_EXITKILL)
+        .map_err(|e| fail(format!("PTRACE_O_EXITKILL could not be set: {e}")))
 }
 
 /// Closes every fd of the clone by injecting `close_range(0, ~0, 0)` into it.
 pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
-    let extra = if seccomp {
-        ptrace::OPT_SUSPEND_SECCOMP
-    } else {
-        0
-    };
     let fail = |what: String| Error::CloneFailed {
         pid: clone,
         reason: format!("closing the clone's fds: {what}"),
     };
-    let mut inj = Injection::begin(clone, site, extra, ptrace::OPT_EXITKILL)
+    let mut inj = Injection::begin(clone, site, seccomp_option(seccomp), ptrace::OPT_EXITKILL)
         .map_err(|e| fail(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let out = inj
@@ -368,13 +356,6 @@ pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
         )));
     }
     inj.restore().map_err(|e| fail(e.to_string()))
-}
-
-/// The clone being adopted.
-#[derive(Debug, Clone, Copy)]
-pub struct MadeRef {
-    /// Its pid in our namespace.
-    pub pid: i32,
 }
 
 /// What freeing a clone needs.
@@ -395,20 +376,18 @@ pub struct FreeRequest {
 /// `wait4(clone, NULL, WNOHANG | __WALL)` in a second, brief pause. On the tracer thread,
 /// after the clone's pidfd was used to send SIGKILL.
 pub fn free(req: FreeRequest) {
-    let _ = wait_exit(req.clone, Instant::now() + Duration::from_secs(5));
+    wait_exit(req.clone, Instant::now() + Duration::from_secs(5));
     tracer::clone_released();
     if !req.target_exited {
         reap_in_target(req.target, req.clone_in_target);
     }
 }
 
-/// Waits until the tracee `pid` reports its exit (collecting it).
-fn wait_exit(pid: i32, deadline: Instant) -> bool {
-    loop {
-        match ptrace::wait_nohang(pid, false) {
-            Ok(Some(WaitStatus::Exited(_) | WaitStatus::Signaled(_))) | Err(_) => return true,
-            Ok(_) if Instant::now() >= deadline => return false,
-            Ok(_) => std::thread::sleep(Duration::from_micros(50)),
+/// Waits (until `deadline`) for the tracee `pid` to report its exit, collecting it.
+fn wait_exit(pid: i32, deadline: Instant) {
+    while let Ok(status) = ptrace::wait_report(pid, false, deadline) {
+        if matches!(status, WaitStatus::Exited(_) | WaitStatus::Signaled(_)) {
+            return;
         }
     }
 }
@@ -427,61 +406,42 @@ pub fn reap_in_target(pid: i32, clone_in_target: i32) {
     }) else {
         return;
     };
+    let Ok(mem) = ProcMem::open(pid) else {
+        return;
+    };
     if ptrace::seize(tid, 0).is_err() {
         return;
     }
     let _ = ptrace::interrupt(tid);
     let deadline = Instant::now() + REAP_STOP_DEADLINE;
     let group = loop {
-        match ptrace::wait_nohang(tid, tid == pid) {
-            Ok(Some(WaitStatus::Stopped { sig, event })) if event == ptrace::EVENT_STOP => {
-                break matches!(
-                    sig,
-                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-                );
+        match ptrace::wait_report(tid, tid == pid, deadline) {
+            Ok(WaitStatus::Stopped { sig, event }) if event == ptrace::EVENT_STOP => {
+                break ptrace::is_stop_signal(sig);
             }
-            Ok(Some(WaitStatus::Stopped { sig, .. })) => {
+            Ok(WaitStatus::Stopped { sig, .. }) => {
                 // A genuine signal came first: deliver it and ask again.
                 let _ = ptrace::cont(tid, sig);
                 let _ = ptrace::interrupt(tid);
             }
-            Ok(Some(WaitStatus::LeaderExited)) => {
+            Ok(WaitStatus::LeaderExited) => {
                 tracer::leader_exited(tid);
                 return;
             }
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) if Instant::now() >= deadline => {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 tracer::release_later([tid]);
                 return;
             }
-            Ok(None) => std::thread::sleep(Duration::from_micros(20)),
+            Ok(_) | Err(_) => return,
         }
     };
-    // A thread with syscall user dispatch on would take the injected wait4 as a SIGSYS.
-    let regs = if ptrace::syscall_user_dispatch_on(tid) {
-        None
-    } else {
-        arch::get_raw(tid).ok()
-    };
-    if let Some(regs) = regs {
-        if let Some(site) = inject::find_site(pid, &regs, vdso) {
-            let seccomp = thread_seccomp(pid, tid).unwrap_or(false);
-            let extra = if seccomp {
-                ptrace::OPT_SUSPEND_SECCOMP
-            } else {
-                0
-            };
-            if let Ok(mut inj) = Injection::begin(tid, site, extra, 0) {
+    if let Candidate::Usable(own, seccomp) = candidate(pid, tid, &mem) {
+        if let Some(site) = own.or(vdso) {
+            if let Ok(mut inj) = Injection::begin(tid, site, seccomp_option(seccomp), 0) {
+                let options = (libc::WNOHANG | libc::__WALL) as u64;
                 let _ = inj.syscall(
                     libc::SYS_wait4 as u64,
-                    [
-                        clone_in_target as u64,
-                        0,
-                        (libc::WNOHANG | libc::__WALL) as u64,
-                        0,
-                        0,
-                        0,
-                    ],
+                    [clone_in_target as u64, 0, options, 0, 0, 0],
                     Instant::now() + Duration::from_secs(1),
                 );
                 let _ = inj.restore();

@@ -11,16 +11,16 @@
 #![cfg_attr(any(not(test), not(target_arch = "x86_64")), allow(dead_code))]
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::arch::{self, RawRegs, SYSCALL_INSN};
 use super::mem::ProcMem;
 use super::procfs::{maps, ProcDir};
 use super::ptrace::{self, Tid, WaitStatus};
 
-/// Where to run an injected syscall.
-pub fn find_site(pid: i32, regs: &RawRegs, vdso_site: Option<u64>) -> Option<u64> {
-    let mem = ProcMem::open(pid).ok()?;
+/// Where to run an injected syscall: the instruction a thread stopped in a syscall returns
+/// to (verified through `mem`, the process's `/proc/PID/mem`), else `vdso_site`.
+pub fn find_site(mem: &ProcMem, regs: &RawRegs, vdso_site: Option<u64>) -> Option<u64> {
     if let Some(site) = arch::syscall_return_site(regs) {
         let mut insn = [0u8; SYSCALL_INSN.len()];
         if mem.read_exact(site, &mut insn) && insn == SYSCALL_INSN {
@@ -35,14 +35,19 @@ pub fn vdso_site(pid: i32) -> Option<u64> {
     let mut dir = ProcDir::open(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();
     let vdso = maps::parse(&buf).find(|l| l.pathname == b"[vdso]")?;
-    let mut image = vec![0u8; usize::try_from(vdso.end - vdso.start).ok()?];
-    if !ProcMem::open(pid).ok()?.read_exact(vdso.start, &mut image) {
+    vdso_site_in(pid, vdso.start, vdso.end)
+}
+
+/// [`vdso_site`] for a caller that already knows where the vDSO is mapped.
+pub fn vdso_site_in(pid: i32, start: u64, end: u64) -> Option<u64> {
+    let mut image = vec![0u8; usize::try_from(end - start).ok()?];
+    if !ProcMem::open(pid).ok()?.read_exact(start, &mut image) {
         return None;
     }
     image
         .windows(SYSCALL_INSN.len())
         .position(|w| w == SYSCALL_INSN)
-        .map(|off| vdso.start + off as u64)
+        .map(|off| start + off as u64)
 }
 
 /// What one injected syscall did.
@@ -112,7 +117,7 @@ impl Injection {
     /// Waits for the next syscall stop, stepping over (and recording) event stops.
     fn wait_syscall_stop(&self, deadline: Instant, events: &mut Vec<(u32, u64)>) -> io::Result<()> {
         loop {
-            match wait_stop(self.tid, deadline)? {
+            match ptrace::wait_report(self.tid, false, deadline)? {
                 WaitStatus::Stopped {
                     sig: ptrace::SYSCALL_STOP,
                     event: 0,
@@ -161,44 +166,19 @@ impl Drop for Injection {
     }
 }
 
-/// Waits for the next report of `tid`, until `deadline`.
-fn wait_stop(tid: Tid, deadline: Instant) -> io::Result<WaitStatus> {
-    let mut polls = 0u32;
-    loop {
-        if let Some(s) = ptrace::wait_nohang(tid, false)? {
-            return Ok(s);
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("thread {tid} did not reach its syscall stop in time"),
-            ));
-        }
-        // A syscall stop usually comes within microseconds (the clone itself takes longer:
-        // the kernel copies page tables): spin, then yield, then sleep.
-        polls += 1;
-        if polls < 64 {
-            std::hint::spin_loop();
-        } else if polls < 20_000 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(20));
-        }
-    }
-}
-
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
+    use std::time::Duration;
 
     /// Seizes and stops the single-threaded process `pid` from this (test) thread.
     fn stop(pid: i32) {
         ptrace::seize(pid, ptrace::OPT_TRACECLONE).unwrap();
         ptrace::interrupt(pid).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        match wait_stop(pid, deadline).unwrap() {
+        match ptrace::wait_report(pid, false, deadline).unwrap() {
             WaitStatus::Stopped {
                 event: ptrace::EVENT_STOP,
                 ..
@@ -213,7 +193,8 @@ mod tests {
         stop(pid);
         let regs = arch::get_raw(pid).unwrap();
         let fallback = if vdso { vdso_site(pid) } else { None };
-        let site = find_site(pid, &regs, fallback).expect("a syscall instruction to inject at");
+        let mem = ProcMem::open(pid).unwrap();
+        let site = find_site(&mem, &regs, fallback).expect("a syscall instruction to inject at");
         let inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
         (regs, inj)
     }

@@ -4,6 +4,7 @@
 //! binds a tracee to the *thread* that seized it.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 /// A kernel task id (a thread id; the leader's tid is the pid).
 pub type Tid = i32;
@@ -185,6 +186,15 @@ pub fn sigmask(tid: Tid) -> io::Result<u64> {
     Ok(mask)
 }
 
+/// Whether a group-stop reported with this signal is a job-control stop (the process was
+/// stopped by `SIGSTOP`, `SIGTSTP`, `SIGTTIN` or `SIGTTOU`).
+pub fn is_stop_signal(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
 /// What `waitpid` reported for one tracee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitStatus {
@@ -261,9 +271,36 @@ pub fn wait_nohang(tid: Tid, leader: bool) -> io::Result<Option<WaitStatus>> {
     }))
 }
 
+/// Waits for the next report of `tid` (see [`wait_nohang`] for `leader`) until `deadline`;
+/// past it, an error of kind `TimedOut`. Reports usually come within microseconds (an
+/// injected `clone` takes longer: the kernel copies page tables): spin, then yield, then
+/// sleep.
+pub fn wait_report(tid: Tid, leader: bool, deadline: Instant) -> io::Result<WaitStatus> {
+    let mut polls = 0u32;
+    loop {
+        if let Some(s) = wait_nohang(tid, leader)? {
+            return Ok(s);
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("thread {tid} did not report a stop in time"),
+            ));
+        }
+        polls += 1;
+        if polls < 64 {
+            std::hint::spin_loop();
+        } else if polls < 20_000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
 /// Collects the queued report of `tid` (never blocks). For a process whose real parent is
 /// elsewhere this hands its zombie to that parent.
-pub fn wait_any(tid: Tid) -> io::Result<Option<i32>> {
+pub fn collect(tid: Tid) -> io::Result<Option<i32>> {
     let mut status: libc::c_int = 0;
     // SAFETY: status points to a live c_int.
     let r = unsafe {

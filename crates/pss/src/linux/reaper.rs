@@ -102,12 +102,11 @@ fn child(r: OwnedFd, reap: ReapFn) -> ! {
     let mut pipe = unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(r)) };
     let mut rec = [0u8; 16];
     while pipe.read_exact(&mut rec).is_ok() {
-        let v: Vec<i32> = rec
-            .chunks_exact(4)
-            .map(|c| i32::from_ne_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let v: [i32; 4] = std::array::from_fn(|i| {
+            i32::from_ne_bytes(rec[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
+        });
         match v[0] {
-            ADD => live.push([v[0], v[1], v[2], v[3]]),
+            ADD => live.push(v),
             DEL => live.retain(|e| e[2] != v[2]),
             _ => {}
         }

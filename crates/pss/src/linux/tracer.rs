@@ -93,17 +93,20 @@ pub fn release_later(tids: impl IntoIterator<Item = Tid>) {
 pub fn leader_exited(tid: Tid) {
     if KEPT.with(Cell::get) == 0 {
         retire_after_job();
-    } else if !is_our_child(tid) {
-        // Collecting it hands the zombie to its real parent, which is not us.
-        let _ = ptrace::wait_any(tid);
+    } else {
+        hand_back(tid);
     }
-    // Our own child: its report stays queued for the caller's own wait, which sees a
-    // child traced by its own thread group like any other child.
 }
 
-fn is_our_child(pid: Tid) -> bool {
-    procfs::stat_at(&format!("/proc/{pid}/stat"))
-        .is_some_and(|s| s.ppid == std::process::id() as i32)
+/// Lets go of an exited leader without retiring: collecting its report hands the zombie to
+/// its real parent — unless that parent is our own process, whose own wait sees a child
+/// traced by its own thread group like any other child, so the report stays queued for it.
+fn hand_back(tid: Tid) {
+    let ours = procfs::stat_at(&format!("/proc/{tid}/stat"))
+        .is_some_and(|s| s.ppid == std::process::id() as i32);
+    if !ours {
+        let _ = ptrace::collect(tid);
+    }
 }
 
 /// One pass over the deferred tracees: each that stopped is detached, each that exited is
@@ -123,9 +126,7 @@ fn poll_deferred() -> bool {
                     && procfs::stat_at(&format!("/proc/{tid}/stat")).is_some()
             }
             Ok(Some(WaitStatus::LeaderExited)) => {
-                if !is_our_child(tid) {
-                    let _ = ptrace::wait_any(tid);
-                }
+                hand_back(tid);
                 false
             }
             Ok(Some(_)) | Err(_) => false,

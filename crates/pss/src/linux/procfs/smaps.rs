@@ -1,50 +1,40 @@
-//! `/proc/PID/smaps`: only what the VA clone needs, the mappings a fork does not copy.
+//! `/proc/PID/smaps`: each mapping's `maps` line and the `VmFlags` the VA clone needs — the
+//! mappings a fork does not copy.
 
-use super::maps;
+use super::maps::{self, MapLine};
 
-/// A mapping that a `fork` leaves out of the child (`MADV_DONTFORK`, VmFlags `dc`) or gives
-/// the child as zeros (`MADV_WIPEONFORK`, VmFlags `wf`).
+/// One mapping of an `smaps` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForkSpecial {
-    /// First address.
-    pub start: u64,
-    /// One past the last address.
-    pub end: u64,
-    /// Whether the mapping is readable (only readable ranges can be copied).
-    pub readable: bool,
-    /// `MADV_DONTFORK`: absent from a clone.
+pub struct SmapsVma<'a> {
+    /// Its header, which is its `maps` line.
+    pub map: MapLine<'a>,
+    /// The header line as the kernel wrote it.
+    pub line: &'a [u8],
+    /// `MADV_DONTFORK` (VmFlags `dc`): absent from a fork's child.
     pub dont_fork: bool,
-    /// `MADV_WIPEONFORK`: zeros in a clone.
+    /// `MADV_WIPEONFORK` (VmFlags `wf`): zeros in a fork's child.
     pub wipe_on_fork: bool,
 }
 
-/// The `dc` and `wf` mappings of an `smaps` file.
-pub fn fork_specials(buf: &[u8]) -> Vec<ForkSpecial> {
-    let mut out = Vec::new();
-    let mut current: Option<(u64, u64, bool)> = None;
+/// The mappings of an `smaps` file, in order.
+pub fn vmas(buf: &[u8]) -> Vec<SmapsVma<'_>> {
+    let mut out: Vec<SmapsVma<'_>> = Vec::new();
     for line in buf.split(|&c| c == b'\n') {
         if let Some(flags) = line.strip_prefix(b"VmFlags:") {
-            let Some((start, end, readable)) = current.take() else {
-                continue;
-            };
-            let mut dc = false;
-            let mut wf = false;
-            for f in flags.split(|&c| c == b' ') {
-                dc |= f == b"dc";
-                wf |= f == b"wf";
-            }
-            if dc || wf {
-                out.push(ForkSpecial {
-                    start,
-                    end,
-                    readable,
-                    dont_fork: dc,
-                    wipe_on_fork: wf,
-                });
+            if let Some(v) = out.last_mut() {
+                for f in flags.split(|&c| c == b' ') {
+                    v.dont_fork |= f == b"dc";
+                    v.wipe_on_fork |= f == b"wf";
+                }
             }
         } else if line.first().is_some_and(u8::is_ascii_hexdigit) {
-            if let Some(m) = maps::parse_line(line) {
-                current = Some((m.start, m.end, m.read()));
+            if let Some(map) = maps::parse_line(line) {
+                out.push(SmapsVma {
+                    map,
+                    line,
+                    dont_fork: false,
+                    wipe_on_fork: false,
+                });
             }
         }
     }
@@ -65,11 +55,19 @@ Size:                  4 kB\n\
 VmFlags: rd wr mr mw me ac sd\n\
 7f0000004000-7f0000005000 r--p 00000000 00:00 0 \n\
 VmFlags: rd mr mw me ac wf\n";
-        let v = fork_specials(buf);
-        assert_eq!(v.len(), 2);
-        assert_eq!((v[0].start, v[0].end), (0x7f0000000000, 0x7f0000002000));
-        assert!(v[0].dont_fork && !v[0].wipe_on_fork && v[0].readable);
-        assert_eq!(v[1].start, 0x7f0000004000);
-        assert!(v[1].wipe_on_fork && !v[1].dont_fork);
+        let v = vmas(buf);
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            (v[0].map.start, v[0].map.end),
+            (0x7f0000000000, 0x7f0000002000)
+        );
+        assert!(v[0].dont_fork && !v[0].wipe_on_fork && v[0].map.read());
+        assert_eq!(
+            v[0].line,
+            b"7f0000000000-7f0000002000 rw-p 00000000 00:00 0 "
+        );
+        assert!(!v[1].dont_fork && !v[1].wipe_on_fork);
+        assert_eq!(v[2].map.start, 0x7f0000004000);
+        assert!(v[2].wipe_on_fork && !v[2].dont_fork);
     }
 }
