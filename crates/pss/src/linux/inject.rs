@@ -117,7 +117,16 @@ impl Injection {
     /// Waits for the next syscall stop, stepping over (and recording) event stops.
     fn wait_syscall_stop(&self, deadline: Instant, events: &mut Vec<(u32, u64)>) -> io::Result<()> {
         loop {
-            match ptrace::wait_report(self.tid, false, deadline)? {
+            // Peek first: the injected thread may be a leader whose process is exiting, and
+            // its exit must not be consumed here (it may be our own caller's child).
+            match ptrace::wait_report(self.tid, true, deadline)? {
+                WaitStatus::LeaderExited => {
+                    super::tracer::leader_exited(self.tid);
+                    return Err(io::Error::other(format!(
+                        "thread {} (its process's leader) exited during an injected syscall",
+                        self.tid
+                    )));
+                }
                 WaitStatus::Stopped {
                     sig: ptrace::SYSCALL_STOP,
                     event: 0,
