@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod capture;
+mod codec;
 pub mod error;
 pub mod flags;
 mod linux;

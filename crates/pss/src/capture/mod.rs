@@ -1,6 +1,7 @@
 //! The capture pipeline: preflight (target running) → pause (threads stopped together) →
 //! after (target running again: process, threads' statistics, handles, VA space).
 
+mod current;
 mod freeze;
 mod handles;
 mod priority;
@@ -106,11 +107,6 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED);
     let want_clone = flags.contains(CaptureFlags::VA_CLONE);
     let want_aux = flags.contains(CaptureFlags::AUXILIARY_PAGES);
-    if is_self && (want_context || want_clone || want_aux) {
-        return Err(Error::NotSupported {
-            what: "thread contexts, auxiliary pages and VA clones of the calling process (a thread cannot ptrace its own process; see docs/differences.md)".into(),
-        });
-    }
 
     // Preflight, target running.
     let mut dir = ProcDir::open(pid)?;
@@ -128,6 +124,8 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     // A tracer inside our own process is the engine itself, busy with another capture of
     // the same target: the freeze queues behind it.
     let must_stop = want_threads || want_clone || want_aux;
+    // Of the calling process, the helper's own attach finds out: the tracer seen here may
+    // be the helper of another self-capture, which ends before ours starts.
     if st.tracer_pid != 0 && must_stop && !is_self && !tracer::is_own_thread(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
@@ -164,7 +162,8 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     let sw = Stopwatch::start();
     let frozen = if !must_stop {
         None
-    } else if is_self {
+    } else if is_self && !(want_context || want_clone || want_aux) {
+        // Thread entries alone need no pause.
         Some(
             procfs::list_numeric(pid, &format!("/proc/{pid}/task"))?
                 .into_iter()
@@ -189,19 +188,25 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
             } else {
                 Vec::new()
             },
+            release_first: None,
         };
         let role = if want_clone {
             Role::Keeper
         } else {
             Role::Capture
         };
-        let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
-            // An injected syscall fails in odd ways when the whole process is dying.
-            match &pidfd {
-                Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
-                _ => e,
-            }
-        })?;
+        let frozen = if is_self {
+            // A thread cannot trace its own process: a helper process does the pause.
+            current::freeze(req)?
+        } else {
+            tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
+                // An injected syscall fails in odd ways when the whole process is dying.
+                match &pidfd {
+                    Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+                    _ => e,
+                }
+            })?
+        };
         capture_pause = frozen.pause;
         threads_stopped = frozen.threads.len();
         seize_rounds = frozen.rounds;
@@ -340,7 +345,7 @@ fn adopt_clone(
         Some(fd) => fd.try_clone().ok(),
         None => None,
     };
-    let clone = VaClone {
+    let mut clone = VaClone {
         target: pid,
         target_pidfd,
         pid: made.pid,
@@ -352,15 +357,24 @@ fn adopt_clone(
         copies: made.copies,
         holes,
     };
-    // If this process dies with the clone alive, the reaper reaps its zombie in the target.
-    reaper::register(
-        pid,
-        clone.pid,
-        clone.pid_in_target,
-        va_clone::reap_in_target,
-    );
     let clone_pid = clone.pid;
-    tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
+    if pid == std::process::id() as i32 {
+        // Our own child: if we die, EXITKILL kills it and init reaps it.
+        let seccomp = clone.seccomp;
+        clone.site = tracer::run_on(Role::Keeper, move || {
+            va_clone::adopt_parked(clone_pid, seccomp)
+        })??;
+    } else {
+        // If this process dies with the clone alive, the reaper reaps its zombie in the
+        // target.
+        reaper::register(
+            pid,
+            clone.pid,
+            clone.pid_in_target,
+            va_clone::reap_in_target,
+        );
+        tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
+    }
     // The clone, not the target, is what the OOM killer should pick first.
     let _ = std::fs::write(format!("/proc/{}/oom_score_adj", clone.pid), "1000");
     if flags.intersects(CaptureFlags::CREATE_BREAKAWAY | CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {

@@ -333,6 +333,67 @@ pub fn adopt(clone: i32) -> Result<()> {
         .map_err(|e| fail(format!("PTRACE_O_EXITKILL could not be set: {e}")))
 }
 
+/// Adopts the clone of a self-capture (our own child, parked by
+/// [`crate::linux::helper::fork_parked`] in `ppoll`): seizes it with `EXITKILL`, waits until
+/// it is parked, and clears the parent-death signal it set for the moment before we traced
+/// it (the clone must outlive the thread that made it). Returns the syscall instruction
+/// it sleeps at, for later injections. On error the caller frees it as usual.
+pub fn adopt_parked(clone: i32, seccomp: bool) -> Result<u64> {
+    // Counted from the start: `free` releases it whatever happens here.
+    tracer::keep_clone();
+    let fail = |reason: String| Error::CloneFailed {
+        pid: clone,
+        reason: format!("adopting the clone of the calling process: {reason}"),
+    };
+    ptrace::seize(clone, ptrace::OPT_EXITKILL).map_err(|e| fail(format!("PTRACE_SEIZE: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mem = ProcMem::open(clone).map_err(|e| fail(format!("/proc/{clone}/mem: {e}")))?;
+    // It parks within microseconds of its birth; until then, let it run a little more.
+    let site = loop {
+        ptrace::interrupt(clone).map_err(|e| fail(format!("PTRACE_INTERRUPT: {e}")))?;
+        loop {
+            match ptrace::wait_report(clone, false, deadline) {
+                Ok(WaitStatus::Stopped { event, .. }) if event == ptrace::EVENT_STOP => break,
+                Ok(WaitStatus::Stopped { .. }) => {
+                    let _ = ptrace::cont(clone, 0);
+                }
+                Ok(other) => return Err(fail(format!("it ended: {other:?}"))),
+                Err(e) => return Err(fail(format!("waiting for its stop: {e}"))),
+            }
+        }
+        let parked =
+            arch::read_general(clone).is_ok_and(|g| g.syscall_number() == Some(libc::SYS_ppoll));
+        let regs = arch::get_raw(clone).map_err(|e| fail(format!("registers: {e}")))?;
+        if parked {
+            if let Some(site) = inject::find_site(&mem, &regs, None) {
+                break site;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(fail("it never parked".into()));
+        }
+        ptrace::cont(clone, 0).map_err(|e| fail(format!("PTRACE_CONT: {e}")))?;
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let mut inj = Injection::begin(clone, site, seccomp_option(seccomp), ptrace::OPT_EXITKILL)
+        .map_err(|e| fail(e.to_string()))?;
+    let out = inj
+        .syscall(
+            libc::SYS_prctl as u64,
+            [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0],
+            deadline,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    inj.restore().map_err(|e| fail(e.to_string()))?;
+    if out.ret < 0 {
+        return Err(fail(format!(
+            "prctl(PR_SET_PDEATHSIG, 0) returned {}",
+            std::io::Error::from_raw_os_error((-out.ret) as i32)
+        )));
+    }
+    Ok(site)
+}
+
 /// Closes every fd of the clone by injecting `close_range(0, ~0, 0)` into it.
 pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
     let fail = |what: String| Error::CloneFailed {
@@ -378,7 +439,8 @@ pub struct FreeRequest {
 pub fn free(req: FreeRequest) {
     wait_exit(req.clone, Instant::now() + Duration::from_secs(5));
     tracer::clone_released();
-    if !req.target_exited {
+    // A clone of our own process was fully reaped above (its tracer is its parent).
+    if !req.target_exited && req.target != std::process::id() as i32 {
         reap_in_target(req.target, req.clone_in_target);
     }
 }

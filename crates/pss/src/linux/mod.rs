@@ -4,6 +4,7 @@ pub mod arch;
 pub mod cgroup;
 pub mod clock;
 pub mod elf;
+pub mod helper;
 pub mod inject;
 pub mod mem;
 pub mod pidfd;

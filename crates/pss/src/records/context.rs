@@ -87,6 +87,46 @@ impl GeneralRegisters {
         ]
     }
 
+    /// The registers as words, in `user_regs_struct` order (the inverse of
+    /// [`GeneralRegisters::from_words`]).
+    pub fn to_words(&self) -> Vec<u64> {
+        self.named().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Registers from words in `user_regs_struct` order; `None` unless there are exactly 27.
+    pub fn from_words(w: &[u64]) -> Option<GeneralRegisters> {
+        let w: &[u64; 27] = w.try_into().ok()?;
+        Some(GeneralRegisters {
+            r15: w[0],
+            r14: w[1],
+            r13: w[2],
+            r12: w[3],
+            rbp: w[4],
+            rbx: w[5],
+            r11: w[6],
+            r10: w[7],
+            r9: w[8],
+            r8: w[9],
+            rax: w[10],
+            rcx: w[11],
+            rdx: w[12],
+            rsi: w[13],
+            rdi: w[14],
+            orig_rax: w[15],
+            rip: w[16],
+            cs: w[17],
+            eflags: w[18],
+            rsp: w[19],
+            ss: w[20],
+            fs_base: w[21],
+            gs_base: w[22],
+            ds: w[23],
+            es: w[24],
+            fs: w[25],
+            gs: w[26],
+        })
+    }
+
     /// The instruction pointer.
     pub fn instruction_pointer(&self) -> u64 {
         self.rip
@@ -149,6 +189,32 @@ impl GeneralRegisters {
             ("tpidr_el0", self.tls),
         ]);
         v
+    }
+
+    /// The registers as words: `x0`–`x30`, `sp`, `pc`, `pstate`, `tpidr_el0`, the syscall
+    /// number (the inverse of [`GeneralRegisters::from_words`]).
+    pub fn to_words(&self) -> Vec<u64> {
+        let mut v = self.regs.to_vec();
+        v.extend([self.sp, self.pc, self.pstate, self.tls, self.syscall as u64]);
+        v
+    }
+
+    /// Registers from the words of [`GeneralRegisters::to_words`]; `None` unless there are
+    /// exactly 36.
+    pub fn from_words(w: &[u64]) -> Option<GeneralRegisters> {
+        if w.len() != 36 {
+            return None;
+        }
+        let mut regs = [0u64; 31];
+        regs.copy_from_slice(&w[..31]);
+        Some(GeneralRegisters {
+            regs,
+            sp: w[31],
+            pc: w[32],
+            pstate: w[33],
+            tls: w[34],
+            syscall: w[35] as i64,
+        })
     }
 
     /// The instruction pointer.
