@@ -240,6 +240,39 @@ fn a_pipe_reaches_eof_while_the_clone_is_alive() {
 }
 
 #[test]
+fn memory_counters_describe_the_clone() {
+    let mut t = Target::spawn(exe(), &["va", "16"]);
+    let dontfork_len = t.fact_u64("dontfork", 1);
+    let snap = capture(&t);
+    let clone = snap.va_clone().unwrap();
+    // The clone is stopped: its counters still are what they were at the capture instant.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", clone.pid())).unwrap();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let p = snap.process();
+    assert_eq!(p.linux.rss_anon, kb("RssAnon:") * 1024);
+    // File-backed pages are not copied by fork but faulted in on use: the injections into
+    // the clone after the counters were read (it runs a `syscall` instruction) add a few.
+    let rss = kb("VmRSS:") * 1024;
+    assert!(
+        p.working_set_size <= rss && p.working_set_size + (256 << 10) >= rss,
+        "{} vs the clone's {rss}",
+        p.working_set_size
+    );
+    // The forked-away mapping the clone lacks is counted back in.
+    assert_eq!(p.virtual_size, kb("VmSize:") * 1024 + dontfork_len);
+    // Identity and times are the target's.
+    assert_eq!(p.process_id, t.pid as u32);
+    drop(snap);
+    assert_clean_after_free(&mut t);
+}
+
+#[test]
 fn pages_stay_shared_after_a_full_read() {
     let mut t = Target::spawn(exe(), &["va", "64"]);
     let (mem, len) = (t.fact_u64("mem", 0), t.fact_u64("mem", 1));

@@ -242,7 +242,15 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
 
     // Handles, VA space: from the clone (the capture instant) if there is one.
     let source = va_clone.as_ref().map_or(pid, |c| c.pid);
-    let process = process::read(&mut dir, st.state, &clocks).map_err(exited)?;
+    let mut clone_dir = match &va_clone {
+        Some(c) => Some(ProcDir::open(c.pid)?),
+        None => None,
+    };
+    let counters = clone_dir.as_mut().map(|d| process::CloneCounters {
+        dir: d,
+        dontfork_bytes: maps::parse(&dontfork_maps).map(|m| m.end - m.start).sum(),
+    });
+    let process = process::read(&mut dir, st.state, &clocks, counters).map_err(exited)?;
     let handles = if flags.contains(CaptureFlags::HANDLES) {
         let sw = Stopwatch::start();
         let h = handles::capture(source, flags, &tls_of, &mut warnings).map_err(exited)?;
@@ -259,12 +267,16 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     }
     let va_space = if flags.contains(CaptureFlags::VA_SPACE) {
         let sw = Stopwatch::start();
-        let mut source_dir = match &va_clone {
-            Some(c) => ProcDir::open(c.pid)?,
-            None => ProcDir::open(pid).map_err(exited)?,
+        let mut own_dir;
+        let source_dir = match clone_dir.as_mut() {
+            Some(d) => d,
+            None => {
+                own_dir = ProcDir::open(pid).map_err(exited)?;
+                &mut own_dir
+            }
         };
         let v = va_space::capture(
-            &mut source_dir,
+            source_dir,
             flags.contains(CaptureFlags::VA_SPACE_SECTION_INFORMATION),
             &dontfork_maps,
         )
