@@ -50,3 +50,10 @@ pub use flags::{
 pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};
 pub use va_clone::VaClone;
 pub use walk::{WalkMarker, WalkPosition};
+
+/// The pid (in our pid namespace) of the process a pidfd refers to.
+/// [`Error::InvalidParameter`] if `fd` is not a pidfd, [`Error::ProcessExited`] if the
+/// process has been reaped.
+pub fn pidfd_pid(fd: std::os::fd::BorrowedFd<'_>) -> Result<i32> {
+    linux::pidfd::pid_of(fd)
+}

@@ -1,0 +1,78 @@
+//! The registry of live `HPSS` and `HPSSWALK` values.
+//!
+//! A handle is a number, never a pointer: each new one is the next value of a counter,
+//! tagged by kind, so a freed handle is never valid again and a marker is never taken for a
+//! snapshot. Every entry point looks its handles up here first; any other value is
+//! `ERROR_INVALID_HANDLE`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pss_core::Snapshot;
+
+use crate::marker::Marker;
+
+const SNAPSHOT_TAG: usize = 0x5053_5300; // "PSS\0"
+const MARKER_TAG: usize = 0x5053_5357; // "PSSW"
+
+#[derive(Default)]
+struct Registry {
+    next: usize,
+    snapshots: HashMap<usize, Snapshot>,
+    markers: HashMap<usize, Arc<Mutex<Marker>>>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn lock() -> MutexGuard<'static, Option<Registry>> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut g = lock();
+    f(g.get_or_insert_with(Registry::default))
+}
+
+/// A new handle value of the given tag: `(counter << 32) | tag` on 64-bit.
+fn new_value(r: &mut Registry, tag: usize) -> usize {
+    r.next += 1;
+    (r.next << 32) | tag
+}
+
+/// Registers a snapshot; returns its `HPSS` value.
+pub fn add_snapshot(s: Snapshot) -> usize {
+    with(|r| {
+        let v = new_value(r, SNAPSHOT_TAG);
+        r.snapshots.insert(v, s);
+        v
+    })
+}
+
+/// The snapshot behind `h` (a second reference to it), if `h` is live.
+pub fn snapshot(h: usize) -> Option<Snapshot> {
+    with(|r| r.snapshots.get(&h).cloned())
+}
+
+/// Unregisters `h`; the snapshot is freed (its clone killed) when no other handle holds it.
+pub fn remove_snapshot(h: usize) -> Option<Snapshot> {
+    with(|r| r.snapshots.remove(&h))
+}
+
+/// Registers a marker; returns its `HPSSWALK` value.
+pub fn add_marker(m: Marker) -> usize {
+    with(|r| {
+        let v = new_value(r, MARKER_TAG);
+        r.markers.insert(v, Arc::new(Mutex::new(m)));
+        v
+    })
+}
+
+/// The marker behind `h`, if `h` is live.
+pub fn marker(h: usize) -> Option<Arc<Mutex<Marker>>> {
+    with(|r| r.markers.get(&h).cloned())
+}
+
+/// Unregisters `h`.
+pub fn remove_marker(h: usize) -> Option<Arc<Mutex<Marker>>> {
+    with(|r| r.markers.remove(&h))
+}

@@ -1,0 +1,101 @@
+//! Compiles the C programs against `processsnapshot.h` and `libpss.so`, and runs them:
+//! `tests/c/layout.c` (every size and offset, as C11 and as C++17), `tests/c/api.c` (the
+//! API used the Windows way, on a child it spawns), and `examples/pss_threads.c`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put `libpss.so` for this test: `target/<profile>/deps`, next to this test
+/// (cargo builds the library in every crate type before its tests).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    assert!(
+        dir.join("libpss.so").exists(),
+        "{}/libpss.so is missing: run through `cargo test`, which builds it",
+        dir.display()
+    );
+    dir
+}
+
+/// Compiles `src` with `compiler` (warnings are errors) into a temporary executable.
+fn build(compiler: &[&str], src: &Path, name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let lib = lib_dir();
+    let st = Command::new(compiler[0])
+        .args(&compiler[1..])
+        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O1"])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(src)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lpss")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", compiler[0]));
+    assert!(
+        st.success(),
+        "{} failed on {}",
+        compiler.join(" "),
+        src.display()
+    );
+    out
+}
+
+fn run(exe: &Path, args: &[String]) -> String {
+    let out = Command::new(exe).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{stdout}\n{}",
+        exe.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_header_lays_out_every_structure_as_windows_does_in_c_and_cpp() {
+    let src = crate_dir().join("tests/c/layout.c");
+    let c = build(&["cc", "-std=c11"], &src, "layout-c");
+    assert_eq!(run(&c, &[]), "layout ok\n");
+    let cpp = build(&["c++", "-std=c++17", "-x", "c++"], &src, "layout-cpp");
+    assert_eq!(run(&cpp, &[]), "layout ok\n");
+}
+
+#[test]
+fn a_c_program_uses_the_api_as_windows_code_does() {
+    let exe = build(
+        &["cc", "-std=c11"],
+        &crate_dir().join("tests/c/api.c"),
+        "api",
+    );
+    assert_eq!(run(&exe, &[]), "api ok\n");
+}
+
+#[test]
+fn the_example_lists_the_threads_of_a_process() {
+    let src = crate_dir().join("../../examples/pss_threads.c");
+    let exe = build(&["cc", "-std=c11"], &src, "pss_threads");
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = run(&exe, &[child.id().to_string()]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(out.starts_with("1 thread(s)\n"), "{out}");
+    assert!(
+        out.contains(&format!("thread {}: rip 0x", child.id())),
+        "{out}"
+    );
+}

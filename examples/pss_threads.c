@@ -1,0 +1,54 @@
+/* pss_threads: list the threads of a process, with where each one is, through the Windows
+ * Process Snapshotting API on Linux.
+ *
+ *   cargo build --release
+ *   cc -Icrates/pss-capi/include examples/pss_threads.c -Ltarget/release -lpss \
+ *      -Wl,-rpath,$PWD/target/release -o pss_threads
+ *   ./pss_threads PID
+ */
+#define _GNU_SOURCE
+#include <processsnapshot.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PID\n", argv[0]);
+        return 2;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[1]), 0);
+    if (pidfd < 0) {
+        perror("pidfd_open");
+        return 1;
+    }
+    HPSS snap;
+    DWORD rc = PssCaptureSnapshot((HANDLE)(intptr_t)pidfd,
+                                  PSS_CAPTURE_THREADS | PSS_CAPTURE_THREAD_CONTEXT, CONTEXT_ALL,
+                                  &snap);
+    if (rc != ERROR_SUCCESS) {
+        fprintf(stderr, "PssCaptureSnapshot: error %u: %s\n", rc, PssLinuxLastErrorMessage());
+        return 1;
+    }
+    PSS_THREAD_INFORMATION ti;
+    PssQuerySnapshot(snap, PSS_QUERY_THREAD_INFORMATION, &ti, sizeof ti);
+    printf("%u thread(s)\n", ti.ThreadsCaptured);
+
+    HPSSWALK marker;
+    PssWalkMarkerCreate(NULL, &marker);
+    PSS_THREAD_ENTRY te;
+    while (PssWalkSnapshot(snap, PSS_WALK_THREADS, marker, &te, sizeof te) == ERROR_SUCCESS) {
+        if (te.Flags & PSS_THREAD_FLAGS_TERMINATED) continue;
+        printf("thread %u", te.ThreadId);
+        if (te.ContextRecord)
+            printf(": rip %#llx rsp %#llx", (unsigned long long)te.ContextRecord->Rip,
+                   (unsigned long long)te.ContextRecord->Rsp);
+        printf("\n");
+    }
+    PssWalkMarkerFree(marker);
+    PssFreeSnapshot((HANDLE)-1, snap);
+    close(pidfd);
+    return 0;
+}
