@@ -65,10 +65,7 @@ impl Marker {
         let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_ne_bytes()).collect();
         let len = (units.len() - 1) * 2;
         let p = self.copy(&bytes);
-        (
-            p.cast_const().cast(),
-            u16::try_from(len).unwrap_or(0xFFFE),
-        )
+        (p.cast_const().cast(), u16::try_from(len).unwrap_or(0xFFFE))
     }
 
     fn alloc(&mut self, size: u32) -> *mut c_void {
