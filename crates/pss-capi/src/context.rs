@@ -9,7 +9,8 @@
 use pss_core::records::ThreadContext;
 
 /// `sizeof(CONTEXT)`.
-pub const CONTEXT_SIZE: usize = pss_core::CONTEXT_RECORD_SIZE as usize;
+#[cfg(target_arch = "x86_64")]
+const CONTEXT_SIZE: usize = pss_core::CONTEXT_RECORD_SIZE as usize;
 
 /// The record for `ctx`: the CONTEXT, then the XSAVE area if one was captured. Empty on
 /// architectures without a Windows-layout mapping (aarch64: no CONTEXT records yet).
