@@ -139,8 +139,8 @@ fn write_out<T>(out: *mut T, value: T, what: &str) -> Outcome {
     Ok(())
 }
 
-/// Copies `value` into the caller's buffer of `len` bytes, which must be exactly its size.
-fn write_record<T>(buf: *mut c_void, len: u32, value: &T, what: &str) -> Outcome {
+/// Checks the caller's buffer for a `T`: non-NULL, and exactly `size_of::<T>()` bytes.
+fn check_record<T>(buf: *mut c_void, len: u32, what: &str) -> Outcome {
     let size = std::mem::size_of::<T>();
     if buf.is_null() {
         return Err(fail(
@@ -154,6 +154,13 @@ fn write_record<T>(buf: *mut c_void, len: u32, value: &T, what: &str) -> Outcome
             format!("{what} is {size} bytes; the buffer length given is {len}"),
         ));
     }
+    Ok(())
+}
+
+/// Copies `value` into the caller's buffer of `len` bytes, which must be exactly its size.
+fn write_record<T>(buf: *mut c_void, len: u32, value: &T, what: &str) -> Outcome {
+    check_record::<T>(buf, len, what)?;
+    let size = std::mem::size_of::<T>();
     // SAFETY: the caller's buffer holds `len` == size_of::<T>() writable bytes; the copy is
     // bytewise, so its alignment does not matter.
     unsafe {
@@ -294,14 +301,9 @@ pub extern "C" fn PssQuerySnapshot(
                 "PSS_PROCESS_INFORMATION",
             ),
             QueryInfo::VaClone(c) => {
-                if buffer_length as usize != std::mem::size_of::<usize>() {
-                    return write_record(
-                        buffer,
-                        buffer_length,
-                        &0usize,
-                        "PSS_VA_CLONE_INFORMATION",
-                    );
-                }
+                const WHAT: &str = "PSS_VA_CLONE_INFORMATION";
+                // Checked first: a pidfd is only made when it can be handed over.
+                check_record::<usize>(buffer, buffer_length, WHAT)?;
                 // A new pidfd the caller owns (and closes); the snapshot keeps its own.
                 let fd = c.pidfd().try_clone_to_owned().map_err(|e| {
                     fail(
@@ -310,12 +312,7 @@ pub extern "C" fn PssQuerySnapshot(
                     )
                 })?;
                 let raw = std::os::fd::IntoRawFd::into_raw_fd(fd) as usize;
-                let out = write_record(buffer, buffer_length, &raw, "PSS_VA_CLONE_INFORMATION");
-                if out.is_err() {
-                    // SAFETY: `raw` is the fd we just made and nobody else has.
-                    unsafe { libc::close(raw as i32) };
-                }
-                out
+                write_record(buffer, buffer_length, &raw, WHAT)
             }
             QueryInfo::AuxiliaryPages { aux_pages_captured } => write_record(
                 buffer,

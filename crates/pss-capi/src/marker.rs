@@ -61,11 +61,13 @@ impl Marker {
 
     /// A NUL-terminated UTF-16 copy of `s`; its length in bytes without the NUL.
     pub fn utf16(&mut self, s: &str) -> (*const u16, u16) {
-        let units: Vec<u16> = s.encode_utf16().chain(std::iter::once(0)).collect();
-        let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_ne_bytes()).collect();
-        let len = (units.len() - 1) * 2;
-        let p = self.copy(&bytes);
-        (p.cast_const().cast(), u16::try_from(len).unwrap_or(0xFFFE))
+        let bytes: Vec<u8> = s
+            .encode_utf16()
+            .chain(std::iter::once(0))
+            .flat_map(u16::to_ne_bytes)
+            .collect();
+        let len = u16::try_from(bytes.len() - 2).unwrap_or(0xFFFE);
+        (self.copy(&bytes).cast_const().cast(), len)
     }
 
     fn alloc(&mut self, size: u32) -> *mut c_void {

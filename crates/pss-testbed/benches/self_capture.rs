@@ -17,16 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target};
+use pss_testbed::bench::{self, median};
 
 const RUNS: usize = 7;
 
 static MAX_STALL_NS: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// The longest stall since the last call, in ms (after letting the meter run a little).
 fn stall_ms() -> f64 {
@@ -91,14 +87,9 @@ fn one(mib: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
+    let Some(sizes) = bench::sizes_mib("self_capture", &[64, 1024]) else {
         return;
-    }
-    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    if sizes.is_empty() {
-        sizes = vec![64, 1024];
-    }
+    };
     let meter = std::thread::spawn(|| {
         let mut last = Instant::now();
         while !STOP.load(Ordering::Relaxed) {
@@ -111,14 +102,6 @@ fn main() {
             last = now;
         }
     });
-    println!(
-        "Command: cargo bench -p pss-testbed --bench self_capture -- {}",
-        sizes
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
     println!("{RUNS} runs each; medians; ms\n");
     println!("| memory | own fork() | self-capture stall, seen by a thread | engine's pause | ratio to fork | whole call |");
     println!("|---|---|---|---|---|---|");

@@ -23,7 +23,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
-use pss_testbed::harness::Target;
+use pss_testbed::bench::{self, median};
+use pss_testbed::harness::{kb_field, Target};
 
 const RUNS: usize = 7;
 
@@ -31,21 +32,8 @@ fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn stall_ms(t: &mut Target) -> f64 {
     t.ask("stall", "stall").parse::<f64>().unwrap() / 1000.0
-}
-
-fn kb(rollup: &str, key: &str) -> u64 {
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn one(mib: usize, thp: bool) {
@@ -93,7 +81,7 @@ fn one(mib: usize, thp: bool) {
             read_gibs.push(len as f64 / secs / (1u64 << 30) as f64);
             let rollup =
                 std::fs::read_to_string(format!("/proc/{}/smaps_rollup", clone.pid())).unwrap();
-            shared_ok &= kb(&rollup, "Shared_Dirty:") * 1024 >= len;
+            shared_ok &= kb_field(&rollup, "Shared_Dirty:").unwrap_or(0) * 1024 >= len;
         }
         drop(snap);
     }
@@ -136,22 +124,9 @@ fn size_label(mib: usize) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
+    let Some(sizes) = bench::sizes_mib("va_clone", &[64, 1024, 4096]) else {
         return;
-    }
-    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    if sizes.is_empty() {
-        sizes = vec![64, 1024, 4096];
-    }
-    println!(
-        "Command: cargo bench -p pss-testbed --bench va_clone -- {}",
-        sizes
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    };
     println!("{RUNS} runs each; medians; times in ms as the target saw them (its longest stall)\n");
     println!("| memory | target's own fork() | VA clone pause, seen by target | engine's pause | ratio to fork | gcore pause, seen by target | gcore / VA clone | clone read GiB/s | pages still shared |");
     println!("|---|---|---|---|---|---|---|---|---|");

@@ -263,6 +263,13 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The value of a `Key:   N kB` line of a `/proc` file (`status`, `smaps_rollup`), in kB.
+pub fn kb_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
 /// The state letter of process `pid` from `/proc/PID/stat` (`?` if gone).
 pub fn proc_state(pid: i32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

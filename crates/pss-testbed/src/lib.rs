@@ -3,6 +3,7 @@
 //!
 //! The targets themselves are the `pss-testbed` binary (`src/main.rs`).
 
+pub mod bench;
 pub mod harness;
 
 /// The value parked thread `i` keeps in register number `reg` (r8…r15 on x86_64,

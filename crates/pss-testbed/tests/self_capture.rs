@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pss::records::AuxiliaryPageKind;
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
+use pss_testbed::harness::proc_state;
 
 fn gettid() -> u32 {
     // SAFETY: gettid has no arguments.
@@ -76,11 +77,6 @@ fn mapping(len: usize, byte: u8) -> &'static mut [u8] {
 
 fn exists(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn state_of(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next()
 }
 
 #[test]
@@ -169,7 +165,7 @@ fn the_calling_process_with_contexts_aux_pages_and_a_clone() {
     clone.read_exact(dontfork.as_ptr() as u64, &mut df).unwrap();
     assert!(df.iter().all(|&b| b == 0xAB));
     // Parked and traced, holding no fd of ours.
-    assert_eq!(state_of(cpid), Some('t'));
+    assert_eq!(proc_state(cpid), 't');
     assert_eq!(
         std::fs::read_dir(format!("/proc/{cpid}/fd"))
             .unwrap()

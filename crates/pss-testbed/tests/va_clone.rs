@@ -8,7 +8,7 @@ use pss::{
     CaptureFlags, CaptureOptions, ContextFlags, ErrorKind, QueryClass, QueryInfo, Snapshot,
     Target as PssTarget,
 };
-use pss_testbed::harness::{children_of, wait_for_state, Target};
+use pss_testbed::harness::{children_of, kb_field, wait_for_state, Target};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
@@ -247,13 +247,7 @@ fn memory_counters_describe_the_clone() {
     let clone = snap.va_clone().unwrap();
     // The clone is stopped: its counters still are what they were at the capture instant.
     let status = std::fs::read_to_string(format!("/proc/{}/status", clone.pid())).unwrap();
-    let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap()
-    };
+    let kb = |key: &str| kb_field(&status, key).unwrap();
     let p = snap.process();
     assert_eq!(p.linux.rss_anon, kb("RssAnon:") * 1024);
     // File-backed pages are not copied by fork but faulted in on use: the injections into
@@ -286,13 +280,7 @@ fn pages_stay_shared_after_a_full_read() {
         off += buf.len() as u64;
     }
     let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", clone.pid())).unwrap();
-    let kb = |key: &str| -> u64 {
-        rollup
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap()
-    };
+    let kb = |key: &str| kb_field(&rollup, key).unwrap();
     assert!(
         kb("Shared_Dirty:") >= 64 * 1024,
         "the read unshared pages: {rollup}"

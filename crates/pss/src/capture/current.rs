@@ -41,7 +41,7 @@ const CLONE_DEADLINE: Duration = Duration::from_secs(30);
 const HELPER_SLACK: Duration = Duration::from_secs(10);
 
 /// Stops the calling process's other threads through a helper process, reads what `req`
-/// asks for, and makes the clone `clone` asks for. On the calling thread.
+/// asks for, and makes the clone `req.clone` asks for. On the calling thread.
 pub(super) fn freeze(mut req: FreezeRequest) -> Result<Frozen> {
     let pid = req.pid;
     let clone = req.clone.take();
@@ -53,7 +53,7 @@ pub(super) fn freeze(mut req: FreezeRequest) -> Result<Frozen> {
     // are stopped (one of them may hold the allocator's lock).
     let mut prepared = clone.as_ref().map(Prepared::new).transpose()?;
 
-    let outcome = tracer::exclusive(|| -> Result<(Vec<u8>, Option<i32>)> {
+    let (answer, parked) = tracer::exclusive(|| -> Result<(Result<Vec<u8>>, Option<i32>)> {
         let mut h = helper::fork_helper(move |sock| helper_main(sock, req))
             .map_err(|e| Error::Internal(format!("cannot fork the self-capture helper: {e}")))?;
         let allowed = h.allow_tracing();
@@ -64,44 +64,47 @@ pub(super) fn freeze(mut req: FreezeRequest) -> Result<Frozen> {
         }
         let helper_pid = h.pid;
         let code = h.finish(deadline);
-        match talk {
-            Ok(bytes) => Ok((bytes, parked)),
-            Err(e) => {
-                if let Some(child) = parked {
-                    helper::discard_parked(child);
-                }
-                Err(Error::Internal(format!(
-                    "the self-capture helper (pid {helper_pid}) failed: {e} (exit code {code:?})"
-                )))
-            }
-        }
-    });
-    let (bytes, parked) = outcome?;
-    let decoded = decode_outcome(&bytes, pid, timeout_ms);
-    let mut frozen = match decoded {
-        Ok(Ok(frozen)) => frozen,
-        Ok(Err(e)) | Err(e) => {
+        let answer = talk.map_err(|e| {
+            Error::Internal(format!(
+                "the self-capture helper (pid {helper_pid}) failed: {e} (exit code {code:?})"
+            ))
+        });
+        Ok((answer, parked))
+    })?;
+    let frozen = answer.and_then(|bytes| decode_outcome(&bytes, pid, timeout_ms)?);
+    let mut frozen = match frozen {
+        Ok(frozen) => frozen,
+        Err(e) => {
             if let Some(child) = parked {
                 helper::discard_parked(child);
             }
             return Err(e);
         }
     };
-    if let (Some(child), Some(p)) = (parked, prepared) {
-        let (copies, failed_copies) = p.finish();
-        frozen.clone = Some(MadeClone {
-            pid: child,
-            pid_in_target: child,
-            site: 0,
-            seccomp: own_seccomp(pid),
-            copies,
-            failed_copies,
-        });
-    } else if clone.is_some() {
-        return Err(Error::CloneFailed {
-            pid,
-            reason: "the calling thread was never told to fork (the helper ended early)".into(),
-        });
+    match (parked, prepared) {
+        (Some(child), Some(p)) => {
+            let (copies, failed_copies) = p.finish();
+            frozen.clone = Some(MadeClone {
+                pid: child,
+                pid_in_target: child,
+                site: 0,
+                seccomp: own_seccomp(pid),
+                copies,
+                failed_copies,
+            });
+        }
+        (None, Some(p)) => {
+            return Err(Error::CloneFailed {
+                pid,
+                reason: match p.fork_error {
+                    Some(e) => format!("the calling thread's fork failed: {e}"),
+                    None => {
+                        "the calling thread was never told to fork (the helper ended early)".into()
+                    }
+                },
+            })
+        }
+        _ => {}
     }
     Ok(frozen)
 }

@@ -330,29 +330,32 @@ impl Seized {
     /// queued for us).
     fn release(&mut self) -> (Instant, bool) {
         let mut all = true;
-        for (tid, state) in self.tasks.iter_mut() {
-            if let TaskState::Stopped { .. } = state {
-                if ptrace::detach(*tid, 0).is_err() {
-                    all = false;
-                    self.unreleased.push(*tid);
-                }
-                *state = TaskState::Gone;
-            }
+        for (&tid, state) in self.tasks.iter_mut() {
+            all &= detach_stopped(tid, state, &mut self.unreleased);
         }
         (Instant::now(), all)
     }
-}
 
-impl Seized {
     /// Detaches one stopped task ahead of the others.
     fn release_one(&mut self, tid: Tid) {
-        if let Some(state @ TaskState::Stopped { .. }) = self.tasks.get_mut(&tid) {
-            if ptrace::detach(tid, 0).is_err() {
-                self.unreleased.push(tid);
-            }
-            *state = TaskState::Gone;
+        if let Some(state) = self.tasks.get_mut(&tid) {
+            detach_stopped(tid, state, &mut self.unreleased);
         }
     }
+}
+
+/// Detaches `tid` if it is stopped and marks it gone; a failed detach (killed while
+/// stopped) goes to `unreleased`. Returns whether it was let go (or needed nothing).
+fn detach_stopped(tid: Tid, state: &mut TaskState, unreleased: &mut Vec<Tid>) -> bool {
+    if !matches!(state, TaskState::Stopped { .. }) {
+        return true;
+    }
+    *state = TaskState::Gone;
+    if ptrace::detach(tid, 0).is_err() {
+        unreleased.push(tid);
+        return false;
+    }
+    true
 }
 
 impl Drop for Seized {

@@ -143,9 +143,14 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         e => e,
     };
     let (clone_req, clone_found) = if want_clone {
-        let (req, found) =
-            va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
-                .map_err(exited)?;
+        let (req, found) = va_clone::preflight(
+            pid,
+            &mut dir,
+            opts.fork_copy_limit,
+            opts.shared_copy_limit,
+            !is_self,
+        )
+        .map_err(exited)?;
         (Some(req), Some(found))
     } else {
         (None, None)

@@ -33,7 +33,8 @@ pub struct Preflight {
 /// What the pause needs to make a clone; built by [`preflight`].
 #[derive(Debug, Clone)]
 pub struct CloneRequest {
-    /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall.
+    /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall
+    /// (not looked for in a self-capture, which forks without injecting).
     pub vdso_site: Option<u64>,
     /// Ranges to copy from the stopped target: forked-away ones and shared ones, within
     /// their limits.
@@ -61,12 +62,15 @@ pub struct MadeClone {
 ///
 /// `copy_limit` bounds the bytes of `MADV_DONTFORK`/`MADV_WIPEONFORK` ranges copied during
 /// the pause, `shared_copy_limit` those of writable shared mappings (0: none). Ranges over
-/// the limit are returned as holes.
+/// the limit are returned as holes. `injected`: the clone will be made by an injected
+/// syscall (another process), which needs a `syscall` instruction from the vDSO; a
+/// self-capture forks itself and needs none.
 pub fn preflight(
     pid: i32,
     dir: &mut ProcDir,
     copy_limit: u64,
     shared_copy_limit: u64,
+    injected: bool,
 ) -> Result<(CloneRequest, Preflight)> {
     for fd in procfs::list_numeric(pid, &format!("/proc/{pid}/fd"))? {
         if let Ok(link) = dir.readlink(&format!("fd/{fd}")) {
@@ -117,7 +121,9 @@ pub fn preflight(
     }
     Ok((
         CloneRequest {
-            vdso_site: vdso.and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
+            vdso_site: vdso
+                .filter(|_| injected)
+                .and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
             copy,
         },
         found,

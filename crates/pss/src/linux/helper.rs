@@ -79,12 +79,9 @@ impl Helper {
     pub fn read_exact(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
         let mut got = 0;
         while got < buf.len() {
-            self.wait_readable(deadline)?;
-            match self.sock.read(&mut buf[got..]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            match self.read_some(&mut buf[got..], deadline)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => got += n,
             }
         }
         Ok(())
@@ -95,12 +92,23 @@ impl Helper {
         let mut out = Vec::new();
         let mut chunk = vec![0u8; 64 << 10];
         loop {
-            self.wait_readable(deadline)?;
-            match self.sock.read(&mut chunk) {
-                Ok(0) => return Ok(out),
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            match self.read_some(&mut chunk, deadline)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// One `read` once the socket is readable (0 at end-of-file); fails at `deadline`.
+    fn read_some(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !poll_readable(self.sock.as_fd(), left)? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            match self.sock.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                r => return r,
             }
         }
     }
@@ -108,15 +116,6 @@ impl Helper {
     /// Writes all of `buf` (a few bytes: never blocks long).
     pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.sock.write_all(buf)
-    }
-
-    fn wait_readable(&self, deadline: Instant) -> io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if poll_readable(self.sock.as_fd(), left)? {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::TimedOut.into())
-        }
     }
 
     /// Waits for the helper to exit (killing it at `deadline`) and reaps it; its exit code.

@@ -22,36 +22,10 @@ pub const USER_ADDRESS_END_LA57: u64 = 0x00ff_ffff_ffff_f000;
 
 /// Reads `struct user_regs_struct`.
 pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
-    let w = super::get_raw(tid)?;
-    Ok(GeneralRegisters {
-        r15: w[0],
-        r14: w[1],
-        r13: w[2],
-        r12: w[3],
-        rbp: w[4],
-        rbx: w[5],
-        r11: w[6],
-        r10: w[7],
-        r9: w[8],
-        r8: w[9],
-        rax: w[10],
-        rcx: w[11],
-        rdx: w[12],
-        rsi: w[13],
-        rdi: w[14],
-        orig_rax: w[15],
-        rip: w[16],
-        cs: w[17],
-        eflags: w[18],
-        rsp: w[19],
-        ss: w[20],
-        fs_base: w[21],
-        gs_base: w[22],
-        ds: w[23],
-        es: w[24],
-        fs: w[25],
-        gs: w[26],
-    })
+    let raw = super::get_raw(tid)?;
+    // RawRegs is exactly the 27 words of user_regs_struct, in order.
+    GeneralRegisters::from_words(&raw)
+        .ok_or_else(|| io::Error::other("NT_PRSTATUS is not 27 words"))
 }
 
 /// Reads the 512-byte FXSAVE area.
