@@ -140,6 +140,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A serialized snapshot (a file, or a memfd from another process) is damaged or is not
+    /// a snapshot (`docs/format.md`).
+    #[error("not a valid snapshot: {what}")]
+    Corrupt {
+        /// What is wrong, and where.
+        what: String,
+    },
     /// The capture engine itself failed (its tracer thread panicked or is gone).
     #[error("internal error in the capture engine: {0}")]
     Internal(String),
@@ -167,6 +174,8 @@ pub enum ErrorKind {
     NoMoreItems,
     /// [`Error::InvalidParameter`].
     InvalidParameter,
+    /// [`Error::Corrupt`].
+    Corrupt,
     /// Everything else.
     Other,
 }
@@ -185,6 +194,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::NoMoreItems => ErrorKind::NoMoreItems,
             Error::InvalidParameter(_) => ErrorKind::InvalidParameter,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Ptrace { .. }
             | Error::Io { .. }
             | Error::Parse { .. }

@@ -34,8 +34,10 @@ mod capture;
 mod codec;
 pub mod error;
 pub mod flags;
+pub mod format;
 mod linux;
 pub mod records;
+pub mod remote;
 mod snapshot;
 pub mod units;
 mod va_clone;
@@ -47,7 +49,7 @@ pub use flags::{
     CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,
     ThreadFlags, WalkClass, PERF_RESOLUTION, STILL_ACTIVE,
 };
-pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};
+pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE, MEMFD_NAME};
 pub use va_clone::VaClone;
 pub use walk::{WalkMarker, WalkPosition};
 

@@ -1,17 +1,26 @@
 //! [`Snapshot`]: the captured data, queried and walked the PSS way or read directly.
 
 use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::capture::{self, CaptureOptions, Target};
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
+use crate::format;
+use crate::linux::memfd;
 use crate::records::{
     AuxiliaryPage, CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation,
     ThreadEntry, Warning,
 };
 use crate::va_clone::VaClone;
 use crate::walk::WalkMarker;
+
+/// The name of the memfd that carries a serialized snapshot into another process
+/// ([`Snapshot::to_memfd`]); `/proc/PID/fd` shows it as `/memfd:pss-snapshot (deleted)`.
+pub const MEMFD_NAME: &str = "pss-snapshot";
 
 /// Size of the Windows AMD64 `CONTEXT` record the C ABI produces for each thread.
 pub const CONTEXT_RECORD_SIZE: u32 = 1232;
@@ -116,6 +125,80 @@ impl Snapshot {
         Ok(Snapshot {
             data: Arc::new(capture::capture(target, options)?),
         })
+    }
+
+    /// Serializes the snapshot (`docs/format.md`) under a new random identifier. A VA clone
+    /// is a process and is not included; everything else is.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format::encode(&self.data, random_id())
+    }
+
+    /// Reads a serialized snapshot. Damaged or foreign bytes give [`Error::Corrupt`], another
+    /// major version or architecture [`Error::NotSupported`]; never a panic. The snapshot has
+    /// no VA clone.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot> {
+        let (_, data) = format::decode(bytes)?;
+        Ok(Snapshot {
+            data: Arc::new(data),
+        })
+    }
+
+    /// Writes the snapshot to a file at `path` ([`Snapshot::to_bytes`]).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_bytes()).map_err(|e| file_error(path, e))
+    }
+
+    /// Reads a snapshot file written by [`Snapshot::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Snapshot> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
+        Snapshot::from_bytes(&bytes).map_err(|e| match e {
+            Error::Corrupt { what } => Error::Corrupt {
+                what: format!("{}: {what}", path.display()),
+            },
+            e => e,
+        })
+    }
+
+    /// Serializes the snapshot into a new memfd named [`MEMFD_NAME`], sealed so that nobody
+    /// can change it (close-on-exec). Returns the memfd and the identifier in its header.
+    pub fn to_memfd(&self) -> Result<(OwnedFd, u64)> {
+        let id = random_id();
+        let bytes = format::encode(&self.data, id);
+        let fd = memfd::sealed(MEMFD_NAME, &bytes).map_err(|e| Error::Io {
+            pid: std::process::id() as i32,
+            path: "memfd_create (a sealed snapshot)".into(),
+            source: e,
+        })?;
+        Ok((fd, id))
+    }
+
+    /// Reads a snapshot from a memfd made by [`Snapshot::to_memfd`], in this process or
+    /// another. Anything but a fully sealed memfd named [`MEMFD_NAME`] holding a valid
+    /// snapshot is [`Error::Corrupt`] (or [`Error::NotSupported`] for another version).
+    pub fn from_memfd(fd: BorrowedFd<'_>) -> Result<(Snapshot, format::Header)> {
+        let refuse = |what: String| Error::Corrupt {
+            what: format!("fd {}: {what}", fd.as_raw_fd()),
+        };
+        if memfd::name_of(fd).as_deref() != Some(MEMFD_NAME) {
+            return Err(refuse(format!("not a memfd named {MEMFD_NAME}")));
+        }
+        if !memfd::is_sealed(fd) {
+            return Err(refuse("the memfd is not sealed against writes".into()));
+        }
+        let read =
+            |len| memfd::read_prefix(fd, len).map_err(|e| refuse(format!("cannot read it: {e}")));
+        let header = format::Header::parse(&read(format::HEADER_SIZE)?)?;
+        let len = usize::try_from(header.total_len())
+            .map_err(|_| refuse("its announced size does not fit in memory".into()))?;
+        let (header, data) = format::decode(&read(len)?)?;
+        Ok((
+            Snapshot {
+                data: Arc::new(data),
+            },
+            header,
+        ))
     }
 
     /// The process information; always present.
@@ -295,6 +378,26 @@ impl Snapshot {
     pub fn entries(&self, class: WalkClass) -> Result<impl Iterator<Item = WalkEntry<'_>> + '_> {
         let n = self.entry_count(class)?;
         Ok((0..n).filter_map(move |i| self.entry(class, i).ok().flatten()))
+    }
+}
+
+fn random_id() -> u64 {
+    let mut b = [0u8; 8];
+    if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).is_err() {
+        // No entropy source: the time still tells snapshots apart.
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        return t.as_nanos() as u64 ^ u64::from(std::process::id()) << 40;
+    }
+    u64::from_le_bytes(b)
+}
+
+fn file_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        pid: std::process::id() as i32,
+        path: path.to_owned(),
+        source,
     }
 }
 

@@ -22,15 +22,12 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{Decoded, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::flags::ContextFlags;
+use crate::format::records;
 use crate::linux::helper::{self, Helper};
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
 use crate::linux::tracer;
-use crate::records::{
-    AuxiliaryPage, AuxiliaryPageKind, CopiedRange, GeneralRegisters, MemoryHole, ThreadContext,
-    Warning,
-};
+use crate::records::{CopiedRange, MemoryHole};
 
 use super::freeze::{self, FreezeRequest, Frozen, FrozenThread};
 use super::va_clone::{CloneRequest, MadeClone};
@@ -239,69 +236,26 @@ fn helper_main(mut sock: UnixStream, req: FreezeRequest) -> i32 {
 fn encode_frozen(w: &mut Writer, f: &Frozen) {
     w.seq(&f.threads, |w, t| {
         w.i32(t.tid);
-        w.opt(&t.general, encode_regs);
-        w.opt(&t.context, |w, c| {
-            w.u32(c.flags.bits());
-            encode_regs(w, &c.general);
-            w.opt(&c.fp, |w, b| w.bytes(b));
-            w.opt(&c.xstate, |w, b| w.bytes(b));
-            w.opt(&c.debug, |w, d| d.iter().for_each(|&v| w.u64(v)));
-        });
+        w.opt(&t.general, records::encode_regs);
+        w.opt(&t.context, records::encode_context);
         w.opt(&t.sigmask, |w, &m| w.u64(m));
         w.bool(t.group_stopped);
         w.time(t.capture_time);
     });
     w.duration(f.pause);
     w.u32(f.rounds);
-    w.seq(&f.warnings, |w, x| {
-        w.opt(&x.tid, |w, &t| w.i32(t));
-        w.opt(&x.fd, |w, &d| w.i32(d));
-        w.str(&x.message);
-    });
+    w.seq(&f.warnings, records::encode_warning);
     w.opt(&f.aux_pages, |w, pages| {
-        w.seq(pages, |w, p| {
-            w.u64(p.address);
-            w.u32(p.thread_id);
-            w.u8(match p.kind {
-                AuxiliaryPageKind::Stack => 0,
-                AuxiliaryPageKind::Tls => 1,
-            });
-            w.time(p.capture_time);
-            w.bytes(&p.contents);
-        })
+        w.seq(pages, records::encode_aux_page)
     });
-}
-
-fn encode_regs(w: &mut Writer, g: &GeneralRegisters) {
-    w.seq(&g.to_words(), |w, &v| w.u64(v));
-}
-
-fn decode_regs(r: &mut Reader<'_>) -> Decoded<GeneralRegisters> {
-    let words = r.seq(|r| r.u64())?;
-    GeneralRegisters::from_words(&words).ok_or_else(|| r.error("a register set"))
 }
 
 fn decode_frozen(r: &mut Reader<'_>) -> Decoded<Frozen> {
     let threads = r.seq(|r| {
         Ok(FrozenThread {
             tid: r.i32()?,
-            general: r.opt(decode_regs)?,
-            context: r.opt(|r| {
-                let bits = r.u32()?;
-                Ok(ThreadContext {
-                    flags: ContextFlags::from_bits_retain(bits),
-                    general: decode_regs(r)?,
-                    fp: r.opt(|r| r.bytes().map(<[u8]>::to_vec))?,
-                    xstate: r.opt(|r| r.bytes().map(<[u8]>::to_vec))?,
-                    debug: r.opt(|r| {
-                        let mut d = [0u64; 8];
-                        for v in &mut d {
-                            *v = r.u64()?;
-                        }
-                        Ok(d)
-                    })?,
-                })
-            })?,
+            general: r.opt(records::decode_regs)?,
+            context: r.opt(records::decode_context)?,
             sigmask: r.opt(|r| r.u64())?,
             group_stopped: r.bool()?,
             capture_time: r.time()?,
@@ -309,28 +263,8 @@ fn decode_frozen(r: &mut Reader<'_>) -> Decoded<Frozen> {
     })?;
     let pause = r.duration()?;
     let rounds = r.u32()?;
-    let warnings = r.seq(|r| {
-        Ok(Warning {
-            tid: r.opt(|r| r.i32())?,
-            fd: r.opt(|r| r.i32())?,
-            message: r.str()?,
-        })
-    })?;
-    let aux_pages = r.opt(|r| {
-        r.seq(|r| {
-            Ok(AuxiliaryPage {
-                address: r.u64()?,
-                thread_id: r.u32()?,
-                kind: match r.u8()? {
-                    0 => AuxiliaryPageKind::Stack,
-                    1 => AuxiliaryPageKind::Tls,
-                    k => return Err(r.error(format!("an auxiliary page kind, found {k}"))),
-                },
-                capture_time: r.time()?,
-                contents: r.bytes()?.to_vec(),
-            })
-        })
-    })?;
+    let warnings = r.seq(records::decode_warning)?;
+    let aux_pages = r.opt(|r| r.seq(records::decode_aux_page))?;
     Ok(Frozen {
         threads,
         pause,

@@ -4,6 +4,7 @@
 mod current;
 mod freeze;
 mod handles;
+pub(crate) mod one_thread;
 mod priority;
 mod process;
 mod threads;

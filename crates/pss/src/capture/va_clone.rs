@@ -221,7 +221,7 @@ fn copy_ranges(
 }
 
 /// The ptrace option an injection into a thread under a seccomp filter needs.
-fn seccomp_option(seccomp: bool) -> u32 {
+pub(super) fn seccomp_option(seccomp: bool) -> u32 {
     if seccomp {
         ptrace::OPT_SUSPEND_SECCOMP
     } else {
@@ -230,7 +230,7 @@ fn seccomp_option(seccomp: bool) -> u32 {
 }
 
 /// Whether a stopped thread can take an injected syscall, and the instruction to run it at.
-enum Candidate {
+pub(super) enum Candidate {
     /// Its own syscall instruction, or none (then the vDSO's); whether it has a seccomp
     /// filter.
     Usable(Option<u64>, bool),
@@ -240,7 +240,7 @@ enum Candidate {
     Unusable,
 }
 
-fn candidate(pid: i32, tid: Tid, mem: &ProcMem) -> Candidate {
+pub(super) fn candidate(pid: i32, tid: Tid, mem: &ProcMem) -> Candidate {
     let Ok(regs) = arch::get_raw(tid) else {
         return Candidate::Unusable;
     };
@@ -464,61 +464,12 @@ fn wait_exit(pid: i32, deadline: Instant) {
 /// on the clone's zombie. Gives up silently when the target cannot be traced now (another
 /// tracer arrived); the zombie then stays until the target reaps with `__WALL` or exits.
 pub fn reap_in_target(pid: i32, clone_in_target: i32) {
-    let vdso = inject::vdso_site(pid);
-    let Ok(tids) = procfs::list_numeric(pid, &format!("/proc/{pid}/task")) else {
-        return;
-    };
-    let Some(tid) = tids.into_iter().find(|&t| {
-        procfs::stat_at(&format!("/proc/{pid}/task/{t}/stat"))
-            .is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'D'))
-    }) else {
-        return;
-    };
-    let Ok(mem) = ProcMem::open(pid) else {
-        return;
-    };
-    if ptrace::seize(tid, 0).is_err() {
-        return;
-    }
-    let _ = ptrace::interrupt(tid);
-    let deadline = Instant::now() + REAP_STOP_DEADLINE;
-    let group = loop {
-        match ptrace::wait_report(tid, tid == pid, deadline) {
-            Ok(WaitStatus::Stopped { sig, event }) if event == ptrace::EVENT_STOP => {
-                break ptrace::is_stop_signal(sig);
-            }
-            Ok(WaitStatus::Stopped { sig, .. }) => {
-                // A genuine signal came first: deliver it and ask again.
-                let _ = ptrace::cont(tid, sig);
-                let _ = ptrace::interrupt(tid);
-            }
-            Ok(WaitStatus::LeaderExited) => {
-                tracer::leader_exited(tid);
-                return;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                tracer::release_later([tid]);
-                return;
-            }
-            Ok(_) | Err(_) => return,
-        }
-    };
-    if let Candidate::Usable(own, seccomp) = candidate(pid, tid, &mem) {
-        if let Some(site) = own.or(vdso) {
-            if let Ok(mut inj) = Injection::begin(tid, site, seccomp_option(seccomp), 0) {
-                let options = (libc::WNOHANG | libc::__WALL) as u64;
-                let _ = inj.syscall(
-                    libc::SYS_wait4 as u64,
-                    [clone_in_target as u64, 0, options, 0, 0, 0],
-                    Instant::now() + Duration::from_secs(1),
-                );
-                let _ = inj.restore();
-            }
-        }
-    }
-    if ptrace::detach(tid, 0).is_err() {
-        tracer::release_later([tid]);
-    } else if group {
-        super::freeze::wait_back_in_group_stop(pid, &[tid], &mut Vec::new());
-    }
+    let _ = super::one_thread::with_one_thread(pid, REAP_STOP_DEADLINE, |inj, _| {
+        let options = (libc::WNOHANG | libc::__WALL) as u64;
+        inj.syscall(
+            libc::SYS_wait4 as u64,
+            [clone_in_target as u64, 0, options, 0, 0, 0],
+            Instant::now() + Duration::from_secs(1),
+        )
+    });
 }

@@ -1,4 +1,5 @@
-//! Reading another process's memory through `/proc/PID/mem` (`pread`).
+//! Reading another process's memory through `/proc/PID/mem` (`pread`), and writing a few
+//! bytes into a stopped tracee (`pwrite`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -14,6 +15,21 @@ impl ProcMem {
         Ok(ProcMem {
             file: File::open(format!("/proc/{pid}/mem"))?,
         })
+    }
+
+    /// Opens `/proc/PID/mem` for reading and writing (the caller traces `pid`).
+    pub fn open_rw(pid: i32) -> std::io::Result<ProcMem> {
+        Ok(ProcMem {
+            file: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))?,
+        })
+    }
+
+    /// Writes all of `buf` at `addr` (`pwrite`).
+    pub fn write_exact(&self, addr: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(buf, addr)
     }
 
     /// Reads what it can at `addr` (`pread`): the byte count, short at the first

@@ -7,6 +7,7 @@ pub mod elf;
 pub mod helper;
 pub mod inject;
 pub mod mem;
+pub mod memfd;
 pub mod pidfd;
 pub mod procfs;
 pub mod ptrace;

@@ -59,3 +59,9 @@ pub fn pid_of(fd: impl AsFd) -> Result<i32> {
 pub fn kill(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL).map_err(Into::into)
 }
+
+/// A duplicate of fd `fd` of the process behind `pidfd` (`pidfd_getfd`, close-on-exec).
+pub fn get_fd(pidfd: BorrowedFd<'_>, fd: i32) -> std::io::Result<OwnedFd> {
+    use rustix::process::{pidfd_getfd, PidfdGetfdFlags};
+    pidfd_getfd(pidfd, fd, PidfdGetfdFlags::empty()).map_err(Into::into)
+}

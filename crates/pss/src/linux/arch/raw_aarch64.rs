@@ -34,3 +34,11 @@ pub fn syscall_result(regs: &RawRegs) -> i64 {
 /// aarch64 needs no fix-up: the kernel rewound `pc` and restored `x0` before the stop. (A
 /// relative sleep restarted this way restarts with its full timeout: docs/differences.md.)
 pub fn restart_fixup(_regs: &mut RawRegs) {}
+
+/// The stack pointer (`sp`).
+pub fn stack_pointer(regs: &RawRegs) -> u64 {
+    regs[31]
+}
+
+/// AAPCS64 has no red zone; 128 bytes are left anyway, as on x86_64.
+pub const RED_ZONE: u64 = 128;

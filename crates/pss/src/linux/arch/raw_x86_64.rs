@@ -78,3 +78,12 @@ pub fn restart_fixup(regs: &mut RawRegs) {
         _ => {}
     }
 }
+
+/// The stack pointer (`rsp`).
+pub fn stack_pointer(regs: &RawRegs) -> u64 {
+    regs[19]
+}
+
+/// Bytes below the stack pointer that the ABI lets a function use without moving it (the
+/// red zone); scratch data must go below them.
+pub const RED_ZONE: u64 = 128;
