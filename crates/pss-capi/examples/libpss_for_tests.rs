@@ -12,5 +12,7 @@ mod convert;
 mod marker;
 #[path = "../src/registry.rs"]
 mod registry;
+#[path = "../src/shared.rs"]
+mod shared;
 #[path = "../src/types.rs"]
 mod types;

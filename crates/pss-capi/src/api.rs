@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CString};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pss_core::{
@@ -13,7 +13,7 @@ use pss_core::{
 
 use crate::marker::Marker;
 use crate::types::*;
-use crate::{convert, registry};
+use crate::{convert, registry, shared};
 
 const ERROR_SUCCESS: u32 = 0;
 const ERROR_ACCESS_DENIED: u32 = 5;
@@ -83,14 +83,60 @@ fn entry(name: &str, f: impl FnOnce() -> Outcome) -> u32 {
     code
 }
 
-/// The snapshot behind `h`, or `ERROR_INVALID_HANDLE`.
+/// The snapshot behind `h`, or `ERROR_INVALID_HANDLE`: a capture or duplicate registered
+/// here, or a snapshot memfd duplicated into this process (read on first use, and again if
+/// its fd has changed since).
 fn snapshot(h: *mut c_void) -> Result<Snapshot, Failure> {
-    registry::snapshot(h as usize).ok_or_else(|| {
-        fail(
-            ERROR_INVALID_HANDLE,
-            format!("{h:p} is not a live snapshot handle (HPSS)"),
-        )
-    })
+    let h = h as usize;
+    if let Some(s) = registry::snapshot(h) {
+        return Ok(s);
+    }
+    let Some((fd, _)) = shared::parse(h) else {
+        return Err(not_a_snapshot(h));
+    };
+    if let Some((s, identity)) = registry::imported(h) {
+        if shared::identity(fd) == Some(identity) {
+            return Ok(s);
+        }
+        registry::remove_imported(h);
+    }
+    let (s, identity) = shared::load(h).map_err(handle_error)?;
+    registry::add_imported(h, s.clone(), identity);
+    Ok(s)
+}
+
+fn not_a_snapshot(h: usize) -> Failure {
+    fail(
+        ERROR_INVALID_HANDLE,
+        format!("{h:#x} is not a live snapshot handle (HPSS)"),
+    )
+}
+
+/// A handle that names no valid snapshot memfd is `ERROR_INVALID_HANDLE`; other failures
+/// (no right to trace the process, …) keep their own code.
+fn handle_error(e: Error) -> Failure {
+    match e.kind() {
+        ErrorKind::InvalidParameter | ErrorKind::Corrupt => {
+            Failure(ERROR_INVALID_HANDLE, e.to_string())
+        }
+        _ => e.into(),
+    }
+}
+
+/// Frees snapshot `h` of this process: unregisters a capture or duplicate (its clone is
+/// killed with the last handle), or closes a duplicated-in memfd.
+fn free_local(h: usize) -> Outcome {
+    if let Some(snap) = registry::remove_snapshot(h) {
+        drop(snap);
+        return Ok(());
+    }
+    if shared::parse(h).is_none() {
+        return Err(not_a_snapshot(h));
+    }
+    let fd = shared::check_local(h).map_err(handle_error)?;
+    registry::remove_imported(h);
+    shared::close(fd);
+    Ok(())
 }
 
 /// What a process `HANDLE` names.
@@ -202,28 +248,17 @@ pub extern "C" fn PssFreeSnapshot(
     snapshot_handle: *mut c_void,
 ) -> u32 {
     entry("PssFreeSnapshot", || {
+        let h = snapshot_handle as usize;
         match process(process_handle)? {
-            Process::Current => {}
-            Process::PidFd(fd) => {
-                return Err(fail(
-                    ERROR_NOT_SUPPORTED,
-                    format!(
-                    "freeing a snapshot held by another process (pidfd {}) is not supported yet",
-                    fd.as_raw_fd()
-                ),
-                ))
-            }
-        }
-        match registry::remove_snapshot(snapshot_handle as usize) {
-            // Dropped here: the clone, if this was the last handle, is killed and reaped.
-            Some(snap) => {
-                drop(snap);
+            Process::Current => free_local(h),
+            // Only a snapshot memfd duplicated into that process can be freed from here.
+            Process::PidFd(p) => {
+                let (copy, _) = shared::fetch_remote(p, h).map_err(handle_error)?;
+                drop(copy);
+                let (fd, _) = shared::parse(h).ok_or_else(|| not_a_snapshot(h))?;
+                pss_core::remote::close_fd(p, fd)?;
                 Ok(())
             }
-            None => Err(fail(
-                ERROR_INVALID_HANDLE,
-                format!("{snapshot_handle:p} is not a live snapshot handle (HPSS)"),
-            )),
         }
     })
 }
@@ -242,36 +277,54 @@ pub extern "C" fn PssDuplicateSnapshot(
             Some(f) => f == DuplicateFlags::CloseSource,
             None => return Err(fail(ERROR_INVALID_PARAMETER, format!("flags {flags:#x}"))),
         };
-        if !matches!(process(source_process_handle)?, Process::Current) {
-            return Err(fail(
-                ERROR_NOT_SUPPORTED,
-                "duplicating from another process is not supported yet",
-            ));
-        }
-        let snap = snapshot(snapshot_handle)?;
-        // CLOSE_SOURCE: the source goes even if the duplication fails.
-        if close_source {
-            registry::remove_snapshot(snapshot_handle as usize);
-        }
-        match process(target_process_handle)? {
-            Process::Current => {}
-            Process::PidFd(_) => {
-                return Err(fail(
-                    ERROR_NOT_SUPPORTED,
-                    "duplicating into another process is not supported yet",
-                ))
-            }
-        }
+        let h = snapshot_handle as usize;
+        let target = process(target_process_handle)?;
         if target_snapshot_handle.is_null() {
             return Err(fail(
                 ERROR_INVALID_PARAMETER,
                 "TargetSnapshotHandle is NULL",
             ));
         }
-        let h = registry::add_snapshot(snap);
+        // What to duplicate: the data itself (a snapshot of this process), or the memfd
+        // holding a snapshot duplicated into the source process. With CLOSE_SOURCE the source
+        // goes once it has been read, even if the duplication then fails.
+        let new = match process(source_process_handle)? {
+            Process::Current => {
+                let snap = snapshot(snapshot_handle)?;
+                if close_source {
+                    free_local(h)?;
+                }
+                match target {
+                    Process::Current => registry::add_snapshot(snap),
+                    Process::PidFd(t) => {
+                        let (memfd, id) = snap.to_memfd()?;
+                        shared::install(t, memfd.as_fd(), id)?
+                    }
+                }
+            }
+            Process::PidFd(s) => {
+                let (copy, header) = shared::fetch_remote(s, h).map_err(handle_error)?;
+                if close_source {
+                    let (fd, _) = shared::parse(h).ok_or_else(|| not_a_snapshot(h))?;
+                    pss_core::remote::close_fd(s, fd)?;
+                }
+                match target {
+                    Process::Current => {
+                        let (snap, _) = Snapshot::from_memfd(copy.as_fd())?;
+                        let identity = shared::identity(copy.as_raw_fd());
+                        let new = shared::handle_for(shared::keep(copy), header.id);
+                        if let Some(identity) = identity {
+                            registry::add_imported(new, snap, identity);
+                        }
+                        new
+                    }
+                    Process::PidFd(t) => shared::install(t, copy.as_fd(), header.id)?,
+                }
+            }
+        };
         write_out(
             target_snapshot_handle,
-            h as *mut c_void,
+            new as *mut c_void,
             "TargetSnapshotHandle",
         )
     })

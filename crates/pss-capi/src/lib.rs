@@ -15,4 +15,5 @@ mod context;
 mod convert;
 mod marker;
 mod registry;
+mod shared;
 mod types;

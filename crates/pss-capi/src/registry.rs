@@ -4,6 +4,10 @@
 //! tagged by kind, so a freed handle is never valid again and a marker is never taken for a
 //! snapshot. Every entry point looks its handles up here first; any other value is
 //! `ERROR_INVALID_HANDLE`.
+//!
+//! Snapshots duplicated into this process are named by their memfd instead
+//! ([`crate::shared`]); once read, they are cached here with the memfd's identity, so that a
+//! closed or reused fd is noticed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pss_core::Snapshot;
 
 use crate::marker::Marker;
+use crate::shared::Identity;
 
 const SNAPSHOT_TAG: usize = 0x5053_5300; // "PSS\0"
 const MARKER_TAG: usize = 0x5053_5357; // "PSSW"
@@ -20,6 +25,7 @@ struct Registry {
     next: usize,
     snapshots: HashMap<usize, Snapshot>,
     markers: HashMap<usize, Arc<Mutex<Marker>>>,
+    imported: HashMap<usize, (Snapshot, Identity)>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -56,6 +62,21 @@ pub fn snapshot(h: usize) -> Option<Snapshot> {
 /// Unregisters `h`; the snapshot is freed (its clone killed) when no other handle holds it.
 pub fn remove_snapshot(h: usize) -> Option<Snapshot> {
     with(|r| r.snapshots.remove(&h))
+}
+
+/// The cached snapshot of memfd handle `h`, with the identity of the memfd it was read from.
+pub fn imported(h: usize) -> Option<(Snapshot, Identity)> {
+    with(|r| r.imported.get(&h).cloned())
+}
+
+/// Caches the snapshot read from memfd handle `h`.
+pub fn add_imported(h: usize, s: Snapshot, identity: Identity) {
+    with(|r| r.imported.insert(h, (s, identity)));
+}
+
+/// Forgets the cached snapshot of memfd handle `h`.
+pub fn remove_imported(h: usize) {
+    with(|r| r.imported.remove(&h));
 }
 
 /// Registers a marker; returns its `HPSSWALK` value.

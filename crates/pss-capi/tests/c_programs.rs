@@ -1,6 +1,7 @@
 //! Compiles the C programs against `processsnapshot.h` and `libpss.so`, and runs them:
 //! `tests/c/layout.c` (every size and offset, as C11 and as C++17), `tests/c/api.c` (the
-//! API used the Windows way, on a child it spawns), and `examples/pss_threads.c`.
+//! API used the Windows way, on a child it spawns), `tests/c/duplicate.c` (a snapshot
+//! duplicated into a second child, freed there, pulled back), and `examples/pss_threads.c`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -79,6 +80,16 @@ fn a_c_program_uses_the_api_as_windows_code_does() {
         "api",
     );
     assert_eq!(run(&exe, &[]), "api ok\n");
+}
+
+#[test]
+fn a_snapshot_is_duplicated_into_another_process_and_freed_there() {
+    let exe = build(
+        &["cc", "-std=c11"],
+        &crate_dir().join("tests/c/duplicate.c"),
+        "duplicate",
+    );
+    assert_eq!(run(&exe, &[]), "duplicate ok\n");
 }
 
 #[test]

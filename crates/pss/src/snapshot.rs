@@ -178,21 +178,17 @@ impl Snapshot {
     /// another. Anything but a fully sealed memfd named [`MEMFD_NAME`] holding a valid
     /// snapshot is [`Error::Corrupt`] (or [`Error::NotSupported`] for another version).
     pub fn from_memfd(fd: BorrowedFd<'_>) -> Result<(Snapshot, format::Header)> {
-        let refuse = |what: String| Error::Corrupt {
-            what: format!("fd {}: {what}", fd.as_raw_fd()),
-        };
-        if memfd::name_of(fd).as_deref() != Some(MEMFD_NAME) {
-            return Err(refuse(format!("not a memfd named {MEMFD_NAME}")));
-        }
-        if !memfd::is_sealed(fd) {
-            return Err(refuse("the memfd is not sealed against writes".into()));
-        }
-        let read =
-            |len| memfd::read_prefix(fd, len).map_err(|e| refuse(format!("cannot read it: {e}")));
-        let header = format::Header::parse(&read(format::HEADER_SIZE)?)?;
-        let len = usize::try_from(header.total_len())
-            .map_err(|_| refuse("its announced size does not fit in memory".into()))?;
-        let (header, data) = format::decode(&read(len)?)?;
+        let header = format::Header::read_memfd(fd)?;
+        let len = usize::try_from(header.total_len()).map_err(|_| Error::Corrupt {
+            what: format!(
+                "fd {}: its announced size does not fit in memory",
+                fd.as_raw_fd()
+            ),
+        })?;
+        let bytes = memfd::read_prefix(fd, len).map_err(|e| Error::Corrupt {
+            what: format!("fd {}: cannot read it: {e}", fd.as_raw_fd()),
+        })?;
+        let (header, data) = format::decode(&bytes)?;
         Ok((
             Snapshot {
                 data: Arc::new(data),

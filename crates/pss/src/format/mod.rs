@@ -11,8 +11,11 @@
 
 pub(crate) mod records;
 
+use std::os::fd::{AsRawFd, BorrowedFd};
+
 use crate::codec::{Decoded, Reader, Writer};
 use crate::error::{Error, Result};
+use crate::linux::memfd;
 use crate::snapshot::SnapshotData;
 
 /// The first eight bytes of every snapshot.
@@ -106,6 +109,24 @@ impl Header {
             });
         }
         Ok(h)
+    }
+
+    /// Checks that `fd` is a snapshot memfd ([`crate::Snapshot::to_memfd`]): named
+    /// [`crate::MEMFD_NAME`], sealed against any change, starting with a valid header; and
+    /// returns the header. The body is not read.
+    pub fn read_memfd(fd: BorrowedFd<'_>) -> Result<Header> {
+        let refuse = |what: String| Error::Corrupt {
+            what: format!("fd {}: {what}", fd.as_raw_fd()),
+        };
+        if memfd::name_of(fd).as_deref() != Some(crate::MEMFD_NAME) {
+            return Err(refuse(format!("not a memfd named {}", crate::MEMFD_NAME)));
+        }
+        if !memfd::is_sealed(fd) {
+            return Err(refuse("the memfd is not sealed against writes".into()));
+        }
+        let head = memfd::read_prefix(fd, HEADER_SIZE)
+            .map_err(|e| refuse(format!("cannot read it: {e}")))?;
+        Header::parse(&head)
     }
 
     /// The total size of the serialized snapshot: header and body.
