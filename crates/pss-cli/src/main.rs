@@ -22,6 +22,7 @@ mod exit {
     pub const PROCESS_EXITED: u8 = 5;
     pub const NOT_SUPPORTED: u8 = 6;
     pub const TIMEOUT: u8 = 7;
+    pub const CORRUPT: u8 = 8;
 }
 
 const DEFAULT_FLAGS: &str = "threads,handles,handle-name-information,va-space";
@@ -37,7 +38,7 @@ const DEFAULT_FLAGS: &str = "threads,handles,handle-name-information,va-space";
         process facts. The target is never left stopped or traced.",
     after_help = "Exit codes: 0 success, 1 other error, 2 bad usage, 3 no such process, \
         4 access denied or already traced, 5 the process exited during the capture, \
-        6 not supported, 7 a thread did not stop in time."
+        6 not supported, 7 a thread did not stop in time, 8 not a valid snapshot file."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +49,8 @@ struct Cli {
 enum Command {
     /// Capture a snapshot of a running process and print it.
     Capture(CaptureArgs),
+    /// Print a snapshot saved with `pss capture --save FILE`.
+    Show(ShowArgs),
     /// List the capture flags and context flags, and which this build supports.
     Flags,
 }
@@ -77,6 +80,19 @@ struct CaptureArgs {
     /// How long the threads may take to stop, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     timeout_ms: u64,
+    /// Also write the snapshot to FILE (docs/format.md), to read later with `pss show`. A VA
+    /// clone is a process and is not saved.
+    #[arg(long, value_name = "FILE")]
+    save: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    /// A snapshot file written by `pss capture --save`.
+    file: std::path::PathBuf,
+    /// Print one JSON document instead of tables (schema: docs/json.md).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +105,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Capture(args) => capture(&args),
+        Command::Show(args) => Snapshot::load(&args.file)
+            .map_err(anyhow::Error::from)
+            .and_then(|snap| print(&snap, args.json)),
         Command::Flags => {
             print_flags();
             Ok(())
@@ -117,6 +136,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ErrorKind::ProcessExited) => exit::PROCESS_EXITED,
         Some(ErrorKind::NotSupported) => exit::NOT_SUPPORTED,
         Some(ErrorKind::Timeout) => exit::TIMEOUT,
+        Some(ErrorKind::Corrupt) => exit::CORRUPT,
         _ => exit::OTHER,
     }
 }
@@ -177,19 +197,11 @@ fn capture(args: &CaptureArgs) -> Result<()> {
     let mut options = CaptureOptions::new(flags, context_flags);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
     let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &json::snapshot(&snap))?;
-        use std::io::Write;
-        writeln!(out)?;
-    } else {
-        text::snapshot(&mut out, &snap)?;
+    if let Some(path) = &args.save {
+        snap.save(path)?;
     }
+    print(&snap, args.json)?;
     if args.hold {
-        use std::io::Write;
-        out.flush()?;
-        drop(out);
         if let Some(c) = snap.va_clone() {
             eprintln!(
                 "pss: holding VA clone pid {}; press Enter or close stdin to free it",
@@ -199,6 +211,21 @@ fn capture(args: &CaptureArgs) -> Result<()> {
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
     }
+    Ok(())
+}
+
+/// Prints `snap` as tables, or as one JSON document.
+fn print(snap: &Snapshot, as_json: bool) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if as_json {
+        serde_json::to_writer_pretty(&mut out, &json::snapshot(snap))?;
+        writeln!(out)?;
+    } else {
+        text::snapshot(&mut out, snap)?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -287,3 +287,50 @@ fn a_capturer_killed_while_holding_a_clone_leaves_nothing_behind() {
     assert_eq!(t.ask("sigchld", "sigchld"), "0");
     t.wake_parked_and_check();
 }
+
+#[test]
+fn a_saved_snapshot_shows_exactly_as_captured() {
+    let mut t = Target::spawn(&testbed(), &["threads", "2"]);
+    let pid = t.pid.to_string();
+    let dir = std::env::temp_dir().join(format!("pss-cli-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.pss");
+    let file_s = file.to_str().unwrap();
+    let o = run(&["capture", &pid, "--all", "--json", "--save", file_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    t.assert_unharmed();
+    let mut captured: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run(&["show", file_s, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Everything but the VA clone, a process, which is not saved.
+    assert!(captured["va_clone"].is_object());
+    assert!(shown["va_clone"].is_null());
+    captured["va_clone"] = Value::Null;
+    assert!(
+        shown == captured,
+        "the saved snapshot differs from the capture"
+    );
+    assert_eq!(shown["process"]["process_id"], t.pid);
+    assert_eq!(shown["threads"].as_array().unwrap().len(), 3);
+    let o = run(&["show", file_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&pid));
+
+    // 8: damaged, with the file named; 1: missing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let o = run(&["show", file_s]);
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(file_s) && stderr(&o).contains("checksum"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let o = run(&["show", file_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(file_s), "{}", stderr(&o));
+}
