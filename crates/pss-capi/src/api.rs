@@ -133,8 +133,9 @@ fn free_local(h: usize) -> Outcome {
     if shared::parse(h).is_none() {
         return Err(not_a_snapshot(h));
     }
-    let fd = shared::check_local(h).map_err(handle_error)?;
+    // Forgotten whatever the fd holds now: a stale entry must not outlive the handle.
     registry::remove_imported(h);
+    let fd = shared::check_local(h).map_err(handle_error)?;
     shared::close(fd);
     Ok(())
 }
@@ -253,10 +254,8 @@ pub extern "C" fn PssFreeSnapshot(
             Process::Current => free_local(h),
             // Only a snapshot memfd duplicated into that process can be freed from here.
             Process::PidFd(p) => {
-                let (copy, _) = shared::fetch_remote(p, h).map_err(handle_error)?;
-                drop(copy);
-                let (fd, _) = shared::parse(h).ok_or_else(|| not_a_snapshot(h))?;
-                pss_core::remote::close_fd(p, fd)?;
+                let remote = shared::fetch_remote(p, h).map_err(handle_error)?;
+                pss_core::remote::close_fd(p, remote.fd)?;
                 Ok(())
             }
         }
@@ -303,22 +302,22 @@ pub extern "C" fn PssDuplicateSnapshot(
                 }
             }
             Process::PidFd(s) => {
-                let (copy, header) = shared::fetch_remote(s, h).map_err(handle_error)?;
+                let remote = shared::fetch_remote(s, h).map_err(handle_error)?;
                 if close_source {
-                    let (fd, _) = shared::parse(h).ok_or_else(|| not_a_snapshot(h))?;
-                    pss_core::remote::close_fd(s, fd)?;
+                    pss_core::remote::close_fd(s, remote.fd)?;
                 }
+                let (copy, id) = (remote.copy, remote.header.id);
                 match target {
                     Process::Current => {
                         let (snap, _) = Snapshot::from_memfd(copy.as_fd())?;
                         let identity = shared::identity(copy.as_raw_fd());
-                        let new = shared::handle_for(shared::keep(copy), header.id);
+                        let new = shared::handle_for(shared::keep(copy), id);
                         if let Some(identity) = identity {
                             registry::add_imported(new, snap, identity);
                         }
                         new
                     }
-                    Process::PidFd(t) => shared::install(t, copy.as_fd(), header.id)?,
+                    Process::PidFd(t) => shared::install(t, copy.as_fd(), id)?,
                 }
             }
         };

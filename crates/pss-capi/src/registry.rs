@@ -69,9 +69,16 @@ pub fn imported(h: usize) -> Option<(Snapshot, Identity)> {
     with(|r| r.imported.get(&h).cloned())
 }
 
-/// Caches the snapshot read from memfd handle `h`.
+/// Caches the snapshot read from memfd handle `h`. Entries whose memfd has been closed
+/// meanwhile (freed from another process) are dropped at the same time.
 pub fn add_imported(h: usize, s: Snapshot, identity: Identity) {
-    with(|r| r.imported.insert(h, (s, identity)));
+    with(|r| {
+        r.imported.retain(|&old, (_, id)| {
+            crate::shared::parse(old)
+                .is_some_and(|(fd, _)| crate::shared::identity(fd) == Some(*id))
+        });
+        r.imported.insert(h, (s, identity));
+    });
 }
 
 /// Forgets the cached snapshot of memfd handle `h`.

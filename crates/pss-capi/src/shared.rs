@@ -86,16 +86,26 @@ pub fn close(fd: i32) {
     drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
 }
 
+/// A snapshot memfd of another process, as [`fetch_remote`] found it.
+pub struct Remote {
+    /// Its fd number in that process.
+    pub fd: i32,
+    /// Our copy of it.
+    pub copy: OwnedFd,
+    /// Its header.
+    pub header: Header,
+}
+
 /// A copy (in this process) of the snapshot memfd handle `h` names in the process `pidfd`,
 /// checked (header only).
-pub fn fetch_remote(pidfd: BorrowedFd<'_>, h: usize) -> Result<(OwnedFd, Header)> {
+pub fn fetch_remote(pidfd: BorrowedFd<'_>, h: usize) -> Result<Remote> {
     let (fd, _) = parse(h).ok_or_else(|| remote_unsupported(h))?;
     let copy = pss_core::remote::get_fd(pidfd, fd)?;
     let header = Header::read_memfd(copy.as_fd())?;
     if !matches(h, &header) {
         return Err(stale(h, fd));
     }
-    Ok((copy, header))
+    Ok(Remote { fd, copy, header })
 }
 
 /// Puts a copy of `memfd` into the process `pidfd`; the handle that names it there.

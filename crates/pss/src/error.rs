@@ -140,6 +140,26 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A system call injected into another process (outside a capture) failed there.
+    #[error("{action} inside process {pid} failed: {source}")]
+    Remote {
+        /// The process.
+        pid: i32,
+        /// What it was made to do (`openat("/proc/…")`, `close(7)`).
+        action: String,
+        /// The errno it got.
+        #[source]
+        source: io::Error,
+    },
+    /// A snapshot file could not be written or read.
+    #[error("snapshot file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// A serialized snapshot (a file, or a memfd from another process) is damaged or is not
     /// a snapshot (`docs/format.md`).
     #[error("not a valid snapshot: {what}")]
@@ -200,6 +220,8 @@ impl Error {
             | Error::Parse { .. }
             | Error::CloneFailed { .. }
             | Error::Unreadable { .. }
+            | Error::File { .. }
+            | Error::Remote { .. }
             | Error::Internal(_) => ErrorKind::Other,
         }
     }

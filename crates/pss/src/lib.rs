@@ -25,8 +25,10 @@
 //! ```
 //!
 //! Layout: [`flags`] (the enumerations with their Windows values), [`records`] (plain data),
-//! [`units`] (conversions to Windows units), [`Snapshot`] and [`WalkMarker`]. The Linux
-//! mapping of every field is in `docs/mapping.md`.
+//! [`units`] (conversions to Windows units), [`Snapshot`] and [`WalkMarker`], [`format`]
+//! (the snapshot serialization: files, and snapshots carried into another process) and
+//! [`remote`] (fds put into and taken out of another process). The Linux mapping of every
+//! field is in `docs/mapping.md`, the format in `docs/format.md`.
 
 #![warn(missing_docs)]
 

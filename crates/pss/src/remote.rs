@@ -93,9 +93,9 @@ pub fn close_fd(target: BorrowedFd<'_>, fd: i32) -> Result<()> {
         })
     })??;
     if ret < 0 {
-        return Err(Error::Io {
+        return Err(Error::Remote {
             pid,
-            path: format!("close({fd}) inside it").into(),
+            action: format!("close({fd})"),
             source: std::io::Error::from_raw_os_error(-ret as i32),
         });
     }
@@ -116,7 +116,7 @@ pub fn get_fd(target: BorrowedFd<'_>, fd: i32) -> Result<OwnedFd> {
         Some(libc::ESRCH) => Error::ProcessExited { pid },
         _ => Error::Io {
             pid,
-            path: format!("pidfd_getfd of fd {fd}").into(),
+            path: format!("/proc/{pid}/fd/{fd} (pidfd_getfd)").into(),
             source: e,
         },
     })

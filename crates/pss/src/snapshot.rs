@@ -166,11 +166,8 @@ impl Snapshot {
     pub fn to_memfd(&self) -> Result<(OwnedFd, u64)> {
         let id = random_id();
         let bytes = format::encode(&self.data, id);
-        let fd = memfd::sealed(MEMFD_NAME, &bytes).map_err(|e| Error::Io {
-            pid: std::process::id() as i32,
-            path: "memfd_create (a sealed snapshot)".into(),
-            source: e,
-        })?;
+        let fd = memfd::sealed(MEMFD_NAME, &bytes)
+            .map_err(|e| file_error(Path::new("memfd:pss-snapshot"), e))?;
         Ok((fd, id))
     }
 
@@ -390,8 +387,7 @@ fn random_id() -> u64 {
 }
 
 fn file_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        pid: std::process::id() as i32,
+    Error::File {
         path: path.to_owned(),
         source,
     }
