@@ -159,14 +159,10 @@ fn process<'a>(h: *mut c_void) -> Result<Process<'a>, Failure> {
             format!("{v} is neither (HANDLE)-1 nor an open pidfd"),
         )
     };
-    let fd = i32::try_from(v).map_err(|_| bad())?;
-    // SAFETY: F_GETFD on any int only reads the fd table.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(bad());
-    }
-    // SAFETY: the fd is open (checked above) and is only used during this call, while the
-    // caller keeps its handle.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let fd = i32::try_from(v)
+        .ok()
+        .and_then(shared::borrow)
+        .ok_or_else(bad)?;
     match pss_core::pidfd_pid(fd) {
         Ok(pid) if pid == std::process::id() as i32 => Ok(Process::Current),
         Ok(_) => Ok(Process::PidFd(fd)),

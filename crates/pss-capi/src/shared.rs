@@ -40,15 +40,21 @@ pub fn matches(h: usize, header: &Header) -> bool {
     parse(h).is_some_and(|(_, bits)| bits == header.id as u32 & !TAG_MASK)
 }
 
-/// Fd `fd` of this process, if it is open.
-fn borrow(fd: i32) -> Option<BorrowedFd<'static>> {
+/// Fd `fd` of this process, if it is open. Also how the API checks a process `HANDLE`.
+pub fn borrow(fd: i32) -> Option<BorrowedFd<'static>> {
     // SAFETY: F_GETFD on any int only reads the fd table.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return None;
     }
-    // SAFETY: the fd is open; it is only used during the current call, in which the library
-    // does not close it except as the last step of a free.
+    // SAFETY: the fd is open; it is only used during the current call (the caller keeps its
+    // handle meanwhile), and the library closes it only as the last step of a free.
     Some(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// The fd of this process that memfd handle `h` names, if it is open.
+fn local_fd(h: usize) -> Result<(i32, BorrowedFd<'static>)> {
+    let (fd, _) = parse(h).ok_or_else(|| not_a_handle(h))?;
+    Ok((fd, borrow(fd).ok_or_else(|| not_a_handle(h))?))
 }
 
 /// The identity of fd `fd` of this process, if it is open.
@@ -60,8 +66,7 @@ pub fn identity(fd: i32) -> Option<Identity> {
 /// Reads the snapshot behind handle `h` from this process's fd, checking that the memfd is
 /// the one the handle names. Returns it and the memfd's identity.
 pub fn load(h: usize) -> Result<(Snapshot, Identity)> {
-    let (fd, _) = parse(h).ok_or_else(|| not_a_handle(h))?;
-    let b = borrow(fd).ok_or_else(|| not_a_handle(h))?;
+    let (fd, b) = local_fd(h)?;
     let (snap, header) = Snapshot::from_memfd(b)?;
     if !matches(h, &header) {
         return Err(stale(h, fd));
@@ -71,8 +76,7 @@ pub fn load(h: usize) -> Result<(Snapshot, Identity)> {
 
 /// Checks that fd `fd` of this process is the snapshot handle `h` names (header only).
 pub fn check_local(h: usize) -> Result<i32> {
-    let (fd, _) = parse(h).ok_or_else(|| not_a_handle(h))?;
-    let b = borrow(fd).ok_or_else(|| not_a_handle(h))?;
+    let (fd, b) = local_fd(h)?;
     if !matches(h, &Header::read_memfd(b)?) {
         return Err(stale(h, fd));
     }

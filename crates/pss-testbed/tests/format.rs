@@ -148,6 +148,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+fn pidfd_of(pid: i32) -> std::os::fd::OwnedFd {
+    rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap()
+}
+
 fn fd_link(pid: i32, fd: i32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
         .ok()
@@ -162,11 +170,7 @@ fn a_snapshot_fd_goes_into_another_process_and_is_closed_there_unharmed() {
         CaptureFlags::THREADS | CaptureFlags::THREAD_CONTEXT,
     );
     let (fd, id) = snap.to_memfd().unwrap();
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(target.pid).unwrap(),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .unwrap();
+    let pidfd = pidfd_of(target.pid);
 
     let n = pss::remote::install_fd(pidfd.as_fd(), fd.as_fd()).expect("install");
     assert_eq!(
@@ -199,11 +203,7 @@ fn a_snapshot_fd_goes_into_another_process_and_is_closed_there_unharmed() {
     // An fd the process does not have, and the calling process itself, are refused.
     let e = pss::remote::get_fd(pidfd.as_fd(), 999).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
-    let me = rustix::process::pidfd_open(
-        rustix::process::getpid(),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .unwrap();
+    let me = pidfd_of(std::process::id() as i32);
     let e = pss::remote::install_fd(me.as_fd(), fd.as_fd()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
     assert_eq!(target.finish().code(), Some(0));

@@ -92,14 +92,19 @@ pub fn close_fd(target: BorrowedFd<'_>, fd: i32) -> Result<()> {
             .map(|o| o.ret)
         })
     })??;
+    succeeded(pid, ret, || format!("close({fd})")).map(drop)
+}
+
+/// The return value of a syscall injected into `pid`, or its errno as [`Error::Remote`].
+fn succeeded(pid: i32, ret: i64, action: impl FnOnce() -> String) -> Result<i64> {
     if ret < 0 {
         return Err(Error::Remote {
             pid,
-            action: format!("close({fd})"),
+            action: action(),
             source: std::io::Error::from_raw_os_error(-ret as i32),
         });
     }
-    Ok(())
+    Ok(ret)
 }
 
 /// A duplicate, in the calling process, of fd `fd` of the process behind the pidfd `target`
