@@ -50,8 +50,22 @@ fn build(compiler: &[&str], src: &Path, name: &str) -> PathBuf {
     out
 }
 
+/// Runs a C program built by [`build`] against the `libpss.so` of this build: cargo's
+/// `LD_LIBRARY_PATH` (which wins over the rpath) may name a `target/<profile>` holding a
+/// stale one from an earlier `cargo build`.
+fn command(exe: &Path) -> Command {
+    let mut c = Command::new(exe);
+    let mut path = std::ffi::OsString::from(lib_dir());
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    c.env("LD_LIBRARY_PATH", path);
+    c
+}
+
 fn run(exe: &Path, args: &[String]) -> String {
-    let out = Command::new(exe).args(args).output().unwrap();
+    let out = command(exe).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -96,6 +96,8 @@ struct ShowArgs {
 }
 
 fn main() -> ExitCode {
+    // `pss` is its own capture engine: the library starts it again to serve as one.
+    pss::engine::main_if_requested();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -1,6 +1,6 @@
 //! A small, explicit byte encoding: little-endian integers, length-prefixed byte strings,
-//! and tagged options. It carries what a self-capture's helper process read back to the
-//! caller, and is the base of the snapshot serialization (`docs/format.md`).
+//! and tagged options. It is the base of the snapshot serialization (`docs/format.md`) and
+//! of the engine protocol (`crate::proto`).
 //!
 //! Decoding never panics: a short or malformed input is an error naming what was being read.
 
@@ -90,6 +90,8 @@ impl std::fmt::Display for DecodeError {
         write!(f, "at byte {}: {}", self.offset, self.what)
     }
 }
+
+impl std::error::Error for DecodeError {}
 
 /// Reads encoded values from a byte slice.
 pub(crate) struct Reader<'a> {

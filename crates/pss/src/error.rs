@@ -167,6 +167,13 @@ pub enum Error {
         /// What is wrong, and where.
         what: String,
     },
+    /// The capture engine process could not be found, started or reached, or died
+    /// (`docs/engine.md`).
+    #[error("capture engine: {what}")]
+    Engine {
+        /// What went wrong, and where the engine was looked for.
+        what: String,
+    },
     /// The capture engine itself failed (its tracer thread panicked or is gone).
     #[error("internal error in the capture engine: {0}")]
     Internal(String),
@@ -222,6 +229,7 @@ impl Error {
             | Error::Unreadable { .. }
             | Error::File { .. }
             | Error::Remote { .. }
+            | Error::Engine { .. }
             | Error::Internal(_) => ErrorKind::Other,
         }
     }

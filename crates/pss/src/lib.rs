@@ -33,11 +33,14 @@
 #![warn(missing_docs)]
 
 mod capture;
+mod client;
 mod codec;
+pub mod engine;
 pub mod error;
 pub mod flags;
 pub mod format;
 mod linux;
+mod proto;
 pub mod records;
 pub mod remote;
 mod snapshot;
@@ -46,6 +49,7 @@ mod va_clone;
 mod walk;
 
 pub use capture::{CaptureOptions, Target};
+pub use client::{engine_pid, set_engine_path, shutdown as shutdown_engine};
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{
     CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,

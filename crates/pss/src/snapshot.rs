@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::capture::{self, CaptureOptions, Target};
+use crate::capture::{CaptureOptions, Target};
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
 use crate::format;
@@ -123,7 +123,7 @@ impl Snapshot {
     /// Captures `target` with explicit options (timeouts, rounds).
     pub fn capture_with(target: Target<'_>, options: &CaptureOptions) -> Result<Snapshot> {
         Ok(Snapshot {
-            data: Arc::new(capture::capture(target, options)?),
+            data: Arc::new(crate::client::capture(target, options)?),
         })
     }
 

@@ -3,36 +3,36 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::capture::va_clone::{self as pipeline, FreeRequest};
+use crate::client::{self, EngineRef};
 use crate::error::{Error, Result};
 use crate::linux::mem::ProcMem;
-use crate::linux::{pidfd, reaper, tracer};
+use crate::proto::CloneInfo;
 use crate::records::{CopiedRange, MemoryHole};
 
 /// A frozen copy-on-write clone of the target's address space, as it was during the pause
 /// (`VaCloneHandle`).
 ///
 /// The clone is a process (a child of the target, made by an injected `clone()`), kept
-/// stopped under ptrace with `PTRACE_O_EXITKILL`, its fds closed. Its private memory shares
-/// pages with the target until either writes to them; [`read`](VaClone::read) uses `pread`
-/// on `/proc/CLONE/mem`, which keeps them shared. Shared mappings stay live (see
+/// stopped by the engine process (`docs/engine.md`) under ptrace with `PTRACE_O_EXITKILL`,
+/// its fds closed. Its private memory shares pages with the target until either writes to
+/// them; [`read`](VaClone::read) uses `pread` on the clone's `/proc/PID/mem`, opened by the
+/// engine and passed to us, which keeps them shared. Shared mappings stay live (see
 /// `docs/differences.md`), except ranges copied during the pause ([`copies`](VaClone::copies)).
 ///
-/// Dropping the last handle of the snapshot kills and reaps the clone, and reaps its zombie
-/// inside the target with an injected `wait4` (a second, sub-millisecond pause).
+/// Dropping the last handle of the snapshot asks the engine to kill and reap the clone and
+/// to reap its zombie inside the target with an injected `wait4` (a second,
+/// sub-millisecond pause). Should this process die first, the engine does it.
 pub struct VaClone {
     pub(crate) target: i32,
-    pub(crate) target_pidfd: Option<OwnedFd>,
     pub(crate) pid: i32,
     pub(crate) pid_in_target: i32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) mem: ProcMem,
-    /// The syscall instruction the clone was made at (the clone has it too).
-    pub(crate) site: u64,
-    /// Whether the injected thread ran under a seccomp filter.
-    pub(crate) seccomp: bool,
     pub(crate) copies: Vec<CopiedRange>,
     pub(crate) holes: Vec<MemoryHole>,
+    /// The engine that holds it, and its name there.
+    pub(crate) engine: EngineRef,
+    pub(crate) id: u64,
 }
 
 impl std::fmt::Debug for VaClone {
@@ -48,6 +48,26 @@ impl std::fmt::Debug for VaClone {
 }
 
 impl VaClone {
+    /// The clone the engine described in `info`, with the descriptors it passed.
+    pub(crate) fn held(
+        info: CloneInfo,
+        pidfd: OwnedFd,
+        mem: OwnedFd,
+        engine: EngineRef,
+    ) -> VaClone {
+        VaClone {
+            target: info.target,
+            pid: info.pid,
+            pid_in_target: info.pid_in_target,
+            pidfd,
+            mem: ProcMem::from_fd(mem),
+            copies: info.copies,
+            holes: info.holes,
+            engine,
+            id: info.id,
+        }
+    }
+
     /// The clone's pid (in the caller's pid namespace).
     pub fn pid(&self) -> i32 {
         self.pid
@@ -148,17 +168,10 @@ impl VaClone {
 
 impl Drop for VaClone {
     fn drop(&mut self) {
-        let _ = pidfd::kill(self.pidfd.as_fd());
-        let req = FreeRequest {
-            target: self.target,
-            target_exited: self
-                .target_pidfd
-                .as_ref()
-                .is_some_and(|fd| pidfd::has_exited(fd.as_fd())),
-            clone: self.pid,
-            clone_in_target: self.pid_in_target,
-        };
-        let _ = tracer::run_on(tracer::Role::Keeper, move || pipeline::free(req));
-        reaper::unregister(self.pid);
+        // In a process forked from the one that captured, the clone is the parent's.
+        if self.engine.owner == std::process::id() {
+            let of_caller = self.target == self.engine.owner as i32;
+            client::free_clone(self.engine, self.id, of_caller);
+        }
     }
 }

@@ -46,9 +46,6 @@ pub struct FreezeRequest {
     /// The target's mappings as `(start, end)`, sorted, read before the pause: a stack copy
     /// stops where the mapping holding the stack pointer ends.
     pub mappings: Vec<(u64, u64)>,
-    /// A thread to let go as soon as its registers and pages were read, before anything
-    /// else: the caller's own thread in a self-capture, which makes the clone itself.
-    pub release_first: Option<Tid>,
 }
 
 /// One stopped thread and what was read from it.
@@ -335,13 +332,6 @@ impl Seized {
         }
         (Instant::now(), all)
     }
-
-    /// Detaches one stopped task ahead of the others.
-    fn release_one(&mut self, tid: Tid) {
-        if let Some(state) = self.tasks.get_mut(&tid) {
-            detach_stopped(tid, state, &mut self.unreleased);
-        }
-    }
 }
 
 /// Detaches `tid` if it is stopped and marks it gone; a failed detach (killed while
@@ -378,12 +368,6 @@ impl Drop for Seized {
 
 /// Stops every thread of `req.pid`, reads what was asked, and lets them go.
 pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
-    freeze_with(req, || ())
-}
-
-/// [`freeze`], calling `while_paused` once everything was read (and `req.release_first`
-/// let go), just before the threads are released.
-pub fn freeze_with(req: FreezeRequest, while_paused: impl FnOnce()) -> Result<Frozen> {
     let deadline = Instant::now() + req.timeout;
     let mut set = Seized::new(req.pid);
     let mut warnings = Vec::new();
@@ -481,10 +465,6 @@ pub fn freeze_with(req: FreezeRequest, while_paused: impl FnOnce()) -> Result<Fr
         Some(Ok(mem)) => copy_aux_pages(mem, &threads, limit, &req.mappings),
         _ => Vec::new(),
     });
-    if let Some(tid) = req.release_first {
-        set.release_one(tid);
-    }
-    while_paused();
     // The clone last: it takes the longest (the kernel copies the page tables).
     let clone = match (&req.clone, mem) {
         (Some(c), Some(Ok(mem))) => {

@@ -1,9 +1,12 @@
 //! The capture pipeline: preflight (target running) → pause (threads stopped together) →
 //! after (target running again: process, threads' statistics, handles, VA space).
+//!
+//! It runs in the engine process (`crate::engine`), never in a caller's: everything here
+//! traces. [`Target`] and [`CaptureOptions`] are what callers fill in.
 
-mod current;
 mod freeze;
 mod handles;
+pub(crate) mod held;
 pub(crate) mod one_thread;
 mod priority;
 mod process;
@@ -18,13 +21,13 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags};
 use crate::linux::clock::{self, Stopwatch};
-use crate::linux::mem::ProcMem;
-use crate::linux::procfs::{self, maps, status, ProcDir};
+use crate::linux::procfs::{maps, status, ProcDir};
 use crate::linux::tracer::{self, Role};
-use crate::linux::{cgroup, pidfd, reaper};
+use crate::linux::{cgroup, pidfd};
 use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
-use crate::va_clone::VaClone;
+
+use held::HeldClone;
 
 /// The process to capture.
 #[derive(Debug, Clone, Copy)]
@@ -89,16 +92,23 @@ pub(crate) struct Clocks {
     tck: u64,
 }
 
-/// Runs a whole capture.
-pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<SnapshotData> {
+/// What a capture produced: the records, and the clone the engine now holds.
+pub(crate) struct Captured {
+    /// The snapshot's records (without a clone: that is `clone`).
+    pub data: SnapshotData,
+    /// The VA clone, if one was asked for.
+    pub clone: Option<HeldClone>,
+}
+
+/// Runs a whole capture (in the engine process). `target` is never [`Target::Current`]:
+/// the engine names its caller by pidfd.
+pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captured> {
     let started = SystemTime::now();
     let total = Stopwatch::start();
     let flags = opts.flags;
     check_flags(flags)?;
 
-    let self_pid = std::process::id() as i32;
     let (pid, pidfd) = resolve(target)?;
-    let is_self = pid == self_pid;
     let want_threads = flags.intersects(
         CaptureFlags::THREADS
             | CaptureFlags::THREAD_CONTEXT
@@ -125,9 +135,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     // A tracer inside our own process is the engine itself, busy with another capture of
     // the same target: the freeze queues behind it.
     let must_stop = want_threads || want_clone || want_aux;
-    // Of the calling process, the helper's own attach finds out: the tracer seen here may
-    // be the helper of another self-capture, which ends before ours starts.
-    if st.tracer_pid != 0 && must_stop && !is_self && !tracer::is_own_thread(st.tracer_pid) {
+    if st.tracer_pid != 0 && must_stop && !tracer::is_own_thread(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
             tid: pid,
@@ -144,14 +152,9 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
         e => e,
     };
     let (clone_req, clone_found) = if want_clone {
-        let (req, found) = va_clone::preflight(
-            pid,
-            &mut dir,
-            opts.fork_copy_limit,
-            opts.shared_copy_limit,
-            !is_self,
-        )
-        .map_err(exited)?;
+        let (req, found) =
+            va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
+                .map_err(exited)?;
         (Some(req), Some(found))
     } else {
         (None, None)
@@ -168,14 +171,6 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
     let sw = Stopwatch::start();
     let frozen = if !must_stop {
         None
-    } else if is_self && !(want_context || want_clone || want_aux) {
-        // Thread entries alone need no pause.
-        Some(
-            procfs::list_numeric(pid, &format!("/proc/{pid}/task"))?
-                .into_iter()
-                .map(threads::unfrozen)
-                .collect(),
-        )
     } else {
         let req = freeze::FreezeRequest {
             pid,
@@ -194,25 +189,19 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
             } else {
                 Vec::new()
             },
-            release_first: None,
         };
         let role = if want_clone {
             Role::Keeper
         } else {
             Role::Capture
         };
-        let frozen = if is_self {
-            // A thread cannot trace its own process: a helper process does the pause.
-            current::freeze(req)?
-        } else {
-            tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
-                // An injected syscall fails in odd ways when the whole process is dying.
-                match &pidfd {
-                    Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
-                    _ => e,
-                }
-            })?
-        };
+        let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
+            // An injected syscall fails in odd ways when the whole process is dying.
+            match &pidfd {
+                Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+                _ => e,
+            }
+        })?;
         capture_pause = frozen.pause;
         threads_stopped = frozen.threads.len();
         seize_rounds = frozen.rounds;
@@ -303,12 +292,12 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
 
     perf.total = cost(&total);
     perf.pause = capture_pause;
-    Ok(SnapshotData {
+    let data = SnapshotData {
         process,
         threads,
         handles,
         va_space,
-        va_clone,
+        va_clone: None,
         aux_pages,
         performance: flags
             .contains(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
@@ -324,10 +313,14 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Snaps
             total: total.elapsed().0,
         },
         warnings,
+    };
+    Ok(Captured {
+        data,
+        clone: va_clone,
     })
 }
 
-/// Turns a clone made during the pause into a [`VaClone`] (whose drop frees it), then
+/// Turns a clone made during the pause into a [`HeldClone`] (whose drop frees it), then
 /// adopts it: `EXITKILL`, `oom_score_adj` 1000, and the cgroup move for `BREAKAWAY`.
 fn adopt_clone(
     pid: i32,
@@ -335,20 +328,12 @@ fn adopt_clone(
     made: va_clone::MadeClone,
     mut holes: Vec<crate::records::MemoryHole>,
     flags: CaptureFlags,
-) -> Result<VaClone> {
+) -> Result<HeldClone> {
     holes.extend(made.failed_copies.iter().copied());
-    let opened = pidfd::open(made.pid).and_then(|fd| {
-        let mem = ProcMem::open(made.pid).map_err(|e| Error::Io {
-            pid: made.pid,
-            path: format!("/proc/{}/mem", made.pid).into(),
-            source: e,
-        })?;
-        Ok((fd, mem))
-    });
-    let (clone_fd, mem) = match opened {
-        Ok(x) => x,
+    let clone_fd = match pidfd::open(made.pid) {
+        Ok(fd) => fd,
         Err(e) => {
-            // Free it by hand: there is no VaClone to do it.
+            // Free it by hand: there is no HeldClone to do it.
             let req = va_clone::FreeRequest {
                 target: pid,
                 target_exited: false,
@@ -363,36 +348,19 @@ fn adopt_clone(
         Some(fd) => fd.try_clone().ok(),
         None => None,
     };
-    let mut clone = VaClone {
+    let clone = HeldClone {
         target: pid,
         target_pidfd,
         pid: made.pid,
         pid_in_target: made.pid_in_target,
         pidfd: clone_fd,
-        mem,
         site: made.site,
         seccomp: made.seccomp,
         copies: made.copies,
         holes,
     };
     let clone_pid = clone.pid;
-    if pid == std::process::id() as i32 {
-        // Our own child: if we die, EXITKILL kills it and init reaps it.
-        let seccomp = clone.seccomp;
-        clone.site = tracer::run_on(Role::Keeper, move || {
-            va_clone::adopt_parked(clone_pid, seccomp)
-        })??;
-    } else {
-        // If this process dies with the clone alive, the reaper reaps its zombie in the
-        // target.
-        reaper::register(
-            pid,
-            clone.pid,
-            clone.pid_in_target,
-            va_clone::reap_in_target,
-        );
-        tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
-    }
+    tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
     // The clone, not the target, is what the OOM killer should pick first.
     let _ = std::fs::write(format!("/proc/{}/oom_score_adj", clone.pid), "1000");
     if flags.intersects(CaptureFlags::CREATE_BREAKAWAY | CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {
@@ -443,6 +411,8 @@ fn resolve(target: Target<'_>) -> Result<(i32, Option<OwnedFd>)> {
                 .map_err(|e| Error::Internal(format!("cannot duplicate the pidfd: {e}")))?;
             Ok((pid, Some(own)))
         }
-        Target::Current => Ok((std::process::id() as i32, None)),
+        Target::Current => Err(Error::Internal(
+            "the engine was asked to capture itself".into(),
+        )),
     }
 }

@@ -33,8 +33,7 @@ pub struct Preflight {
 /// What the pause needs to make a clone; built by [`preflight`].
 #[derive(Debug, Clone)]
 pub struct CloneRequest {
-    /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall
-    /// (not looked for in a self-capture, which forks without injecting).
+    /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall.
     pub vdso_site: Option<u64>,
     /// Ranges to copy from the stopped target: forked-away ones and shared ones, within
     /// their limits.
@@ -62,15 +61,12 @@ pub struct MadeClone {
 ///
 /// `copy_limit` bounds the bytes of `MADV_DONTFORK`/`MADV_WIPEONFORK` ranges copied during
 /// the pause, `shared_copy_limit` those of writable shared mappings (0: none). Ranges over
-/// the limit are returned as holes. `injected`: the clone will be made by an injected
-/// syscall (another process), which needs a `syscall` instruction from the vDSO; a
-/// self-capture forks itself and needs none.
+/// the limit are returned as holes.
 pub fn preflight(
     pid: i32,
     dir: &mut ProcDir,
     copy_limit: u64,
     shared_copy_limit: u64,
-    injected: bool,
 ) -> Result<(CloneRequest, Preflight)> {
     for fd in procfs::list_numeric(pid, &format!("/proc/{pid}/fd"))? {
         if let Ok(link) = dir.readlink(&format!("fd/{fd}")) {
@@ -121,9 +117,7 @@ pub fn preflight(
     }
     Ok((
         CloneRequest {
-            vdso_site: vdso
-                .filter(|_| injected)
-                .and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
+            vdso_site: vdso.and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
             copy,
         },
         found,
@@ -339,67 +333,6 @@ pub fn adopt(clone: i32) -> Result<()> {
         .map_err(|e| fail(format!("PTRACE_O_EXITKILL could not be set: {e}")))
 }
 
-/// Adopts the clone of a self-capture (our own child, parked by
-/// [`crate::linux::helper::fork_parked`] in `ppoll`): seizes it with `EXITKILL`, waits until
-/// it is parked, and clears the parent-death signal it set for the moment before we traced
-/// it (the clone must outlive the thread that made it). Returns the syscall instruction
-/// it sleeps at, for later injections. On error the caller frees it as usual.
-pub fn adopt_parked(clone: i32, seccomp: bool) -> Result<u64> {
-    // Counted from the start: `free` releases it whatever happens here.
-    tracer::keep_clone();
-    let fail = |reason: String| Error::CloneFailed {
-        pid: clone,
-        reason: format!("adopting the clone of the calling process: {reason}"),
-    };
-    ptrace::seize(clone, ptrace::OPT_EXITKILL).map_err(|e| fail(format!("PTRACE_SEIZE: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mem = ProcMem::open(clone).map_err(|e| fail(format!("/proc/{clone}/mem: {e}")))?;
-    // It parks within microseconds of its birth; until then, let it run a little more.
-    let site = loop {
-        ptrace::interrupt(clone).map_err(|e| fail(format!("PTRACE_INTERRUPT: {e}")))?;
-        loop {
-            match ptrace::wait_report(clone, false, deadline) {
-                Ok(WaitStatus::Stopped { event, .. }) if event == ptrace::EVENT_STOP => break,
-                Ok(WaitStatus::Stopped { .. }) => {
-                    let _ = ptrace::cont(clone, 0);
-                }
-                Ok(other) => return Err(fail(format!("it ended: {other:?}"))),
-                Err(e) => return Err(fail(format!("waiting for its stop: {e}"))),
-            }
-        }
-        let parked =
-            arch::read_general(clone).is_ok_and(|g| g.syscall_number() == Some(libc::SYS_ppoll));
-        let regs = arch::get_raw(clone).map_err(|e| fail(format!("registers: {e}")))?;
-        if parked {
-            if let Some(site) = inject::find_site(&mem, &regs, None) {
-                break site;
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(fail("it never parked".into()));
-        }
-        ptrace::cont(clone, 0).map_err(|e| fail(format!("PTRACE_CONT: {e}")))?;
-        std::thread::sleep(Duration::from_micros(200));
-    };
-    let mut inj = Injection::begin(clone, site, seccomp_option(seccomp), ptrace::OPT_EXITKILL)
-        .map_err(|e| fail(e.to_string()))?;
-    let out = inj
-        .syscall(
-            libc::SYS_prctl as u64,
-            [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0],
-            deadline,
-        )
-        .map_err(|e| fail(e.to_string()))?;
-    inj.restore().map_err(|e| fail(e.to_string()))?;
-    if out.ret < 0 {
-        return Err(fail(format!(
-            "prctl(PR_SET_PDEATHSIG, 0) returned {}",
-            std::io::Error::from_raw_os_error((-out.ret) as i32)
-        )));
-    }
-    Ok(site)
-}
-
 /// Closes every fd of the clone by injecting `close_range(0, ~0, 0)` into it.
 pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
     let fail = |what: String| Error::CloneFailed {
@@ -445,8 +378,7 @@ pub struct FreeRequest {
 pub fn free(req: FreeRequest) {
     wait_exit(req.clone, Instant::now() + Duration::from_secs(5));
     tracer::clone_released();
-    // A clone of our own process was fully reaped above (its tracer is its parent).
-    if !req.target_exited && req.target != std::process::id() as i32 {
+    if !req.target_exited {
         reap_in_target(req.target, req.clone_in_target);
     }
 }

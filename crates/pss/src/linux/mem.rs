@@ -17,6 +17,14 @@ impl ProcMem {
         })
     }
 
+    /// A `/proc/PID/mem` opened elsewhere (by the engine, which passed it to us): reads
+    /// through it need no rights of our own over the process.
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> ProcMem {
+        ProcMem {
+            file: File::from(fd),
+        }
+    }
+
     /// Opens `/proc/PID/mem` for reading and writing (the caller traces `pid`).
     pub fn open_rw(pid: i32) -> std::io::Result<ProcMem> {
         Ok(ProcMem {

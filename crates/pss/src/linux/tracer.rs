@@ -169,14 +169,6 @@ where
     Ok(r)
 }
 
-/// Runs `f` on the calling thread while no tracer job runs. A capture of the calling
-/// process uses it: its helper stops our tracer threads too, which must not be in the middle
-/// of a job on another target then.
-pub fn exclusive<R>(f: impl FnOnce() -> R) -> R {
-    let _turn = JOB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    f()
-}
-
 /// Waits (bounded) until the retired tracer thread `tid` has fully exited: its
 /// `/proc/self/task` entry disappears only after the kernel has detached its tracees.
 fn wait_gone(tid: i32) {

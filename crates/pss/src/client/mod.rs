@@ -1,0 +1,305 @@
+//! The caller's side of the engine process (`crate::engine`): finding and starting it,
+//! and one request at a time over its socket.
+//!
+//! One engine serves one calling process. It is started on the first request (and again
+//! after it died) by [`crate::linux::spawn`], which costs the same whatever the caller's
+//! size and leaves no child of ours behind. A process forked from the caller does not share
+//! its engine: it starts its own on its first request.
+
+mod locate;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::linux::channel::Channel;
+use crate::linux::{spawn, yama};
+use crate::proto::{self, kind, Hello};
+
+pub use locate::set_engine_path;
+
+/// How long a new engine may take to start and greet.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a request that stops nothing may take (freeing a clone, an fd injection).
+pub(crate) const SHORT_REQUEST: Duration = Duration::from_secs(30);
+
+/// The connection to this process's engine.
+static CONN: Mutex<Option<Conn>> = Mutex::new(None);
+/// Counts engines started by this process; a clone remembers the one that holds it.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+struct Conn {
+    chan: Channel,
+    /// The engine's pid.
+    engine: i32,
+    /// The process that started it (a forked child must not use its parent's).
+    owner: u32,
+    generation: u64,
+}
+
+/// Which engine answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EngineRef {
+    /// Its pid.
+    pub pid: i32,
+    /// Which of this process's engines it is.
+    pub generation: u64,
+    /// The process that talks to it.
+    pub owner: u32,
+}
+
+impl EngineRef {
+    /// Whether this is the calling process's current engine.
+    fn is_current(&self, conn: &Conn) -> bool {
+        conn.generation == self.generation && conn.owner == std::process::id()
+    }
+}
+
+/// A successful answer.
+pub(crate) struct Reply {
+    /// The answer's bytes.
+    pub payload: Vec<u8>,
+    /// The descriptors that came with it.
+    pub fds: Vec<OwnedFd>,
+    /// The engine that answered.
+    pub engine: EngineRef,
+}
+
+/// How a request is sent.
+pub(crate) struct Request<'a> {
+    pub kind: u8,
+    pub payload: &'a [u8],
+    pub fds: &'a [BorrowedFd<'a>],
+    /// How long the answer may take.
+    pub timeout: Duration,
+    /// The request stops the calling process itself: under Yama `ptrace_scope` 1 the
+    /// engine is named as allowed tracer for its duration.
+    pub traces_caller: bool,
+    /// Only send it to this engine (freeing a clone it holds); with another (or none),
+    /// nothing is sent and `Ok(None)` returned.
+    pub only: Option<EngineRef>,
+}
+
+/// Sends `req` to the engine (starting one if needed) and waits for its answer.
+/// `Ok(None)` only when `req.only` names an engine that is gone.
+pub(crate) fn call(req: &Request<'_>) -> Result<Option<Reply>> {
+    let mut slot = CONN.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_some_and(|c| c.owner != std::process::id()) {
+        // Inherited across fork(): the parent's, not ours. Closing our copy of the socket
+        // leaves the parent's connection as it was.
+        *slot = None;
+    }
+    if let Some(only) = req.only {
+        if !slot.as_ref().is_some_and(|c| only.is_current(c)) {
+            return Ok(None);
+        }
+    }
+    if slot.is_none() {
+        *slot = Some(connect()?);
+    }
+    let conn = slot.as_ref().expect("connected");
+    let allowed = req.traces_caller && yama::restricted() && yama::allow(conn.engine);
+    let result = exchange(conn, req);
+    if allowed {
+        yama::disallow();
+    }
+    match result {
+        Ok(reply) => Ok(Some(reply)),
+        Err(Failure::Refused(e)) => Err(e),
+        Err(Failure::Broken(e)) => {
+            // The engine died or hung: forget it (closing our end makes a hung one finish
+            // its request, release everything and exit). The next request starts another.
+            *slot = None;
+            Err(e)
+        }
+    }
+}
+
+/// How an exchange failed.
+enum Failure {
+    /// The engine answered with an error.
+    Refused(Error),
+    /// The connection is unusable.
+    Broken(Error),
+}
+
+fn exchange(conn: &Conn, req: &Request<'_>) -> std::result::Result<Reply, Failure> {
+    let engine = conn.engine;
+    let broken = |what: String| {
+        Failure::Broken(Error::Engine {
+            what: format!("the engine (pid {engine}) {what}"),
+        })
+    };
+    conn.chan
+        .send(req.kind, req.payload, req.fds)
+        .map_err(|e| broken(format!("cannot be reached: {e}")))?;
+    let frame = conn
+        .chan
+        .recv(Some(Instant::now() + req.timeout))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => broken(format!(
+                "did not answer within {} s; it was left to finish and release the target",
+                req.timeout.as_secs()
+            )),
+            std::io::ErrorKind::UnexpectedEof => {
+                broken("exited during the request; the kernel released the target".into())
+            }
+            _ => broken(format!("cannot be read from: {e}")),
+        })?;
+    match frame.kind {
+        kind::OK => Ok(Reply {
+            payload: frame.payload,
+            fds: frame.fds,
+            engine: EngineRef {
+                pid: engine,
+                generation: conn.generation,
+                owner: conn.owner,
+            },
+        }),
+        kind::ERROR => Err(Failure::Refused(
+            proto::decode_error(&frame.payload)
+                .unwrap_or_else(|e| Error::Internal(format!("a malformed error {e}"))),
+        )),
+        k => Err(broken(format!("answered with an unknown kind {k}"))),
+    }
+}
+
+/// Starts an engine and exchanges greetings with it.
+fn connect() -> Result<Conn> {
+    let exe = locate::engine_path()?;
+    let failed = |what: String| Error::Engine {
+        what: format!("{} {what}", exe.display()),
+    };
+    let (ours, theirs) = Channel::pair().map_err(|e| failed(format!("(socket pair: {e})")))?;
+    let path = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| failed("has a NUL byte in its path".into()))?;
+    let args = [
+        CString::new(proto::SERVE_ARG).expect("no NUL"),
+        CString::new(spawn::CHILD_FD.to_string()).expect("no NUL"),
+    ];
+    spawn::spawn_detached(&path, &args, theirs.fd())
+        .map_err(|e| failed(format!("could not be started: {e}")))?;
+    drop(theirs);
+    ours.send(kind::HELLO, &Hello::ours().encode(), &[])
+        .map_err(|e| failed(format!("could not be greeted: {e}")))?;
+    let frame = ours
+        .recv(Some(Instant::now() + START_DEADLINE))
+        .map_err(|e| {
+            failed(format!(
+                "did not answer its greeting ({e}): is it a pss engine? (docs/engine.md)"
+            ))
+        })?;
+    let hello = match frame.kind {
+        kind::OK => Hello::decode(&frame.payload)
+            .map_err(|e| failed(format!("sent a malformed greeting {e}")))?,
+        _ => {
+            return Err(proto::decode_error(&frame.payload)
+                .unwrap_or_else(|e| failed(format!("sent a malformed refusal {e}"))))
+        }
+    };
+    Ok(Conn {
+        chan: ours,
+        engine: hello.pid,
+        owner: std::process::id(),
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+    })
+}
+
+/// The engine's pid, starting it if needed (for tests and the `pss engine` command).
+pub fn engine_pid() -> Result<i32> {
+    let mut slot = CONN.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.as_ref().is_some_and(|c| c.owner != std::process::id()) {
+        *slot = None;
+    }
+    if slot.is_none() {
+        *slot = Some(connect()?);
+    }
+    Ok(slot.as_ref().expect("connected").engine)
+}
+
+/// Closes the connection to the engine, if any, and waits (up to `timeout`) until the
+/// engine has exited: every clone it held is freed and every target released by then.
+/// Returns whether it exited in time. The next request starts a new engine.
+pub fn shutdown(timeout: Duration) -> bool {
+    let conn = CONN.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(conn) = conn.filter(|c| c.owner == std::process::id()) else {
+        return true;
+    };
+    let pidfd = crate::linux::pidfd::open(conn.engine).ok();
+    drop(conn);
+    let Some(pidfd) = pidfd else { return true };
+    crate::linux::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
+}
+
+/// Frees clone `id` held by `engine`; nothing when that engine is gone (its clones died
+/// with it). `of_caller`: the clone is of the calling process (freeing it runs a `wait4`
+/// in one of our threads).
+pub(crate) fn free_clone(engine: EngineRef, id: u64, of_caller: bool) {
+    let mut w = Writer::default();
+    w.u64(id);
+    let _ = call(&Request {
+        kind: kind::FREE,
+        payload: &w.buf,
+        fds: &[],
+        timeout: SHORT_REQUEST,
+        traces_caller: of_caller,
+        only: Some(engine),
+    });
+}
+
+/// Reads the `i32` an answer holds.
+pub(crate) fn reply_i32(reply: &Reply) -> Result<i32> {
+    Reader::new(&reply.payload)
+        .i32()
+        .map_err(|e| Error::Internal(format!("a malformed answer {e}")))
+}
+
+/// Captures `target` through the engine: the snapshot's records, and the clone (read
+/// through the descriptors the engine passed, freed through it).
+pub(crate) fn capture(
+    target: crate::Target<'_>,
+    options: &crate::CaptureOptions,
+) -> Result<crate::snapshot::SnapshotData> {
+    use crate::proto::TargetSpec;
+    let (spec, fds): (TargetSpec, Vec<BorrowedFd<'_>>) = match target {
+        crate::Target::Pid(pid) if pid > 0 => (TargetSpec::Pid(pid), Vec::new()),
+        crate::Target::Pid(pid) => return Err(Error::NoSuchProcess { pid }),
+        crate::Target::PidFd(fd) => (TargetSpec::PidFd, vec![fd]),
+        crate::Target::Current => (TargetSpec::Caller, Vec::new()),
+    };
+    let reply = call(&Request {
+        kind: kind::CAPTURE,
+        payload: &proto::encode_capture(spec, options),
+        fds: &fds,
+        timeout: proto::capture_deadline(options),
+        traces_caller: spec == TargetSpec::Caller,
+        only: None,
+    })?
+    .expect("sent to the current engine");
+    let malformed = |e: crate::codec::DecodeError| {
+        Error::Internal(format!("a malformed snapshot from the engine {e}"))
+    };
+    let mut r = Reader::new(&reply.payload);
+    let (_, mut data) = crate::format::decode(r.bytes().map_err(malformed)?)?;
+    let clone = r.opt(proto::CloneInfo::decode).map_err(malformed)?;
+    if let Some(info) = clone {
+        let mut fds = reply.fds.into_iter();
+        let (Some(pidfd), Some(mem)) = (fds.next(), fds.next()) else {
+            free_clone(reply.engine, info.id, spec == TargetSpec::Caller);
+            return Err(Error::Internal(
+                "the engine sent a clone without its descriptors".into(),
+            ));
+        };
+        data.va_clone = Some(crate::va_clone::VaClone::held(
+            info,
+            pidfd,
+            mem,
+            reply.engine,
+        ));
+    }
+    Ok(data)
+}

@@ -1,0 +1,73 @@
+//! The engine's side of [`crate::remote`]: putting an fd into another process and closing
+//! one there, each by one syscall injected into one of its threads (the others keep
+//! running; the thread's registers, signal mask and interrupted syscall are restored).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use crate::capture::one_thread::with_one_thread;
+use crate::error::{Error, Result};
+use crate::linux::pidfd;
+use crate::linux::tracer::{self, Role};
+
+/// How long the process's chosen thread may take to stop.
+const STOP_DEADLINE: Duration = Duration::from_secs(2);
+/// How long an injected `openat`/`close` may take.
+const SYSCALL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Installs, in the process behind `target`, a new fd open on the same file as our `fd`
+/// (read-only, close-on-exec): the process opens `/proc/<engine>/fd/<fd>` itself, through
+/// an injected `openat` whose path is written below its stack's red zone
+/// (`docs/format.md` §6). Returns the fd's number there.
+pub(super) fn install_fd(target: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<i32> {
+    let pid = pidfd::pid_of(target)?;
+    let path = format!("/proc/{}/fd/{}\0", std::process::id(), fd.as_raw_fd());
+    let shown = path.trim_end_matches('\0').to_string();
+    let n = tracer::run_on(Role::Capture, move || {
+        with_one_thread(pid, STOP_DEADLINE, |inj, stopped| {
+            let addr = (stopped.scratch_top - path.len() as u64) & !15;
+            let mut saved = vec![0u8; path.len()];
+            let had = stopped.mem.read_exact(addr, &mut saved);
+            stopped.mem.write_exact(addr, path.as_bytes())?;
+            let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+            let out = inj.syscall(
+                libc::SYS_openat as u64,
+                [libc::AT_FDCWD as u64, addr, flags, 0, 0, 0],
+                Instant::now() + SYSCALL_DEADLINE,
+            );
+            if had {
+                stopped.mem.write_exact(addr, &saved)?;
+            }
+            out.map(|o| o.ret)
+        })
+    })??;
+    succeeded(pid, n, || format!("openat(\"{shown}\")")).map(|n| n as i32)
+}
+
+/// Closes fd `fd` in the process behind `target` (an injected `close`).
+pub(super) fn close_fd(target: BorrowedFd<'_>, fd: i32) -> Result<()> {
+    let pid = pidfd::pid_of(target)?;
+    let ret = tracer::run_on(Role::Capture, move || {
+        with_one_thread(pid, STOP_DEADLINE, |inj, _| {
+            inj.syscall(
+                libc::SYS_close as u64,
+                [fd as u64, 0, 0, 0, 0, 0],
+                Instant::now() + SYSCALL_DEADLINE,
+            )
+            .map(|o| o.ret)
+        })
+    })??;
+    succeeded(pid, ret, || format!("close({fd})")).map(drop)
+}
+
+/// The return value of a syscall injected into `pid`, or its errno as [`Error::Remote`].
+fn succeeded(pid: i32, ret: i64, action: impl FnOnce() -> String) -> Result<i64> {
+    if ret < 0 {
+        return Err(Error::Remote {
+            pid,
+            action: action(),
+            source: std::io::Error::from_raw_os_error(-ret as i32),
+        });
+    }
+    Ok(ret)
+}
