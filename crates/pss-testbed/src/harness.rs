@@ -80,9 +80,13 @@ impl Target {
         v.into_iter().map(|(_, t)| t).collect()
     }
 
-    /// The next output line, if one comes within `timeout`.
+    /// The next output line, if one comes within `timeout`. A `main BAD` line (the main
+    /// thread found a register changed across a read) fails the test.
     pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
         match self.lines.recv_timeout(timeout) {
+            Ok(l) if l.starts_with("main BAD") => {
+                panic!("target {}: {l}", self.pid)
+            }
             Ok(l) => Some(l),
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
         }

@@ -2,7 +2,9 @@
 //! what it knows about itself (one `key value…` line each, then `ready`), and then obeys
 //! commands on stdin:
 //!
-//! - `ping` → prints `pong` (proves the process still runs and reads its input);
+//! - `ping` → prints `pong` (proves the process still runs and reads its input; the main
+//!   thread reads with known register values and checks them after every read, printing
+//!   `main BAD …` and exiting 4 if one changed);
 //! - `wake` → wakes the parked threads, which check their registers and print
 //!   `thread I ok` (or `thread I BAD …`);
 //! - `exit` or end of input → exits 0.
@@ -18,7 +20,7 @@ mod park;
 mod regions;
 mod va;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Duration;
 
 fn main() {
@@ -97,14 +99,25 @@ fn main() {
             std::process::exit(2);
         }
     }
-    // Set up stdin (its buffer is allocated on first use) before saying `ready`, so that the
-    // target allocates nothing between `ready` and the next command.
-    let stdin = std::io::stdin();
-    let lines = stdin.lock().lines();
+    // Commands are read a byte at a time with known registers (checked after each read), so
+    // that a capture injecting into the main thread is checked too.
+    let mut line = Vec::with_capacity(256);
     say("ready");
-    for line in lines {
-        let Ok(line) = line else { break };
-        match line.trim() {
+    loop {
+        line.clear();
+        loop {
+            match park::read_byte_checked(0, park::MAIN_INDEX) {
+                Ok(b'\n') => break,
+                Ok(b) => line.push(b),
+                // End of input: a read of 0 bytes.
+                Err(e) if e.starts_with("ret=0 ") => return,
+                Err(e) => {
+                    say(&format!("main BAD {e}"));
+                    std::process::exit(4);
+                }
+            }
+        }
+        match String::from_utf8_lossy(&line).trim() {
             "ping" => say("pong"),
             "wake" => parked.wake(),
             "exit" => break,

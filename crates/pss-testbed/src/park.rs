@@ -1,12 +1,17 @@
 //! Threads that load known values into registers and park in `read()` on a pipe.
 //!
-//! Thread `i` loads `value(i, reg)` into each register it controls, then blocks in the
-//! syscall. When woken it checks that every register still holds its value, which proves
-//! that the capture restored them and restarted the syscall.
+//! Thread `i` loads `value(i, reg)` into each register it controls (general and vector),
+//! then blocks in the syscall. When woken it checks that every register still holds its
+//! value, which proves that the capture restored them and restarted the syscall. The main
+//! thread reads its commands the same way ([`read_byte_checked`], as thread
+//! [`MAIN_INDEX`]).
 
 use std::sync::mpsc;
 
 use crate::{check, reg_value as value, say};
+
+/// The index whose values the main thread keeps while it reads its commands.
+pub const MAIN_INDEX: usize = 0xff;
 
 /// Parked threads and the pipe that wakes them.
 #[derive(Default)]
@@ -97,14 +102,44 @@ fn wait_parked(tid: i32) {
 }
 
 /// Blocks in `read(fd, buf, 1)` with known values in registers; returns the report line.
-#[cfg(target_arch = "x86_64")]
 fn park(i: usize, fd: i32) -> String {
+    match read_byte_checked(fd, i) {
+        Ok(_) => format!("thread {i} ok"),
+        Err(e) => format!("thread {i} BAD {e}"),
+    }
+}
+
+/// The register values thread `i`'s checked reads keep: r8–r10 and r12–r15, and the low
+/// halves of xmm8–xmm15 (x20–x26 and d8–d15 on aarch64).
+fn known(i: usize) -> ([u64; 7], [u64; 8]) {
+    (
+        [8, 9, 10, 12, 13, 14, 15].map(|r| value(i, r)),
+        [0u64, 1, 2, 3, 4, 5, 6, 7].map(|r| value(i, 0x100 + r)),
+    )
+}
+
+/// Reads one byte from `fd` in a raw `read` syscall while general and vector registers hold
+/// values known for `i` ([`known`]), then checks that every one of them is unchanged: a
+/// capture (or anything else that stopped the thread in the syscall) must restore them
+/// and resume the read. The byte, or what was wrong.
+pub fn read_byte_checked(fd: i32, i: usize) -> Result<u8, String> {
+    let (g, x) = known(i);
+    let (ret, og, ox, buf) = raw_read(fd, g, x);
+    if ret == 1 && og == g && ox == x {
+        Ok(buf)
+    } else {
+        Err(format!("ret={ret} regs={og:x?} vector={ox:x?}"))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn raw_read(fd: i32, v: [u64; 7], x: [u64; 8]) -> (i64, [u64; 7], [u64; 8], u8) {
     let mut buf = [0u8; 1];
-    let v: [u64; 7] = [8, 9, 10, 12, 13, 14, 15].map(|r| value(i, r));
     let mut o = v;
+    let mut ox = x.map(|w| w as i64);
     let ret: i64;
-    // SAFETY: a read(2) syscall on our own pipe into a live 1-byte buffer; every register
-    // the syscall instruction or the kernel may change is declared as an output.
+    // SAFETY: a read(2) syscall on our own fd into a live 1-byte buffer; every register the
+    // syscall instruction or the kernel may change is declared as an output.
     unsafe {
         std::arch::asm!(
             "syscall",
@@ -119,22 +154,29 @@ fn park(i: usize, fd: i32) -> String {
             inout("r13") v[4] => o[4],
             inout("r14") v[5] => o[5],
             inout("r15") v[6] => o[6],
+            inout("xmm8") ox[0],
+            inout("xmm9") ox[1],
+            inout("xmm10") ox[2],
+            inout("xmm11") ox[3],
+            inout("xmm12") ox[4],
+            inout("xmm13") ox[5],
+            inout("xmm14") ox[6],
+            inout("xmm15") ox[7],
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
         );
     }
-    report(i, ret, &v, &o)
+    (ret, o, ox.map(|w| w as u64), buf[0])
 }
 
-/// Blocks in `read(fd, buf, 1)` with known values in x20–x26.
 #[cfg(target_arch = "aarch64")]
-fn park(i: usize, fd: i32) -> String {
+fn raw_read(fd: i32, v: [u64; 7], x: [u64; 8]) -> (i64, [u64; 7], [u64; 8], u8) {
     let mut buf = [0u8; 1];
-    let v: [u64; 7] = [20, 21, 22, 23, 24, 25, 26].map(|r| value(i, r));
     let mut o = v;
+    let mut ox = x.map(f64::from_bits);
     let ret: i64;
-    // SAFETY: a read(2) syscall on our own pipe into a live 1-byte buffer.
+    // SAFETY: a read(2) syscall on our own fd into a live 1-byte buffer.
     unsafe {
         std::arch::asm!(
             "svc #0",
@@ -149,18 +191,18 @@ fn park(i: usize, fd: i32) -> String {
             inout("x24") v[4] => o[4],
             inout("x25") v[5] => o[5],
             inout("x26") v[6] => o[6],
+            inout("d8") ox[0],
+            inout("d9") ox[1],
+            inout("d10") ox[2],
+            inout("d11") ox[3],
+            inout("d12") ox[4],
+            inout("d13") ox[5],
+            inout("d14") ox[6],
+            inout("d15") ox[7],
             options(nostack),
         );
     }
-    report(i, ret, &v, &o)
-}
-
-fn report(i: usize, ret: i64, v: &[u64; 7], o: &[u64; 7]) -> String {
-    if ret == 1 && v == o {
-        format!("thread {i} ok")
-    } else {
-        format!("thread {i} BAD ret={ret} regs={o:x?}")
-    }
+    (ret, o, ox.map(f64::to_bits), buf[0])
 }
 
 /// A helper thread vforks a child that sleeps `ms` then exits: the helper sits in an

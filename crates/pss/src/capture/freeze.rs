@@ -456,10 +456,15 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
-    // One /proc/PID/mem for everything copied from the stopped target.
+    // One /proc/PID/mem for everything copied from the stopped target (writable for the
+    // clone's trampoline).
     let mem = (req.clone.is_some() || req.aux_stack_limit.is_some()).then(|| {
         let path = format!("/proc/{}/mem", req.pid);
-        ProcMem::open(req.pid).map_err(|e| Error::from_proc_io(req.pid, path, e))
+        let opened = match req.clone {
+            Some(_) => ProcMem::open_rw(req.pid),
+            None => ProcMem::open(req.pid),
+        };
+        opened.map_err(|e| Error::from_proc_io(req.pid, path, e))
     });
     let aux_pages = req.aux_stack_limit.map(|limit| match &mem {
         Some(Ok(mem)) => copy_aux_pages(mem, &threads, limit, &req.mappings),

@@ -26,6 +26,8 @@ pub(crate) struct HeldClone {
     pub site: u64,
     /// Whether the injected thread ran under a seccomp filter (so does the clone).
     pub seccomp: bool,
+    /// The trampoline the clone was made from, mapped in it until its adoption ends.
+    pub trampoline: Option<super::trampoline::Trampoline>,
     /// Ranges copied from the stopped target during the pause.
     pub copies: Vec<CopiedRange>,
     /// Ranges the clone lacks.

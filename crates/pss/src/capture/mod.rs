@@ -11,6 +11,7 @@ pub(crate) mod one_thread;
 mod priority;
 mod process;
 mod threads;
+mod trampoline;
 pub(crate) mod va_clone;
 mod va_space;
 
@@ -215,6 +216,11 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     // every error path from here frees it.
     let (va_clone, dontfork_maps) = match (made_clone, clone_found) {
         (Some(made), Some(found)) => {
+            warnings.extend(made.notes.iter().map(|n| Warning {
+                tid: None,
+                fd: None,
+                message: n.clone(),
+            }));
             let c = adopt_clone(pid, &pidfd, made, found.holes, flags)?;
             (Some(c), found.dontfork_maps)
         }
@@ -241,11 +247,6 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         Some(c) => Some(ProcDir::open(c.pid)?),
         None => None,
     };
-    let counters = clone_dir.as_mut().map(|d| process::CloneCounters {
-        dir: d,
-        dontfork_bytes: maps::parse(&dontfork_maps).map(|m| m.end - m.start).sum(),
-    });
-    let process = process::read(&mut dir, st.state, &clocks, counters).map_err(exited)?;
     let handles = if flags.contains(CaptureFlags::HANDLES) {
         let sw = Stopwatch::start();
         let h = handles::capture(source, flags, &tls_of, &mut warnings).map_err(exited)?;
@@ -255,11 +256,17 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         None
     };
     if let Some(c) = &va_clone {
-        let (clone, site, seccomp) = (c.pid, c.site, c.seccomp);
+        let (clone, site, seccomp, trampoline) = (c.pid, c.site, c.seccomp, c.trampoline);
         tracer::run_on(Role::Keeper, move || {
-            va_clone::close_fds(clone, site, seccomp)
+            va_clone::close_fds(clone, site, seccomp, trampoline)
         })??;
     }
+    // After the trampoline left the clone: its counters are the target's at the pause.
+    let counters = clone_dir.as_mut().map(|d| process::CloneCounters {
+        dir: d,
+        dontfork_bytes: maps::parse(&dontfork_maps).map(|m| m.end - m.start).sum(),
+    });
+    let process = process::read(&mut dir, st.state, &clocks, counters).map_err(exited)?;
     let va_space = if flags.contains(CaptureFlags::VA_SPACE) {
         let sw = Stopwatch::start();
         let mut own_dir;
@@ -356,6 +363,7 @@ fn adopt_clone(
         pidfd: clone_fd,
         site: made.site,
         seccomp: made.seccomp,
+        trampoline: made.trampoline,
         copies: made.copies,
         holes,
     };

@@ -14,6 +14,8 @@ use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::{arch, tracer};
 use crate::records::{CopiedRange, CopyReason, MemoryHole};
 
+use super::trampoline::Trampoline;
+
 /// `anon_inode:[userfaultfd]`: a target holding one is refused (fork waits on its monitor).
 const USERFAULTFD: &[u8] = b"anon_inode:[userfaultfd]";
 /// How long the injected `clone` may take (the kernel copies page tables: ~25 ms per GiB).
@@ -49,6 +51,10 @@ pub struct MadeClone {
     pub pid_in_target: i32,
     /// The syscall instruction used; the clone has it at the same address.
     pub site: u64,
+    /// The trampoline it was made from, still mapped in the clone.
+    pub trampoline: Option<Trampoline>,
+    /// What the snapshot's warnings should say about how it was made.
+    pub notes: Vec<String>,
     /// Whether the injected thread had a seccomp filter (suspended for the injection).
     pub seccomp: bool,
     /// The ranges copied from the stopped target.
@@ -125,26 +131,22 @@ pub fn preflight(
 }
 
 /// Makes the clone: copies the requested ranges from the stopped target (through `mem`, its
-/// `/proc/PID/mem`), then injects `clone(exit_signal = 0)` into one stopped thread and
-/// restores it. Inside the pause.
+/// `/proc/PID/mem`, opened for writing), then injects `clone(exit_signal = 0)` into one
+/// stopped thread — from a trampoline page where it can ([`Trampoline`]) — and restores it.
+/// Inside the pause.
 pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Result<MadeClone> {
     let (copies, failed_copies) = copy_ranges(mem, &req.copy);
     let (tid, site, seccomp) = pick_thread(pid, stopped, req.vdso_site, mem)?;
     let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
         .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let deadline = Instant::now() + CLONE_DEADLINE;
-    let mut outcome = None;
-    for _ in 0..5 {
-        let out = inj
-            .syscall(libc::SYS_clone as u64, [0; 6], deadline)
-            .map_err(|e| clone_failed(pid, format!("the injected clone in thread {tid}: {e}")))?;
-        // EAGAIN: transient (rr retries); ERESTARTNOINTR: a signal raced in.
-        if out.ret == -i64::from(libc::EAGAIN) || out.ret == -513 {
-            continue;
-        }
-        outcome = Some(out);
-        break;
-    }
+    let trampoline = if shadow_stack(pid, tid) {
+        Err("the thread has a shadow stack, which a signal return would check".to_string())
+    } else {
+        Trampoline::install(&mut inj, mem, deadline)
+    };
+    let outcome = inject_clone(&mut inj, trampoline.as_ref().ok(), deadline)
+        .map_err(|e| clone_failed(pid, format!("the injected clone in thread {tid}: {e}")))?;
     let child = outcome.as_ref().and_then(|o| {
         o.events
             .iter()
@@ -153,9 +155,13 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Res
     });
     if child.is_some() {
         // From here the tracer thread must not retire: that would detach the clone, which
-        // has no EXITKILL yet, and let it run the target's code.
+        // has no EXITKILL yet.
         tracer::keep_clone();
     }
+    let removed = match &trampoline {
+        Ok(t) => t.remove(&mut inj, deadline),
+        Err(_) => Ok(()),
+    };
     let restored = inj.restore();
     let ret = outcome.map_or(-i64::from(libc::EAGAIN), |o| o.ret);
     if let Err(e) = restored {
@@ -183,14 +189,57 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Res
             format!("clone() in thread {tid} made pid {ret} but it was not reported to us"),
         ));
     };
+    let mut notes = Vec::new();
+    if let Err(why) = &trampoline {
+        notes.push(format!(
+            "the clone was injected without a trampoline ({why}): an engine killed during the clone would have left thread {tid} with injected registers (docs/engine.md)"
+        ));
+    }
+    if let Err(why) = removed {
+        notes.push(format!(
+            "the trampoline page could not be unmapped from the target: {why}"
+        ));
+    }
     Ok(MadeClone {
         pid: child,
         pid_in_target: ret as i32,
-        site,
+        site: trampoline.as_ref().map_or(site, Trampoline::entry),
+        trampoline: trampoline.ok(),
         seccomp,
         copies,
         failed_copies,
+        notes,
     })
+}
+
+/// Runs the injected `clone` (retrying `EAGAIN` and a racing signal's `ERESTARTNOINTR`),
+/// from `trampoline` when there is one. `None` if it never got past those.
+fn inject_clone(
+    inj: &mut Injection,
+    trampoline: Option<&Trampoline>,
+    deadline: Instant,
+) -> std::io::Result<Option<inject::Outcome>> {
+    const NR: u64 = libc::SYS_clone as u64;
+    for _ in 0..5 {
+        inj.failpoints("clone");
+        let out = inj.syscall_with(NR, [0; 6], deadline, |regs| {
+            if let Some(t) = trampoline {
+                arch::prepare_syscall(regs, t.entry(), NR, [0; 6]);
+                arch::trampoline_stack(regs, t.base);
+            }
+        })?;
+        if out.ret == -i64::from(libc::EAGAIN) || out.ret == -513 {
+            continue;
+        }
+        return Ok(Some(out));
+    }
+    Ok(None)
+}
+
+/// Whether thread `tid` runs with a user shadow stack (x86 CET), whose signal return the
+/// trampoline cannot satisfy.
+fn shadow_stack(pid: i32, tid: Tid) -> bool {
+    procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")).is_some_and(|s| s.shadow_stack)
 }
 
 fn copy_ranges(
@@ -333,8 +382,15 @@ pub fn adopt(clone: i32) -> Result<()> {
         .map_err(|e| fail(format!("PTRACE_O_EXITKILL could not be set: {e}")))
 }
 
-/// Closes every fd of the clone by injecting `close_range(0, ~0, 0)` into it.
-pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
+/// Closes every fd of the clone by injecting `close_range(0, ~0, 0)` into it, then unmaps
+/// the trampoline it was made from (the last injection: the clone's instruction pointer is
+/// in that page, and it never runs again).
+pub fn close_fds(
+    clone: i32,
+    site: u64,
+    seccomp: bool,
+    trampoline: Option<Trampoline>,
+) -> Result<()> {
     let fail = |what: String| Error::CloneFailed {
         pid: clone,
         reason: format!("closing the clone's fds: {what}"),
@@ -354,6 +410,9 @@ pub fn close_fds(clone: i32, site: u64, seccomp: bool) -> Result<()> {
             "close_range returned {}",
             std::io::Error::from_raw_os_error((-out.ret) as i32)
         )));
+    }
+    if let Some(t) = trampoline {
+        t.remove(&mut inj, deadline).map_err(fail)?;
     }
     inj.restore().map_err(|e| fail(e.to_string()))
 }

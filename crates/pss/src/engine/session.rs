@@ -61,7 +61,7 @@ impl Session {
         let ours = Hello::ours();
         let refusal = if theirs.protocol != ours.protocol || theirs.build != ours.build {
             Some(format!(
-                "this engine (pid {}) is build {} speaking protocol {}, the library is build {} speaking protocol {} (docs/engine.md, \"Finding the engine\")",
+                "this engine (pid {}) is build {} speaking protocol {}, the library is build {} speaking protocol {}: rebuild the engine from the library's sources (`cargo build -p pss --bin pss-engine`) or point $PSS_ENGINE at a matching one (docs/engine.md, \"Finding the engine\")",
                 ours.pid, ours.build, ours.protocol, theirs.build, theirs.protocol
             ))
         } else if theirs.pid != caller {

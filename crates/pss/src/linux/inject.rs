@@ -7,13 +7,12 @@
 //! (`PTRACE_SYSCALL`, no SIGTRAP is ever raised); [`Injection::restore`] — or `Drop`, on
 //! error and panic paths — puts the registers back with the syscall-restart fix-up and the
 //! mask. All waits have a deadline.
-// The first caller is the VA clone (issue 3, in progress); until then the tests below are.
-#![cfg_attr(any(not(test), not(target_arch = "x86_64")), allow(dead_code))]
 
 use std::io;
 use std::time::Instant;
 
 use super::arch::{self, RawRegs, SYSCALL_INSN};
+use super::failpoint;
 use super::mem::ProcMem;
 use super::procfs::{maps, ProcDir};
 use super::ptrace::{self, Tid, WaitStatus};
@@ -67,6 +66,9 @@ pub struct Injection {
     site: u64,
     restore_options: u32,
     restored: bool,
+    /// The failpoint name prefix of the next syscall (`NAME:armed`, `NAME:entered`,
+    /// `NAME:exited`: [`super::failpoint`]).
+    failpoints: Option<&'static str>,
 }
 
 impl Injection {
@@ -92,6 +94,7 @@ impl Injection {
             site,
             restore_options,
             restored: false,
+            failpoints: None,
         };
         ptrace::set_sigmask(tid, !0)?;
         Ok(inj)
@@ -99,14 +102,36 @@ impl Injection {
 
     /// Runs syscall `nr` with `args`; `deadline` bounds every wait.
     pub fn syscall(&mut self, nr: u64, args: [u64; 6], deadline: Instant) -> io::Result<Outcome> {
+        self.syscall_with(nr, args, deadline, |_| {})
+    }
+
+    /// [`Injection::syscall`], with the prepared registers changed by `adjust` first (to
+    /// run at another instruction, on another stack).
+    pub fn syscall_with(
+        &mut self,
+        nr: u64,
+        args: [u64; 6],
+        deadline: Instant,
+        adjust: impl FnOnce(&mut RawRegs),
+    ) -> io::Result<Outcome> {
         let mut regs = self.saved;
         arch::prepare_syscall(&mut regs, self.site, nr, args);
+        adjust(&mut regs);
+        let point = self.failpoints.take();
+        let hit = |stage: &str| {
+            if let Some(p) = point {
+                failpoint::hit(&format!("{p}:{stage}"));
+            }
+        };
         arch::set_raw(self.tid, &regs)?;
+        hit("armed");
         ptrace::syscall(self.tid, 0)?;
         self.wait_syscall_stop(deadline, &mut Vec::new())?;
+        hit("entered");
         ptrace::syscall(self.tid, 0)?;
         let mut events = Vec::new();
         self.wait_syscall_stop(deadline, &mut events)?;
+        hit("exited");
         let regs = arch::get_raw(self.tid)?;
         Ok(Outcome {
             ret: arch::syscall_result(&regs),
@@ -151,6 +176,24 @@ impl Injection {
         }
     }
 
+    /// The registers [`Injection::restore`] puts back (the saved ones after the
+    /// syscall-restart fix-up), and the signal mask.
+    pub fn restored_state(&self) -> (RawRegs, u64) {
+        let mut regs = self.saved;
+        arch::restart_fixup(&mut regs);
+        (regs, self.saved_mask)
+    }
+
+    /// The thread injected into.
+    pub fn tid(&self) -> Tid {
+        self.tid
+    }
+
+    /// Names the next syscall for the engine's test failpoints ([`super::failpoint`]).
+    pub fn failpoints(&mut self, name: &'static str) {
+        self.failpoints = Some(name);
+    }
+
     /// Puts the thread back exactly as it was (interrupted syscalls resume).
     pub fn restore(mut self) -> io::Result<()> {
         self.restore_inner()
@@ -161,10 +204,9 @@ impl Injection {
             return Ok(());
         }
         self.restored = true;
-        let mut regs = self.saved;
-        arch::restart_fixup(&mut regs);
+        let (regs, mask) = self.restored_state();
         arch::set_raw(self.tid, &regs)?;
-        ptrace::set_sigmask(self.tid, self.saved_mask)?;
+        ptrace::set_sigmask(self.tid, mask)?;
         ptrace::set_options(self.tid, self.restore_options)
     }
 }

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod channel;
 pub mod clock;
 pub mod elf;
+pub mod failpoint;
 pub mod inject;
 pub mod mem;
 pub mod memfd;

@@ -56,3 +56,22 @@ pub fn read_xstate(_tid: Tid, _scratch: &mut Vec<u8>) -> io::Result<Option<Vec<u
 pub fn read_debug(_tid: Tid) -> io::Result<Option<[u64; 8]>> {
     Ok(None)
 }
+
+/// No clone trampoline on aarch64 yet: the clone is injected directly
+/// (`docs/engine.md`, "No window").
+pub fn trampoline_page(
+    _tid: Tid,
+    _regs: &super::RawRegs,
+    _mask: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    Ok(None)
+}
+
+/// Where the clone's `svc` is in a trampoline page (none on aarch64).
+pub const TRAMPOLINE_ENTRY: u64 = 0;
+
+/// Fixes a trampoline page's addresses (none on aarch64).
+pub fn place_trampoline(_page: &mut [u8], _base: u64) {}
+
+/// Points the injected registers at a trampoline's stack (none on aarch64).
+pub fn trampoline_stack(_regs: &mut super::RawRegs, _base: u64) {}

@@ -8,6 +8,8 @@ mod raw_aarch64;
 #[cfg(target_arch = "x86_64")]
 mod raw_x86_64;
 #[cfg(target_arch = "x86_64")]
+mod trampoline_x86_64;
+#[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
@@ -16,6 +18,10 @@ pub use aarch64::*;
 pub use raw_aarch64::*;
 #[cfg(target_arch = "x86_64")]
 pub use raw_x86_64::*;
+#[cfg(target_arch = "x86_64")]
+pub use trampoline_x86_64::{
+    place as place_trampoline, stack_for as trampoline_stack, ENTRY as TRAMPOLINE_ENTRY,
+};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 
@@ -84,8 +90,6 @@ pub fn get_raw(tid: Tid) -> io::Result<RawRegs> {
 }
 
 /// Writes the raw general registers.
-// Only injection writes registers (the VA clone, issue 3, in progress).
-#[cfg_attr(any(not(test), not(target_arch = "x86_64")), allow(dead_code))]
 pub fn set_raw(tid: Tid, regs: &RawRegs) -> io::Result<()> {
     let buf: Vec<u8> = regs.iter().flat_map(|w| w.to_ne_bytes()).collect();
     super::ptrace::set_regset(tid, libc::NT_PRSTATUS as u32, &buf)

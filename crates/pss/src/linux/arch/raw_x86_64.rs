@@ -1,8 +1,5 @@
 //! Raw x86_64 general registers for syscall injection ([`crate::linux::inject`]): save,
 //! set up a syscall, read its result, restore with the restart fix-up.
-// Used by the injection primitive, whose first caller is the VA clone (issue 3, in
-// progress); exercised by `linux::inject`'s tests until then.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// The raw words of `user_regs_struct`: what is saved and restored around an injection.
 pub type RawRegs = [u64; 27];
@@ -17,6 +14,7 @@ const RDI: usize = 14;
 const ORIG_RAX: usize = 15;
 const RIP: usize = 16;
 const EFLAGS: usize = 18;
+pub(super) const RSP: usize = 19;
 /// The trap flag (single-step) in `eflags`.
 const TF: u64 = 0x100;
 
@@ -81,7 +79,7 @@ pub fn restart_fixup(regs: &mut RawRegs) {
 
 /// The stack pointer (`rsp`).
 pub fn stack_pointer(regs: &RawRegs) -> u64 {
-    regs[19]
+    regs[RSP]
 }
 
 /// Bytes below the stack pointer that the ABI lets a function use without moving it (the

@@ -60,3 +60,29 @@ pub fn read_debug(tid: Tid) -> io::Result<Option<[u64; 8]>> {
     }
     Ok(Some(dr))
 }
+
+/// The clone trampoline's page for stopped thread `tid` ([`super::trampoline_x86_64`]):
+/// code, and a signal frame giving back `regs` (after the restart fix-up), `mask` and the
+/// thread's FPU state, read now.
+pub fn trampoline_page(tid: Tid, regs: &super::RawRegs, mask: u64) -> io::Result<Option<Vec<u8>>> {
+    use super::trampoline_x86_64::{image, xstate_layout, FpState};
+    let mut scratch = Vec::new();
+    let xstate = read_xstate(tid, &mut scratch)?;
+    let layout = xstate.as_deref().filter(|x| x.len() >= FP_SIZE).map(|x| {
+        let xcr0 = u64::from_le_bytes(x[464..472].try_into().expect("8 bytes"));
+        xstate_layout(xcr0)
+    });
+    let page = match (&xstate, layout) {
+        (Some(bytes), Some((size, features))) if size <= bytes.len() => image(
+            regs,
+            mask,
+            FpState::XSave {
+                bytes,
+                size,
+                features,
+            },
+        ),
+        _ => image(regs, mask, FpState::FxSave(&read_fp(tid)?)),
+    };
+    Ok(Some(page))
+}

@@ -35,6 +35,8 @@ pub struct Status {
     pub uid: u32,
     /// `Threads:`.
     pub threads: u64,
+    /// Whether `x86_Thread_features:` has the user shadow stack (`shstk`) on.
+    pub shadow_stack: bool,
 }
 
 /// Parses a `status` file.
@@ -60,6 +62,9 @@ pub fn parse(buf: &[u8]) -> Status {
             b"VmSwap" => s.vm_swap = kb(v),
             b"RssAnon" => s.rss_anon = kb(v),
             b"Threads" => s.threads = dec_u64(v).unwrap_or(0),
+            b"x86_Thread_features" => {
+                s.shadow_stack = v.split(|c| c.is_ascii_whitespace()).any(|w| w == b"shstk");
+            }
             b"Uid" => {
                 let first = v.split(|c| c.is_ascii_whitespace()).next().unwrap_or(b"");
                 s.uid = dec_u64(first).unwrap_or(0) as u32;
@@ -76,7 +81,7 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
@@ -86,5 +91,6 @@ mod tests {
         assert_eq!(s.vm_rss, 102400);
         assert_eq!(s.seccomp, 2);
         assert_eq!(s.threads, 5);
+        assert!(s.shadow_stack);
     }
 }
