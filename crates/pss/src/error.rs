@@ -66,6 +66,15 @@ pub enum Error {
         /// The deadline that passed.
         timeout_ms: u64,
     },
+    /// Another capture of the same process (by another pss engine) went on for as long as
+    /// this one could wait.
+    #[error("process {pid} was being captured by another pss engine for {waited_ms} ms, the limit of this capture; try again")]
+    Busy {
+        /// The target pid.
+        pid: i32,
+        /// How long this capture waited.
+        waited_ms: u64,
+    },
     /// A capture flag or request that this build does not implement.
     #[error("not supported: {what}")]
     NotSupported {
@@ -191,7 +200,7 @@ pub enum ErrorKind {
     AccessDenied,
     /// [`Error::ProcessExited`].
     ProcessExited,
-    /// [`Error::Timeout`].
+    /// [`Error::Timeout`], [`Error::Busy`].
     Timeout,
     /// [`Error::NotSupported`].
     NotSupported,
@@ -216,7 +225,7 @@ impl Error {
             }
             Error::PermissionDenied { .. } | Error::AlreadyTraced { .. } => ErrorKind::AccessDenied,
             Error::ProcessExited { .. } => ErrorKind::ProcessExited,
-            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Timeout { .. } | Error::Busy { .. } => ErrorKind::Timeout,
             Error::NotSupported { .. } => ErrorKind::NotSupported,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::NoMoreItems => ErrorKind::NoMoreItems,

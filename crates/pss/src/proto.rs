@@ -36,6 +36,9 @@ pub(crate) mod kind {
     pub const INSTALL_FD: u8 = 4;
     /// Close an fd in a process (pidfd attached).
     pub const CLOSE_FD: u8 = 5;
+    /// Reap the clones that engines which died left behind (in one process, or in all).
+    /// Answer: one line per clone found.
+    pub const CLEANUP: u8 = 6;
     /// The request succeeded; its result follows.
     pub const OK: u8 = 100;
     /// The request failed; the error follows.
@@ -340,6 +343,11 @@ pub(crate) fn encode_error(e: &Error) -> Vec<u8> {
             w.u8(16);
             w.str(what);
         }
+        Error::Busy { pid, waited_ms } => {
+            w.u8(17);
+            w.i32(*pid);
+            w.u64(*waited_ms);
+        }
         e => {
             w.u8(255);
             w.str(&e.to_string());
@@ -412,6 +420,10 @@ pub(crate) fn decode_error(bytes: &[u8]) -> Decoded<Error> {
         14 => Error::Corrupt { what: r.str()? },
         15 => Error::Engine { what: r.str()? },
         16 => Error::Internal(r.str()?),
+        17 => Error::Busy {
+            pid: r.i32()?,
+            waited_ms: r.u64()?,
+        },
         255 => Error::Internal(r.str()?),
         t => return Err(r.error(format!("an error tag, found {t}"))),
     })
@@ -473,6 +485,10 @@ mod tests {
             Error::Corrupt { what: "w".into() },
             Error::Engine { what: "e".into() },
             Error::Internal("i".into()),
+            Error::Busy {
+                pid: 7,
+                waited_ms: 2000,
+            },
         ];
         for e in errors {
             let back = decode_error(&encode_error(&e)).unwrap();

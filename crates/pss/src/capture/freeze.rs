@@ -142,31 +142,37 @@ impl Seized {
             .min()
     }
 
-    /// Seizes and interrupts `tid`. `Ok(false)` if it no longer exists.
-    fn seize(&mut self, tid: Tid) -> Result<bool> {
-        match ptrace::seize(tid, ptrace::OPT_TRACECLONE) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                if traced_by_us(self.pid, tid) {
-                    // Auto-attached by PTRACE_O_TRACECLONE and listed before its attach
-                    // stop was reported: it is ours already, and its stop will come.
-                    self.set(tid, TaskState::Pending);
-                    return Ok(true);
+    /// Seizes and interrupts `tid`. `Ok(false)` if it no longer exists. Another pss
+    /// engine tracing it (a capture of the same target) is waited for until `deadline`.
+    fn seize(&mut self, tid: Tid, deadline: Instant) -> Result<bool> {
+        let mut first_eperm = None;
+        loop {
+            match ptrace::seize(tid, ptrace::OPT_TRACECLONE) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    if traced_by_us(self.pid, tid) {
+                        // Auto-attached by PTRACE_O_TRACECLONE and listed before its attach
+                        // stop was reported: it is ours already, and its stop will come.
+                        self.set(tid, TaskState::Pending);
+                        return Ok(true);
+                    }
+                    let since = *first_eperm.get_or_insert_with(Instant::now);
+                    match classify_eperm(self.pid, tid, e, since, deadline) {
+                        // The kernel refuses to attach to an exiting thread.
+                        Eperm::ThreadExited => return Ok(false),
+                        Eperm::Retry => continue,
+                        Eperm::Error(e) => return Err(e),
+                    }
                 }
-                return match classify_eperm(self.pid, tid, e) {
-                    // The kernel refuses to attach to an exiting thread.
-                    Eperm::ThreadExited => Ok(false),
-                    Eperm::Error(e) => Err(e),
-                };
-            }
-            Err(e) => {
-                return Err(Error::Ptrace {
-                    request: "PTRACE_SEIZE",
-                    pid: self.pid,
-                    tid,
-                    source: e,
-                })
+                Err(e) => {
+                    return Err(Error::Ptrace {
+                        request: "PTRACE_SEIZE",
+                        pid: self.pid,
+                        tid,
+                        source: e,
+                    })
+                }
             }
         }
         self.first_interrupt.get_or_insert_with(Instant::now);
@@ -379,10 +385,14 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
             e => e,
         })?;
-        let new: Vec<Tid> = tids
+        let mut new: Vec<Tid> = tids
             .into_iter()
             .filter(|t| !set.tasks.contains_key(t) && !req.skip.contains(t))
             .collect();
+        // The leader first: two engines that meet on one target both start there, so the
+        // second waits for the first before it holds any thread (and neither waits for a
+        // thread the other holds while holding one it needs).
+        new.sort_by_key(|&t| (t != req.pid, t));
         if new.is_empty() && rounds > 1 {
             break;
         }
@@ -399,7 +409,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             break;
         }
         for tid in new {
-            if !set.seize(tid)? {
+            if !set.seize(tid, deadline)? {
                 if tid == req.pid {
                     return Err(Error::ProcessExited { pid: req.pid });
                 }
@@ -618,29 +628,40 @@ fn traced_by_us(pid: i32, tid: Tid) -> bool {
 
 enum Eperm {
     ThreadExited,
+    /// Try the seize again: the tracer it met has gone, or is another pss engine that
+    /// will let go.
+    Retry,
     Error(Error),
 }
 
-/// `PTRACE_SEIZE` failed with EPERM: a task that is exiting (the kernel refuses to attach
-/// to those), another tracer, or no permission.
-fn classify_eperm(pid: i32, tid: Tid, e: io::Error) -> Eperm {
-    let deadline = Instant::now() + Duration::from_millis(20);
-    loop {
-        if !process_alive(pid) {
-            return Eperm::Error(Error::ProcessExited { pid });
+/// `PTRACE_SEIZE` failed with EPERM (first at `since`): a task that is exiting (the kernel
+/// refuses to attach to those), another tracer (a pss engine is waited for until
+/// `deadline`, anything else is refused), a tracer that left meanwhile (retried for 20 ms),
+/// or no permission.
+fn classify_eperm(pid: i32, tid: Tid, e: io::Error, since: Instant, deadline: Instant) -> Eperm {
+    if !process_alive(pid) {
+        return Eperm::Error(Error::ProcessExited { pid });
+    }
+    let now = Instant::now();
+    match tracer_of(pid, tid) {
+        None => Eperm::ThreadExited,
+        Some(0) if now < since + Duration::from_millis(20) => {
+            std::thread::sleep(Duration::from_micros(100));
+            Eperm::Retry
         }
-        match tracer_of(pid, tid) {
-            None => return Eperm::ThreadExited,
-            Some(0) => {}
-            Some(tracer) => return Eperm::Error(Error::AlreadyTraced { pid, tid, tracer }),
+        Some(0) => Eperm::Error(Error::PermissionDenied {
+            pid,
+            action: format!("trace thread {tid} of"),
+            source: e,
+        }),
+        Some(t) if tracer::is_engine(t) && now < deadline => {
+            std::thread::sleep(Duration::from_micros(200));
+            Eperm::Retry
         }
-        if Instant::now() >= deadline {
-            return Eperm::Error(Error::PermissionDenied {
-                pid,
-                action: format!("trace thread {tid} of"),
-                source: e,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        Some(t) if tracer::is_engine(t) => Eperm::Error(Error::Busy {
+            pid,
+            waited_ms: now.duration_since(since).as_millis() as u64,
+        }),
+        Some(tracer) => Eperm::Error(Error::AlreadyTraced { pid, tid, tracer }),
     }
 }

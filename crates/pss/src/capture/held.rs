@@ -1,25 +1,25 @@
 //! [`HeldClone`]: a VA clone as the engine keeps it for a caller, from its adoption until it
 //! is freed. Dropping it frees the clone: kill, collect its exit, reap its zombie in the
-//! target.
+//! target — and when the target cannot be stopped right then (a debugger holds it), the
+//! reap is retried ([`retry_pending`]) until it works or the target exits.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
 
 use crate::linux::pidfd;
 use crate::linux::tracer::{self, Role};
 use crate::records::{CopiedRange, MemoryHole};
 
-use super::va_clone::{self, FreeRequest};
+use super::ledger;
+use super::trampoline::Trampoline;
+use super::va_clone::{self, Zombie};
 
 /// A clone the engine traces (with `PTRACE_O_EXITKILL`) on its keeper thread.
 pub(crate) struct HeldClone {
-    /// The target pid.
-    pub target: i32,
+    /// What reaping it takes: the target and the clone, with their start times.
+    pub zombie: Zombie,
     /// A pidfd of the target: tells whether it exited (then nobody need reap in it).
     pub target_pidfd: Option<OwnedFd>,
-    /// The clone's pid.
-    pub pid: i32,
-    /// The clone's pid in the target's pid namespace.
-    pub pid_in_target: i32,
     /// A pidfd of the clone.
     pub pidfd: OwnedFd,
     /// The syscall instruction later injections into the clone use (it has it too).
@@ -27,35 +27,72 @@ pub(crate) struct HeldClone {
     /// Whether the injected thread ran under a seccomp filter (so does the clone).
     pub seccomp: bool,
     /// The trampoline the clone was made from, mapped in it until its adoption ends.
-    pub trampoline: Option<super::trampoline::Trampoline>,
+    pub trampoline: Option<Trampoline>,
     /// Ranges copied from the stopped target during the pause.
     pub copies: Vec<CopiedRange>,
     /// Ranges the clone lacks.
     pub holes: Vec<MemoryHole>,
+    /// Its file in the ledger, removed once it is reaped.
+    pub ledger: Option<ledger::Entry>,
 }
 
 impl std::fmt::Debug for HeldClone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeldClone")
-            .field("target", &self.target)
-            .field("pid", &self.pid)
-            .field("pid_in_target", &self.pid_in_target)
+            .field("zombie", &self.zombie)
             .finish()
     }
 }
 
+/// Zombies whose reap must be tried again, with their ledger files.
+static PENDING: Mutex<Vec<(Zombie, Option<ledger::Entry>)>> = Mutex::new(Vec::new());
+
 impl Drop for HeldClone {
     fn drop(&mut self) {
         let _ = pidfd::kill(self.pidfd.as_fd());
-        let req = FreeRequest {
-            target: self.target,
-            target_exited: self
-                .target_pidfd
-                .as_ref()
-                .is_some_and(|fd| pidfd::has_exited(fd.as_fd())),
-            clone: self.pid,
-            clone_in_target: self.pid_in_target,
-        };
-        let _ = tracer::run_on(Role::Keeper, move || va_clone::free(req));
+        let target_exited = self
+            .target_pidfd
+            .as_ref()
+            .is_some_and(|fd| pidfd::has_exited(fd.as_fd()));
+        let zombie = self.zombie.clone();
+        let left = tracer::run_on(Role::Keeper, move || va_clone::free(zombie, target_exited))
+            .unwrap_or_else(|_| Some(self.zombie.clone()));
+        let entry = self.ledger.take();
+        match left {
+            None => {
+                if let Some(e) = entry {
+                    e.done();
+                }
+            }
+            Some(z) => lock_pending().push((z, entry)),
+        }
     }
+}
+
+fn lock_pending() -> std::sync::MutexGuard<'static, Vec<(Zombie, Option<ledger::Entry>)>> {
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Tries once more to reap every zombie a free could not; returns how many are left.
+pub(crate) fn retry_pending() -> usize {
+    let pending = std::mem::take(&mut *lock_pending());
+    let mut left = Vec::new();
+    for (z, entry) in pending {
+        let try_z = z.clone();
+        if tracer::run_on(Role::Keeper, move || try_z.reap()).unwrap_or(false) {
+            if let Some(e) = entry {
+                e.done();
+            }
+        } else {
+            left.push((z, entry));
+        }
+    }
+    let mut slot = lock_pending();
+    slot.extend(left);
+    slot.len()
+}
+
+/// How many zombies wait for a retry.
+pub(crate) fn pending() -> usize {
+    lock_pending().len()
 }

@@ -7,6 +7,7 @@
 mod freeze;
 mod handles;
 pub(crate) mod held;
+pub(crate) mod ledger;
 pub(crate) mod one_thread;
 mod priority;
 mod process;
@@ -17,14 +18,15 @@ mod va_space;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::flags::{CaptureFlags, ContextFlags};
 use crate::linux::clock::{self, Stopwatch};
 use crate::linux::procfs::{maps, status, ProcDir};
+use crate::linux::statedir::TargetLock;
 use crate::linux::tracer::{self, Role};
-use crate::linux::{cgroup, pidfd};
+use crate::linux::{cgroup, failpoint, pidfd, procfs};
 use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
 
@@ -133,10 +135,12 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     if matches!(st.state, b'Z' | b'X') && !zombie_leader {
         return Err(Error::Zombie { pid });
     }
-    // A tracer inside our own process is the engine itself, busy with another capture of
-    // the same target: the freeze queues behind it.
+    // A tracer inside our own process is this engine, busy with another capture of the
+    // same target; another pss engine is busy with one: either way the pause waits its
+    // turn. Anything else is a debugger, refused at once.
     let must_stop = want_threads || want_clone || want_aux;
-    if st.tracer_pid != 0 && must_stop && !tracer::is_own_thread(st.tracer_pid) {
+    let ours = |t| tracer::is_own_thread(t) || tracer::is_engine(t);
+    if st.tracer_pid != 0 && must_stop && !ours(st.tracer_pid) {
         return Err(Error::AlreadyTraced {
             pid,
             tid: pid,
@@ -168,6 +172,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     let mut seize_rounds = 0;
     let mut tls_of = HashMap::new();
     let mut made_clone = None;
+    let mut ledger_entry = None;
     let mut aux_pages = None;
     let sw = Stopwatch::start();
     let frozen = if !must_stop {
@@ -191,18 +196,8 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
                 Vec::new()
             },
         };
-        let role = if want_clone {
-            Role::Keeper
-        } else {
-            Role::Capture
-        };
-        let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
-            // An injected syscall fails in odd ways when the whole process is dying.
-            match &pidfd {
-                Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
-                _ => e,
-            }
-        })?;
+        let (frozen, entry) = pause(pid, &pidfd, req)?;
+        ledger_entry = entry;
         capture_pause = frozen.pause;
         threads_stopped = frozen.threads.len();
         seize_rounds = frozen.rounds;
@@ -221,7 +216,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
                 fd: None,
                 message: n.clone(),
             }));
-            let c = adopt_clone(pid, &pidfd, made, found.holes, flags)?;
+            let c = adopt_clone(pid, &pidfd, made, found.holes, flags, ledger_entry.take())?;
             (Some(c), found.dontfork_maps)
         }
         _ => (None, Vec::new()),
@@ -242,9 +237,9 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     };
 
     // Handles, VA space: from the clone (the capture instant) if there is one.
-    let source = va_clone.as_ref().map_or(pid, |c| c.pid);
+    let source = va_clone.as_ref().map_or(pid, |c| c.zombie.clone);
     let mut clone_dir = match &va_clone {
-        Some(c) => Some(ProcDir::open(c.pid)?),
+        Some(_) => Some(ProcDir::open(source)?),
         None => None,
     };
     let handles = if flags.contains(CaptureFlags::HANDLES) {
@@ -256,7 +251,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         None
     };
     if let Some(c) = &va_clone {
-        let (clone, site, seccomp, trampoline) = (c.pid, c.site, c.seccomp, c.trampoline);
+        let (clone, site, seccomp, trampoline) = (source, c.site, c.seccomp, c.trampoline);
         tracer::run_on(Role::Keeper, move || {
             va_clone::close_fds(clone, site, seccomp, trampoline)
         })??;
@@ -327,6 +322,43 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     })
 }
 
+/// The pause, its turn taken: clones that dead engines left in the target are reaped
+/// first, then the target's lock (across engines) is held while its threads are stopped.
+/// With a clone, its ledger file is started before and returned.
+fn pause(
+    pid: i32,
+    pidfd: &Option<OwnedFd>,
+    req: freeze::FreezeRequest,
+) -> Result<(freeze::Frozen, Option<ledger::Entry>)> {
+    ledger::sweep(Some(pid));
+    let key = pidfd::identity(pid);
+    let asked = Instant::now();
+    let _turn = TargetLock::acquire(key, asked + req.timeout).map_err(|_| Error::Busy {
+        pid,
+        waited_ms: asked.elapsed().as_millis() as u64,
+    })?;
+    let (role, entry) = match req.clone {
+        Some(_) => (Role::Keeper, ledger::intent(pid)),
+        None => (Role::Capture, None),
+    };
+    let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
+        // An injected syscall fails in odd ways when the whole process is dying.
+        match pidfd {
+            Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+            _ => e,
+        }
+    });
+    match frozen {
+        Ok(f) => Ok((f, entry)),
+        Err(e) => {
+            if let Some(entry) = entry {
+                entry.settle();
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Turns a clone made during the pause into a [`HeldClone`] (whose drop frees it), then
 /// adopts it: `EXITKILL`, `oom_score_adj` 1000, and the cgroup move for `BREAKAWAY`.
 fn adopt_clone(
@@ -335,19 +367,29 @@ fn adopt_clone(
     made: va_clone::MadeClone,
     mut holes: Vec<crate::records::MemoryHole>,
     flags: CaptureFlags,
+    mut ledger: Option<ledger::Entry>,
 ) -> Result<HeldClone> {
     holes.extend(made.failed_copies.iter().copied());
+    let start_of = |p: i32| procfs::stat_at(&format!("/proc/{p}/stat")).map_or(0, |s| s.starttime);
+    let zombie = va_clone::Zombie {
+        target: pid,
+        target_start: start_of(pid),
+        clone: made.pid,
+        clone_in_target: made.pid_in_target,
+        clone_start: start_of(made.pid),
+    };
+    if let Some(e) = ledger.as_mut() {
+        e.made(&zombie);
+    }
     let clone_fd = match pidfd::open(made.pid) {
         Ok(fd) => fd,
         Err(e) => {
             // Free it by hand: there is no HeldClone to do it.
-            let req = va_clone::FreeRequest {
-                target: pid,
-                target_exited: false,
-                clone: made.pid,
-                clone_in_target: made.pid_in_target,
-            };
-            let _ = tracer::run_on(Role::Keeper, move || va_clone::free(req));
+            let z = zombie.clone();
+            let left = tracer::run_on(Role::Keeper, move || va_clone::free(z, false));
+            if let (Some(entry), Ok(None)) = (ledger, left) {
+                entry.done();
+            }
             return Err(e);
         }
     };
@@ -356,23 +398,23 @@ fn adopt_clone(
         None => None,
     };
     let clone = HeldClone {
-        target: pid,
+        zombie,
         target_pidfd,
-        pid: made.pid,
-        pid_in_target: made.pid_in_target,
         pidfd: clone_fd,
         site: made.site,
         seccomp: made.seccomp,
         trampoline: made.trampoline,
         copies: made.copies,
         holes,
+        ledger,
     };
-    let clone_pid = clone.pid;
+    failpoint::hit("adopt");
+    let clone_pid = clone.zombie.clone;
     tracer::run_on(Role::Keeper, move || va_clone::adopt(clone_pid))??;
     // The clone, not the target, is what the OOM killer should pick first.
-    let _ = std::fs::write(format!("/proc/{}/oom_score_adj", clone.pid), "1000");
+    let _ = std::fs::write(format!("/proc/{clone_pid}/oom_score_adj"), "1000");
     if flags.intersects(CaptureFlags::CREATE_BREAKAWAY | CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {
-        if let Err(e) = cgroup::move_to_ours(clone.pid) {
+        if let Err(e) = cgroup::move_to_ours(clone_pid) {
             if !flags.contains(CaptureFlags::CREATE_BREAKAWAY_OPTIONAL) {
                 return Err(e);
             }

@@ -13,6 +13,7 @@ use crate::linux::inject::{self, Injection};
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
+use crate::linux::statedir::TargetLock;
 use crate::linux::tracer;
 
 use super::va_clone::{candidate, seccomp_option, Candidate};
@@ -26,14 +27,21 @@ pub(crate) struct Stopped<'a> {
     pub scratch_top: u64,
 }
 
-/// Stops one thread of `pid` (waiting up to `stop_deadline` for it), runs `job` with an
-/// injection prepared on it, restores and releases the thread. The thread's registers, signal
-/// mask and interrupted syscall are restored on every path, errors and panics included.
+/// Stops one thread of `pid` (waiting up to `stop_deadline` for it, and for a capture of
+/// the same process by another engine to end), runs `job` with an injection prepared on
+/// it, restores and releases the thread. The thread's registers, signal mask and
+/// interrupted syscall are restored on every path, errors and panics included.
 pub(crate) fn with_one_thread<R>(
     pid: i32,
     stop_deadline: Duration,
     job: impl FnOnce(&mut Injection, &Stopped<'_>) -> std::io::Result<R>,
 ) -> Result<R> {
+    let asked = Instant::now();
+    let key = crate::linux::pidfd::identity(pid);
+    let _turn = TargetLock::acquire(key, asked + stop_deadline).map_err(|_| Error::Busy {
+        pid,
+        waited_ms: asked.elapsed().as_millis() as u64,
+    })?;
     let vdso = inject::vdso_site(pid);
     let tids = procfs::list_numeric(pid, &format!("/proc/{pid}/task"))
         .map_err(|_| Error::ProcessExited { pid })?;

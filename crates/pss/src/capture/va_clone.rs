@@ -11,7 +11,7 @@ use crate::linux::inject::{self, Injection};
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs::{self, smaps, ProcDir};
 use crate::linux::ptrace::{self, Tid, WaitStatus};
-use crate::linux::{arch, tracer};
+use crate::linux::{arch, failpoint, tracer};
 use crate::records::{CopiedRange, CopyReason, MemoryHole};
 
 use super::trampoline::Trampoline;
@@ -417,28 +417,88 @@ pub fn close_fds(
     inj.restore().map_err(|e| fail(e.to_string()))
 }
 
-/// What freeing a clone needs.
-#[derive(Debug)]
-pub struct FreeRequest {
+/// A clone, killed or about to be, seen as the zombie it leaves in its target: the target
+/// must reap it (it is the target's child), so the engine makes it do so by an injected
+/// `wait4`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zombie {
     /// The target pid.
     pub target: i32,
-    /// Whether the target has exited (then the clone was re-parented and is reaped by
-    /// someone else).
-    pub target_exited: bool,
+    /// The target's start time (clock ticks after boot): tells a reused pid.
+    pub target_start: u64,
     /// The clone's pid in our namespace.
     pub clone: i32,
     /// The clone's pid in the target's namespace.
     pub clone_in_target: i32,
+    /// The clone's start time: tells a reused pid.
+    pub clone_start: u64,
 }
 
-/// Kills and reaps the clone, then reaps its zombie inside the target by an injected
-/// `wait4(clone, NULL, WNOHANG | __WALL)` in a second, brief pause. On the tracer thread,
-/// after the clone's pidfd was used to send SIGKILL.
-pub fn free(req: FreeRequest) {
-    wait_exit(req.clone, Instant::now() + Duration::from_secs(5));
+impl Zombie {
+    /// Whether nothing is left to reap: the target is gone, or the clone's pid no longer
+    /// names a child of it that started when the clone did.
+    pub fn gone(&self) -> bool {
+        let stat = |pid: i32| procfs::stat_at(&format!("/proc/{pid}/stat"));
+        let target_alive = stat(self.target)
+            .is_some_and(|s| s.starttime == self.target_start && !matches!(s.state, b'Z' | b'X'));
+        !target_alive
+            || !stat(self.clone)
+                .is_some_and(|s| s.ppid == self.target && s.starttime == self.clone_start)
+    }
+
+    /// Kills the clone if it is still alive (only a stray clone is: one whose engine died
+    /// before `EXITKILL` was set, without a trampoline).
+    pub fn kill_if_alive(&self) {
+        let Ok(fd) = crate::linux::pidfd::open(self.clone) else {
+            return;
+        };
+        let st = procfs::stat_at(&format!("/proc/{}/stat", self.clone));
+        if st.is_some_and(|s| s.starttime == self.clone_start && s.state != b'Z') {
+            let _ = crate::linux::pidfd::kill(std::os::fd::AsFd::as_fd(&fd));
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !self.is_zombie() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn is_zombie(&self) -> bool {
+        procfs::stat_at(&format!("/proc/{}/stat", self.clone)).is_none_or(|s| s.state == b'Z')
+    }
+
+    /// One attempt at reaping (on the tracer thread): one thread of the target runs
+    /// `wait4(clone, NULL, WNOHANG | __WALL)` in a brief second pause. Whether nothing is
+    /// left to reap afterwards; `false` when the target could not be stopped now (another
+    /// capture or tracer, a thread in uninterruptible sleep), for a retry.
+    pub fn reap(&self) -> bool {
+        if self.gone() {
+            return true;
+        }
+        let options = (libc::WNOHANG | libc::__WALL) as u64;
+        let pid = self.clone_in_target as u64;
+        let _ = super::one_thread::with_one_thread(self.target, REAP_STOP_DEADLINE, |inj, _| {
+            inj.failpoints("reap");
+            inj.syscall(
+                libc::SYS_wait4 as u64,
+                [pid, 0, options, 0, 0, 0],
+                Instant::now() + Duration::from_secs(1),
+            )
+        });
+        self.gone()
+    }
+}
+
+/// Collects the exit of a clone killed through its pidfd (on the tracer thread that traces
+/// it), then makes one attempt at reaping its zombie in the target. The zombie, if it is
+/// still there.
+pub fn free(zombie: Zombie, target_exited: bool) -> Option<Zombie> {
+    wait_exit(zombie.clone, Instant::now() + Duration::from_secs(5));
     tracer::clone_released();
-    if !req.target_exited {
-        reap_in_target(req.target, req.clone_in_target);
+    failpoint::hit("free:killed");
+    if target_exited || zombie.reap() {
+        None
+    } else {
+        Some(zombie)
     }
 }
 
@@ -449,18 +509,4 @@ fn wait_exit(pid: i32, deadline: Instant) {
             return;
         }
     }
-}
-
-/// The second pause: one thread of the target is stopped just long enough to run `wait4`
-/// on the clone's zombie. Gives up silently when the target cannot be traced now (another
-/// tracer arrived); the zombie then stays until the target reaps with `__WALL` or exits.
-pub fn reap_in_target(pid: i32, clone_in_target: i32) {
-    let _ = super::one_thread::with_one_thread(pid, REAP_STOP_DEADLINE, |inj, _| {
-        let options = (libc::WNOHANG | libc::__WALL) as u64;
-        inj.syscall(
-            libc::SYS_wait4 as u64,
-            [clone_in_target as u64, 0, options, 0, 0, 0],
-            Instant::now() + Duration::from_secs(1),
-        )
-    });
 }

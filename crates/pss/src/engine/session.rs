@@ -7,8 +7,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::capture::held::HeldClone;
-use crate::capture::{self, Target};
+use crate::capture::held::{self, HeldClone};
+use crate::capture::{self, ledger, Target};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::format;
@@ -18,6 +18,11 @@ use crate::proto::{self, kind, CloneInfo, Hello, TargetSpec};
 
 /// How long a new engine waits for its caller's greeting.
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// How often a reap that could not be done (the target held by a debugger) is retried.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+/// How long an engine whose caller is gone goes on retrying such reaps; what is left then
+/// stays in the ledger for the next engine (`docs/engine.md`, "Strays").
+const LINGER: Duration = Duration::from_secs(600);
 
 /// Serves the caller at the other end of `sock`; returns the process's exit code.
 pub(super) fn serve(sock: OwnedFd) -> i32 {
@@ -29,9 +34,27 @@ pub(super) fn serve(sock: OwnedFd) -> i32 {
         Ok(s) => s,
         Err(_) => return 1,
     };
-    session.run(&signals);
-    // Dropping the session frees every clone still held.
+    // Clones that engines which died left behind, in any target.
+    ledger::sweep(None);
+    let signalled = session.run(&signals);
+    // Every clone still held is freed, then reaps that could not be done are retried.
+    drop(session);
+    if !signalled {
+        linger(&signals);
+    }
     0
+}
+
+/// Retries the reaps left pending, every [`RETRY_EVERY`], until none is left, [`LINGER`]
+/// passed, or a terminal signal came.
+fn linger(signals: &OwnedFd) {
+    let until = Instant::now() + LINGER;
+    while held::pending() > 0 && Instant::now() < until {
+        if let Ok(Some(_)) = wait_any([signals.as_fd()], Some(RETRY_EVERY)) {
+            return;
+        }
+        held::retry_pending();
+    }
 }
 
 /// The engine's state for its caller.
@@ -86,16 +109,23 @@ impl Session {
         })
     }
 
-    /// Answers requests until the caller is gone or a terminal signal arrives.
-    fn run(&mut self, signals: &OwnedFd) {
+    /// Answers requests until the caller is gone or a terminal signal arrives (then
+    /// `true`), retrying pending reaps in between.
+    fn run(&mut self, signals: &OwnedFd) -> bool {
         loop {
-            match wait_any([self.chan.fd(), self.caller_pidfd.as_fd(), signals.as_fd()]) {
-                Ok(0) => {}
-                Ok(_) => return,
-                Err(_) => return,
+            let every = (held::pending() > 0).then_some(RETRY_EVERY);
+            let fds = [self.chan.fd(), self.caller_pidfd.as_fd(), signals.as_fd()];
+            match wait_any(fds, every) {
+                Ok(None) => {
+                    held::retry_pending();
+                    continue;
+                }
+                Ok(Some(0)) => {}
+                Ok(Some(2)) => return true,
+                Ok(Some(_)) | Err(_) => return false,
             }
             let Ok(frame) = self.chan.recv(None) else {
-                return;
+                return false;
             };
             let answer = self.handle(frame);
             let sent = match &answer {
@@ -106,7 +136,7 @@ impl Session {
                 Err(e) => self.chan.send(kind::ERROR, &proto::encode_error(e), &[]),
             };
             if sent.is_err() {
-                return;
+                return false;
             }
         }
     }
@@ -124,6 +154,14 @@ impl Session {
                 let [target, fd] = two_fds(f.fds)?;
                 let n = super::remote::install_fd(target.as_fd(), fd.as_fd())?;
                 Ok((n.to_le_bytes().to_vec(), Vec::new()))
+            }
+            kind::CLEANUP => {
+                let target = Reader::new(&f.payload)
+                    .opt(|r| r.i32())
+                    .map_err(bad_request)?;
+                let mut w = Writer::default();
+                w.seq(&ledger::sweep(target), |w, line| w.str(line));
+                Ok((w.buf, Vec::new()))
             }
             kind::CLOSE_FD => {
                 let target = f.fds.into_iter().next().ok_or_else(missing_fd)?;
@@ -152,13 +190,13 @@ impl Session {
                 let id = self.next_id;
                 self.next_id += 1;
                 fds.push(clone.pidfd.try_clone().map_err(|e| internal("pidfd", e))?);
-                fds.push(clone_mem(clone.pid)?);
+                fds.push(clone_mem(clone.zombie.clone)?);
                 w.u8(1);
                 CloneInfo {
                     id,
-                    target: clone.target,
-                    pid: clone.pid,
-                    pid_in_target: clone.pid_in_target,
+                    target: clone.zombie.target,
+                    pid: clone.zombie.clone,
+                    pid_in_target: clone.zombie.clone_in_target,
                     copies: std::mem::take(&mut clone.copies),
                     holes: std::mem::take(&mut clone.holes),
                 }
@@ -179,21 +217,26 @@ fn clone_mem(clone: i32) -> Result<OwnedFd> {
         .map_err(|e| Error::from_proc_io(clone, path, e))
 }
 
-/// Waits until one of `fds` is readable; its index.
-fn wait_any<const N: usize>(fds: [BorrowedFd<'_>; N]) -> io::Result<usize> {
+/// Waits until one of `fds` is readable (its index) or `timeout` passes (`None`).
+fn wait_any<const N: usize>(
+    fds: [BorrowedFd<'_>; N],
+    timeout: Option<Duration>,
+) -> io::Result<Option<usize>> {
     use rustix::event::{poll, PollFd, PollFlags};
     let mut polled = fds.map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN));
+    let ts = timeout.map(|t| rustix::time::Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
     loop {
-        match poll(&mut polled, None) {
+        match poll(&mut polled, ts.as_ref()) {
+            Ok(0) => return Ok(None),
             Ok(_) => break,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(polled
-        .iter()
-        .position(|p| !p.revents().is_empty())
-        .unwrap_or(0))
+    Ok(polled.iter().position(|p| !p.revents().is_empty()))
 }
 
 fn two_fds(fds: Vec<OwnedFd>) -> Result<[OwnedFd; 2]> {

@@ -15,6 +15,7 @@ pub mod ptrace;
 pub mod sched;
 pub mod signals;
 pub mod spawn;
+pub mod statedir;
 pub mod tracer;
 pub mod yama;
 

@@ -65,3 +65,27 @@ pub fn get_fd(pidfd: BorrowedFd<'_>, fd: i32) -> std::io::Result<OwnedFd> {
     use rustix::process::{pidfd_getfd, PidfdGetfdFlags};
     pidfd_getfd(pidfd, fd, PidfdGetfdFlags::empty()).map_err(Into::into)
 }
+
+/// A number naming process `pid` on this host for the lifetime of the boot: the inode of a
+/// pidfd of it on kernels with pidfs (6.9 and later), otherwise a hash of the pid and its
+/// start time. Keys the cross-engine target lock.
+pub fn identity(pid: i32) -> u64 {
+    const PIDFS_MAGIC: u64 = 0x5049_4446;
+    if let Ok(fd) = open(pid) {
+        let pidfs = rustix::fs::fstatfs(&fd).is_ok_and(|s| s.f_type as u64 == PIDFS_MAGIC);
+        if let (true, Ok(st)) = (pidfs, rustix::fs::fstat(&fd)) {
+            return st.st_ino;
+        }
+    }
+    let start = super::procfs::stat_at(&format!("/proc/{pid}/stat")).map_or(0, |s| s.starttime);
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in (pid as u64)
+        .to_le_bytes()
+        .into_iter()
+        .chain(start.to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}

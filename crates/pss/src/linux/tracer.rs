@@ -183,6 +183,15 @@ pub fn is_own_thread(tid: i32) -> bool {
     std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
+/// Whether thread `tid` (a `TracerPid`) belongs to another pss engine process: then the
+/// target is being captured, and the capture waits for it instead of failing.
+pub fn is_engine(tid: i32) -> bool {
+    let Some(st) = procfs::status_at(&format!("/proc/{tid}/status")) else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{}/comm", st.tgid)).is_ok_and(|c| c == b"pss-engine\n")
+}
+
 /// Asks the tracer thread to exit once the current job returns, which makes the kernel detach
 /// every remaining tracee. Only meaningful on the tracer thread.
 pub fn retire_after_job() {

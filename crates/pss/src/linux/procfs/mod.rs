@@ -121,6 +121,29 @@ pub fn stat_at(path: &str) -> Option<stat::Stat> {
     stat::parse(&buf)
 }
 
+/// The pids of every process whose parent is `pid` (zombies included), from a scan of
+/// `/proc`: slow, for rare clean-up work only.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(all) = list_numeric(pid, "/proc") else {
+        return Vec::new();
+    };
+    all.into_iter()
+        .filter(|&p| stat_at(&format!("/proc/{p}/stat")).is_some_and(|s| s.ppid == pid))
+        .collect()
+}
+
+/// Now, in the unit and from the origin of `stat`'s start times (clock ticks after boot).
+pub fn boot_ticks_now() -> u64 {
+    let up = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let d = std::time::Duration::new(up.tv_sec as u64, up.tv_nsec as u32);
+    ticks_in(d)
+}
+
+/// `d` in clock ticks.
+pub fn ticks_in(d: std::time::Duration) -> u64 {
+    (d.as_nanos() * u128::from(rustix::param::clock_ticks_per_second()) / 1_000_000_000) as u64
+}
+
 /// `readlinkat(dir, name)`.
 pub fn readlink_at(dir: &impl AsFd, name: &str) -> io::Result<OsString> {
     let target = rustix::fs::readlinkat(dir, name, Vec::new())?;

@@ -31,6 +31,9 @@ pub struct Stat {
     pub vsize: u64,
     /// (24) resident pages.
     pub rss: u64,
+    /// (38) the signal its parent gets when it exits (0 for a clone made with exit signal
+    /// 0, as VA clones are).
+    pub exit_signal: i32,
     /// (39) the CPU it last ran on.
     pub processor: u64,
     /// (40) real-time priority, 0 for normal policies.
@@ -77,6 +80,7 @@ pub fn parse(buf: &[u8]) -> Option<Stat> {
         starttime: u(22)?,
         vsize: u(23)?,
         rss: u(24)?,
+        exit_signal: i(38).unwrap_or(-1) as i32,
         processor: u(39).unwrap_or(0),
         rt_priority: u(40).unwrap_or(0),
         policy: u(41).unwrap_or(0),
@@ -102,6 +106,7 @@ mod tests {
         assert_eq!(s.starttime, 9876);
         assert_eq!(s.vsize, 10485760);
         assert_eq!(s.processor, 1);
+        assert_eq!(s.exit_signal, 17);
         assert_eq!(s.arg_start, 140737488351000);
         assert_eq!(s.exit_code, 0);
     }

@@ -37,6 +37,8 @@ pub struct Status {
     pub threads: u64,
     /// Whether `x86_Thread_features:` has the user shadow stack (`shstk`) on.
     pub shadow_stack: bool,
+    /// The last `NSpid:` value: the pid in the process's own (innermost) pid namespace.
+    pub ns_pid: i32,
 }
 
 /// Parses a `status` file.
@@ -62,6 +64,12 @@ pub fn parse(buf: &[u8]) -> Status {
             b"VmSwap" => s.vm_swap = kb(v),
             b"RssAnon" => s.rss_anon = kb(v),
             b"Threads" => s.threads = dec_u64(v).unwrap_or(0),
+            b"NSpid" => {
+                let last = v
+                    .split(|c| c.is_ascii_whitespace())
+                    .rfind(|w| !w.is_empty());
+                s.ns_pid = last.and_then(dec_i64).unwrap_or(0) as i32;
+            }
             b"x86_Thread_features" => {
                 s.shadow_stack = v.split(|c| c.is_ascii_whitespace()).any(|w| w == b"shstk");
             }
@@ -81,7 +89,7 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
@@ -92,5 +100,6 @@ mod tests {
         assert_eq!(s.seccomp, 2);
         assert_eq!(s.threads, 5);
         assert!(s.shadow_stack);
+        assert_eq!(s.ns_pid, 3);
     }
 }

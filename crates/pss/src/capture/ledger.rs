@@ -1,0 +1,203 @@
+//! The ledger of clones (`docs/engine.md`, "Strays"): one small file per VA clone in the
+//! state directory, written before the pause that makes it, completed when it is adopted,
+//! removed once its zombie is reaped in the target. An engine that dies leaves its files
+//! behind; the next engine of the same user finds them — when it starts, before each
+//! capture of a target, and on `pss cleanup` — and reaps what they name.
+//!
+//! A file is `KEY=VALUE` lines: `engine`, `engine_start` (the writer and its start time, in
+//! clock ticks after boot: a live writer's files are left alone), `target`,
+//! `target_start`, `since` (when the pause began), and once adopted `clone`,
+//! `clone_in_target`, `clone_start`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::linux::procfs;
+use crate::linux::statedir;
+use crate::linux::tracer::{self, Role};
+
+use super::va_clone::Zombie;
+
+/// How long after the pause began a clone made in it may have started (its `starttime`),
+/// for a file whose clone was never recorded.
+const WINDOW: Duration = Duration::from_secs(5);
+
+/// One clone's file. Dropping it leaves the file (a clone may outlive the value); [`done`]
+/// removes it.
+///
+/// [`done`]: Entry::done
+#[derive(Debug)]
+pub struct Entry {
+    path: PathBuf,
+    lines: String,
+}
+
+/// Starts the file of a clone about to be made in `target`. `None` without a state
+/// directory (the clone is then unrecorded).
+pub fn intent(target: i32) -> Option<Entry> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = statedir::dir()?.join("clones");
+    let _ = std::fs::create_dir(&dir);
+    let me = std::process::id() as i32;
+    let lines = format!(
+        "engine={me}\nengine_start={}\ntarget={target}\ntarget_start={}\nsince={}\n",
+        start_of(me)?,
+        start_of(target)?,
+        procfs::boot_ticks_now(),
+    );
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let entry = Entry {
+        path: dir.join(format!("{me}-{n}")),
+        lines,
+    };
+    entry.write().then_some(entry)
+}
+
+impl Entry {
+    /// Records the clone once it exists.
+    pub fn made(&mut self, z: &Zombie) {
+        self.lines += &format!(
+            "clone={}\nclone_in_target={}\nclone_start={}\n",
+            z.clone, z.clone_in_target, z.clone_start
+        );
+        self.write();
+    }
+
+    /// The clone is gone and reaped: the file goes.
+    pub fn done(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// A pause that failed may still have made a clone no one recorded (the thread could
+    /// not be restored after it, say): reaps what fits, then drops the file.
+    pub fn settle(self) {
+        let rec = parse(&self.lines);
+        if let (Some(&t), Some(&t_start), Some(&since)) =
+            (rec.get("target"), rec.get("target_start"), rec.get("since"))
+        {
+            for z in unrecorded(t as i32, t_start, since) {
+                reap_stray(&z);
+            }
+        }
+        self.done();
+    }
+
+    fn write(&self) -> bool {
+        let tmp = self.path.with_extension("new");
+        std::fs::write(&tmp, &self.lines).is_ok() && std::fs::rename(&tmp, &self.path).is_ok()
+    }
+}
+
+fn start_of(pid: i32) -> Option<u64> {
+    procfs::stat_at(&format!("/proc/{pid}/stat")).map(|s| s.starttime)
+}
+
+/// Reaps what the files of dead engines name (of `target` only, if given); returns one line
+/// per clone found. Runs injections on the tracer thread.
+pub fn sweep(target: Option<i32>) -> Vec<String> {
+    let Some(dir) = statedir::dir().map(|d| d.join("clones")) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut report = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some() {
+            continue;
+        }
+        let Some(rec) = std::fs::read_to_string(&path).ok().map(|t| parse(&t)) else {
+            continue;
+        };
+        let get = |k: &str| rec.get(k).copied();
+
+        let (Some(engine), Some(engine_start), Some(t), Some(t_start), Some(since)) = (
+            get("engine"),
+            get("engine_start"),
+            get("target"),
+            get("target_start"),
+            get("since"),
+        ) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let t = t as i32;
+        if start_of(engine as i32) == Some(engine_start) || target.is_some_and(|p| p != t) {
+            continue;
+        }
+        if start_of(t) != Some(t_start) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let zombies = match (get("clone"), get("clone_in_target"), get("clone_start")) {
+            (Some(c), Some(ct), Some(cs)) => vec![Zombie {
+                target: t,
+                target_start: t_start,
+                clone: c as i32,
+                clone_in_target: ct as i32,
+                clone_start: cs,
+            }],
+            _ => unrecorded(t, t_start, since),
+        };
+        let mut all_gone = true;
+        for z in zombies {
+            let gone = reap_stray(&z);
+            report.push(format!(
+                "clone {} of process {t} (left by engine {engine}): {}",
+                z.clone,
+                if gone {
+                    "reaped"
+                } else {
+                    "could not be reaped yet"
+                }
+            ));
+            all_gone &= gone;
+        }
+        if all_gone {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    report
+}
+
+/// Kills a stray clone that still runs (one made without a trampoline), then reaps it.
+fn reap_stray(z: &Zombie) -> bool {
+    if z.gone() {
+        return true;
+    }
+    z.kill_if_alive();
+    let z = z.clone();
+    tracer::run_on(Role::Capture, move || z.reap()).unwrap_or(false)
+}
+
+/// The children of `target` that look like a clone made in a pause that began at `since`
+/// (exit signal 0, started within [`WINDOW`] of it): a dead engine recorded no more.
+fn unrecorded(target: i32, target_start: u64, since: u64) -> Vec<Zombie> {
+    let window = procfs::ticks_in(WINDOW);
+    procfs::children_of(target)
+        .into_iter()
+        .filter_map(|pid| {
+            let st = procfs::stat_at(&format!("/proc/{pid}/stat"))?;
+            let ns = procfs::status_at(&format!("/proc/{pid}/status"))?;
+            let fits =
+                st.exit_signal == 0 && st.starttime >= since && st.starttime <= since + window;
+            fits.then_some(Zombie {
+                target,
+                target_start,
+                clone: pid,
+                clone_in_target: ns.ns_pid,
+                clone_start: st.starttime,
+            })
+        })
+        .collect()
+}
+
+fn parse(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
