@@ -463,7 +463,7 @@ impl Zombie {
     }
 
     fn is_zombie(&self) -> bool {
-        procfs::stat_at(&format!("/proc/{}/stat", self.clone)).is_none_or(|s| s.state == b'Z')
+        procfs::stat_at(&format!("/proc/{}/stat", self.clone)).map_or(true, |s| s.state == b'Z')
     }
 
     /// One attempt at reaping (on the tracer thread): one thread of the target runs
