@@ -124,3 +124,13 @@ fn the_example_lists_the_threads_of_a_process() {
         "{out}"
     );
 }
+
+#[test]
+fn a_program_that_reaps_its_children_captures_itself_and_its_child_unharmed() {
+    let exe = build(
+        &["cc", "-std=c11", "-pthread"],
+        &crate_dir().join("tests/c/reaper.c"),
+        "reaper",
+    );
+    assert_eq!(run(&exe, &[]), "reaper ok\n");
+}

@@ -2,6 +2,7 @@
 //!
 //! The command is a front: every capture decision lives in the `pss` library.
 
+mod interrupt;
 mod json;
 mod text;
 mod units;
@@ -38,7 +39,9 @@ const DEFAULT_FLAGS: &str = "threads,handles,handle-name-information,va-space";
         process facts. The target is never left stopped or traced.",
     after_help = "Exit codes: 0 success, 1 other error, 2 bad usage, 3 no such process, \
         4 access denied or already traced, 5 the process exited during the capture, \
-        6 not supported, 7 a thread did not stop in time, 8 not a valid snapshot file."
+        6 not supported, 7 a thread did not stop in time (or another capture held the \
+        process too long), 8 not a valid snapshot file; 129, 130, 143 ended by SIGHUP, \
+        SIGINT, SIGTERM (the target released, nothing kept)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +56,15 @@ enum Command {
     Show(ShowArgs),
     /// List the capture flags and context flags, and which this build supports.
     Flags,
+    /// Reap the VA clones that capture engines which were killed left in their targets (as
+    /// zombies), as recorded in the ledger of this user's engines (docs/engine.md).
+    Cleanup(CleanupArgs),
+}
+
+#[derive(clap::Args)]
+struct CleanupArgs {
+    /// Only in this process (default: in every process the ledger names).
+    pid: Option<i32>,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +110,10 @@ struct ShowArgs {
 fn main() -> ExitCode {
     // `pss` is its own capture engine: the library starts it again to serve as one.
     pss::engine::main_if_requested();
+    if let Err(e) = interrupt::install() {
+        eprintln!("pss: cannot handle signals: {e}");
+        return ExitCode::from(exit::OTHER);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -114,10 +130,12 @@ fn main() -> ExitCode {
             print_flags();
             Ok(())
         }
+        Command::Cleanup(args) => cleanup(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            interrupt::wait_if_interrupted();
             // Library errors already name their cause; others get anyhow's chain.
             match e.downcast_ref::<pss::Error>() {
                 Some(pe) => eprintln!("pss: {pe}"),
@@ -200,7 +218,10 @@ fn capture(args: &CaptureArgs) -> Result<()> {
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
     let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
     if let Some(path) = &args.save {
-        snap.save(path)?;
+        interrupt::saving(path.clone());
+        let saved = snap.save(path);
+        interrupt::saved(path);
+        saved?;
     }
     print(&snap, args.json)?;
     if args.hold {
@@ -212,6 +233,23 @@ fn capture(args: &CaptureArgs) -> Result<()> {
         }
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
+    }
+    Ok(())
+}
+
+fn cleanup(args: &CleanupArgs) -> Result<()> {
+    if args.pid.is_some_and(|p| p <= 0) {
+        bail!(usage(format!(
+            "{} is not a process id",
+            args.pid.unwrap_or(0)
+        )));
+    }
+    let lines = pss::cleanup(args.pid)?;
+    if lines.is_empty() {
+        println!("nothing to clean up");
+    }
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }

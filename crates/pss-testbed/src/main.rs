@@ -11,13 +11,15 @@
 //!
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
 //! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `sud` (syscall user dispatch on), `va MIB [thp] [sleep]
-//! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands).
+//! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands), `server MIB` (a TCP
+//! server that answers with its pid, see `server.rs`).
 
 use pss_testbed::reg_value;
 
 mod fds;
 mod park;
 mod regions;
+mod server;
 mod va;
 
 use std::io::Write;
@@ -85,6 +87,10 @@ fn main() {
                 has("seccomp"),
                 has("uffd"),
             );
+        }
+        "server" => {
+            parked = park::Parked::spawn(2);
+            server::setup(num(1, 0) as usize);
         }
         "tracer" => {
             let pid = num(1, 0) as i32;

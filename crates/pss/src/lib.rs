@@ -49,7 +49,10 @@ mod va_clone;
 mod walk;
 
 pub use capture::{CaptureOptions, Target};
-pub use client::{engine_pid, set_engine_path, shutdown as shutdown_engine};
+pub use client::{
+    cleanup, engine_pid, interrupt as interrupt_engine, set_engine_path,
+    shutdown as shutdown_engine,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use flags::{
     CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,

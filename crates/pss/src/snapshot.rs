@@ -143,10 +143,32 @@ impl Snapshot {
         })
     }
 
-    /// Writes the snapshot to a file at `path` ([`Snapshot::to_bytes`]).
+    /// Writes the snapshot to a file at `path` ([`Snapshot::to_bytes`]), whole or not at
+    /// all: the bytes go to [`Snapshot::partial_path`] first, which is renamed to `path`
+    /// once written and flushed, and removed on any error (a full disk, say).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        use std::io::Write;
         let path = path.as_ref();
-        std::fs::write(path, self.to_bytes()).map_err(|e| file_error(path, e))
+        let partial = Self::partial_path(path);
+        let written = std::fs::File::create(&partial)
+            .and_then(|mut f| {
+                f.write_all(&self.to_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&partial, path));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            file_error(path, e)
+        })
+    }
+
+    /// The file [`Snapshot::save`] writes before it becomes `path`: `PATH.partial-PID`. A
+    /// program that may be killed while saving removes it (the `pss` command does on
+    /// SIGINT, SIGTERM and SIGHUP).
+    pub fn partial_path(path: impl AsRef<Path>) -> std::path::PathBuf {
+        let mut p = path.as_ref().as_os_str().to_owned();
+        p.push(format!(".partial-{}", std::process::id()));
+        p.into()
     }
 
     /// Reads a snapshot file written by [`Snapshot::save`].

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::{Error, Result};
 use crate::flags::ContextFlags;
 use crate::linux::arch;
+use crate::linux::failpoint;
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
@@ -423,6 +424,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         set.wait_stopped(deadline, req.timeout, &mut warnings)?;
     }
 
+    failpoint::hit("seized");
     let mut stopped: Vec<(Tid, bool)> = set
         .tasks
         .iter()

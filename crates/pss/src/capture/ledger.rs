@@ -94,6 +94,13 @@ fn start_of(pid: i32) -> Option<u64> {
     procfs::stat_at(&format!("/proc/{pid}/stat")).map(|s| s.starttime)
 }
 
+/// Whether `pid` is the process that started at `start` and has not exited (a zombie
+/// has: an engine's zombie waits for an init that may never reap it).
+fn running(pid: i32, start: u64) -> bool {
+    procfs::stat_at(&format!("/proc/{pid}/stat"))
+        .is_some_and(|s| s.starttime == start && !matches!(s.state, b'Z' | b'X'))
+}
+
 /// Reaps what the files of dead engines name (of `target` only, if given); returns one line
 /// per clone found. Runs injections on the tracer thread.
 pub fn sweep(target: Option<i32>) -> Vec<String> {
@@ -125,10 +132,10 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
             continue;
         };
         let t = t as i32;
-        if start_of(engine as i32) == Some(engine_start) || target.is_some_and(|p| p != t) {
+        if running(engine as i32, engine_start) || target.is_some_and(|p| p != t) {
             continue;
         }
-        if start_of(t) != Some(t_start) {
+        if !running(t, t_start) {
             let _ = std::fs::remove_file(&path);
             continue;
         }

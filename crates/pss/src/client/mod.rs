@@ -29,6 +29,9 @@ pub(crate) const SHORT_REQUEST: Duration = Duration::from_secs(30);
 
 /// The connection to this process's engine.
 static CONN: Mutex<Option<Conn>> = Mutex::new(None);
+/// A duplicate of the connection's socket and the engine's pid, for [`interrupt`], which
+/// must not wait for [`CONN`] (a request may hold it for seconds).
+static ABORT: Mutex<Option<(OwnedFd, i32, u32)>> = Mutex::new(None);
 /// Counts engines started by this process; a clone remembers the one that holds it.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -36,9 +39,25 @@ struct Conn {
     chan: Channel,
     /// The engine's pid.
     engine: i32,
+    /// A pidfd of the engine: when it died, its exit tells when the kernel has released
+    /// everything it traced (the socket closes before that).
+    pidfd: Option<OwnedFd>,
     /// The process that started it (a forked child must not use its parent's).
     owner: u32,
     generation: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The duplicate would keep the socket open: the engine must see it close.
+        let mut abort = ABORT.lock().unwrap_or_else(|p| p.into_inner());
+        if abort
+            .as_ref()
+            .is_some_and(|(_, pid, _)| *pid == self.engine)
+        {
+            *abort = None;
+        }
+    }
 }
 
 /// Which engine answered a request.
@@ -146,6 +165,12 @@ fn exchange(conn: &Conn, req: &Request<'_>) -> std::result::Result<Reply, Failur
                 req.timeout.as_secs()
             )),
             std::io::ErrorKind::UnexpectedEof => {
+                if let Some(fd) = &conn.pidfd {
+                    let _ = crate::linux::channel::wait_readable(
+                        fd.as_fd(),
+                        Some(Instant::now() + START_DEADLINE),
+                    );
+                }
                 broken("exited during the request; the kernel released the target".into())
             }
             _ => broken(format!("cannot be read from: {e}")),
@@ -184,15 +209,16 @@ fn connect() -> Result<Conn> {
     spawn::spawn_detached(&path, &args, theirs.fd())
         .map_err(|e| failed(format!("could not be started: {e}")))?;
     drop(theirs);
+    let no_answer = |e: std::io::Error| {
+        failed(format!(
+            "did not answer its greeting ({e}): is it a pss engine? (docs/engine.md)"
+        ))
+    };
     ours.send(kind::HELLO, &Hello::ours().encode(), &[])
-        .map_err(|e| failed(format!("could not be greeted: {e}")))?;
+        .map_err(no_answer)?;
     let frame = ours
         .recv(Some(Instant::now() + START_DEADLINE))
-        .map_err(|e| {
-            failed(format!(
-                "did not answer its greeting ({e}): is it a pss engine? (docs/engine.md)"
-            ))
-        })?;
+        .map_err(no_answer)?;
     let hello = match frame.kind {
         kind::OK => Hello::decode(&frame.payload)
             .map_err(|e| failed(format!("sent a malformed greeting {e}")))?,
@@ -201,12 +227,55 @@ fn connect() -> Result<Conn> {
                 .unwrap_or_else(|e| failed(format!("sent a malformed refusal {e}"))))
         }
     };
+    if let Ok(dup) = ours.fd().try_clone_to_owned() {
+        *ABORT.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((dup, hello.pid, std::process::id()));
+    }
     Ok(Conn {
         chan: ours,
         engine: hello.pid,
+        pidfd: crate::linux::pidfd::open(hello.pid).ok(),
         owner: std::process::id(),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
     })
+}
+
+/// Ends the request in flight, if any, as if this process had died, and waits (up to
+/// `timeout`) until the engine has exited: it finishes the step it is in, releases the
+/// target, frees every clone it held and exits. Returns whether it did so in time. For a
+/// program's signal-handling thread (the `pss` command calls it on SIGINT, SIGTERM and
+/// SIGHUP); the request in flight fails with [`Error::Engine`].
+pub fn interrupt(timeout: Duration) -> bool {
+    let Some((sock, engine, owner)) = ABORT.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return true;
+    };
+    if owner != std::process::id() {
+        return true;
+    }
+    let pidfd = crate::linux::pidfd::open(engine).ok();
+    let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::Both);
+    drop(sock);
+    let Some(pidfd) = pidfd else { return true };
+    crate::linux::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
+}
+
+/// Asks the engine to reap the clones that engines which died left behind (`docs/engine.md`,
+/// "Strays"), in process `target` or in every process; one line per clone found.
+pub fn cleanup(target: Option<i32>) -> Result<Vec<String>> {
+    let mut w = Writer::default();
+    w.opt(&target, |w, &p| w.i32(p));
+    let reply = call(&Request {
+        kind: kind::CLEANUP,
+        payload: &w.buf,
+        fds: &[],
+        timeout: Duration::from_secs(120),
+        traces_caller: false,
+        only: None,
+    })?
+    .expect("sent to the current engine");
+    Reader::new(&reply.payload)
+        .seq(|r| r.str())
+        .map_err(|e| Error::Internal(format!("a malformed answer {e}")))
 }
 
 /// The engine's pid, starting it if needed (for tests and the `pss engine` command).
@@ -229,6 +298,7 @@ pub fn shutdown(timeout: Duration) -> bool {
     let Some(conn) = conn.filter(|c| c.owner == std::process::id()) else {
         return true;
     };
+
     let pidfd = crate::linux::pidfd::open(conn.engine).ok();
     drop(conn);
     let Some(pidfd) = pidfd else { return true };

@@ -13,7 +13,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::linux::channel::{Channel, Frame};
-use crate::linux::{pidfd, signals};
+use crate::linux::{failpoint, pidfd, signals};
 use crate::proto::{self, kind, CloneInfo, Hello, TargetSpec};
 
 /// How long a new engine waits for its caller's greeting.
@@ -35,7 +35,7 @@ pub(super) fn serve(sock: OwnedFd) -> i32 {
         Err(_) => return 1,
     };
     // Clones that engines which died left behind, in any target.
-    ledger::sweep(None);
+    session.swept = ledger::sweep(None);
     let signalled = session.run(&signals);
     // Every clone still held is freed, then reaps that could not be done are retried.
     drop(session);
@@ -66,6 +66,8 @@ struct Session {
     /// The clones held for the caller, by the id it knows them by.
     clones: HashMap<u64, HeldClone>,
     next_id: u64,
+    /// What the sweep at start reaped, for the first cleanup request to report.
+    swept: Vec<String>,
 }
 
 /// A request's successful answer: its bytes and the descriptors that go with them.
@@ -106,6 +108,7 @@ impl Session {
             caller_pidfd,
             clones: HashMap::new(),
             next_id: 1,
+            swept: Vec::new(),
         })
     }
 
@@ -138,6 +141,9 @@ impl Session {
             if sent.is_err() {
                 return false;
             }
+            if answer.is_ok() {
+                failpoint::hit("answered");
+            }
         }
     }
 
@@ -159,8 +165,11 @@ impl Session {
                 let target = Reader::new(&f.payload)
                     .opt(|r| r.i32())
                     .map_err(bad_request)?;
+                let mut lines = std::mem::take(&mut self.swept);
+                lines.retain(|l| target.map_or(true, |p| l.contains(&format!(" of process {p} "))));
+                lines.extend(ledger::sweep(target));
                 let mut w = Writer::default();
-                w.seq(&ledger::sweep(target), |w, line| w.str(line));
+                w.seq(&lines, |w, line| w.str(line));
                 Ok((w.buf, Vec::new()))
             }
             kind::CLOSE_FD => {
