@@ -31,6 +31,7 @@ use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
 
 use held::HeldClone;
+use trampoline::Trampoline;
 
 /// The process to capture.
 #[derive(Debug, Clone, Copy)]
@@ -328,9 +329,16 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
 fn pause(
     pid: i32,
     pidfd: &Option<OwnedFd>,
-    req: freeze::FreezeRequest,
+    mut req: freeze::FreezeRequest,
 ) -> Result<(freeze::Frozen, Option<ledger::Entry>)> {
     ledger::sweep(Some(pid));
+    // The trampoline is mapped before the pause and unmapped after it: the pause pays for
+    // neither syscall.
+    let mut trampoline = None;
+    if let Some(c) = req.clone.as_mut() {
+        c.trampoline = Trampoline::map(pid);
+        trampoline = c.trampoline.as_ref().ok().copied();
+    }
     let key = pidfd::identity(pid);
     let asked = Instant::now();
     let _turn = TargetLock::acquire(key, asked + req.timeout).map_err(|_| Error::Busy {
@@ -348,8 +356,21 @@ fn pause(
             _ => e,
         }
     });
+    drop(_turn);
+    let unmapped = trampoline.map(|t| t.unmap(pid));
     match frozen {
-        Ok(f) => Ok((f, entry)),
+        Ok(mut f) => {
+            if let Some(Err(why)) = unmapped {
+                f.warnings.push(Warning {
+                    tid: None,
+                    fd: None,
+                    message: format!(
+                        "the clone trampoline's page could not be unmapped from the target: {why}"
+                    ),
+                });
+            }
+            Ok((f, entry))
+        }
         Err(e) => {
             if let Some(entry) = entry {
                 entry.settle();

@@ -1,13 +1,20 @@
-//! The clone trampoline in the target (`linux::arch`'s page, `docs/engine.md`, "No
-//! window"): mapped by an injected `mmap` inside the pause, the clone made from it, and
-//! unmapped again by an injected `munmap` before the thread is restored. The page never
-//! outlives the pause in the target; in the clone it is unmapped at adoption.
+//! The clone trampoline in the target (`linux::arch`'s page; `docs/engine.md`, "No
+//! window"). It is mapped before the pause by an injected `mmap` in one thread (the others
+//! keep running), filled inside the pause with the code and the signal frame of the thread
+//! that makes the clone, and unmapped after the pause by an injected `munmap` — so the
+//! pause pays for neither syscall. In the clone it is unmapped at adoption.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::linux::arch;
 use crate::linux::inject::Injection;
 use crate::linux::mem::ProcMem;
+use crate::linux::tracer::{self, Role};
+
+use super::one_thread::with_one_thread;
+
+/// How long a thread of the target may take to stop for the `mmap` or `munmap`.
+const STOP_DEADLINE: Duration = Duration::from_millis(500);
 
 /// A trampoline page mapped in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,39 +26,45 @@ pub struct Trampoline {
 }
 
 impl Trampoline {
-    /// Maps the page in the injected thread's process and fills it (through `mem`, opened
-    /// for writing). `Err` says why there is none; the clone is then injected directly.
-    pub fn install(inj: &mut Injection, mem: &ProcMem, deadline: Instant) -> Result<Self, String> {
-        let (regs, mask) = inj.restored_state();
-        let mut page = arch::trampoline_page(inj.tid(), &regs, mask)
-            .map_err(|e| format!("its FPU state could not be read: {e}"))?
-            .ok_or("this architecture has no clone trampoline yet")?;
-        let len = page.len() as u64;
+    /// The mapping's length: room for the code, the frame and the largest XSAVE layout a
+    /// signal frame holds.
+    const LEN: u64 = 16 << 10;
+
+    /// Maps an empty trampoline in process `pid` (before the pause). `Err` says why there
+    /// is none; the clone is then injected directly.
+    pub fn map(pid: i32) -> Result<Self, String> {
+        if !arch::HAS_TRAMPOLINE {
+            return Err("this architecture has no clone trampoline yet".into());
+        }
         let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-        let out = inj
-            .syscall(
-                libc::SYS_mmap as u64,
-                [0, len, prot, flags, u64::MAX, 0],
-                deadline,
-            )
-            .map_err(|e| format!("the injected mmap failed: {e}"))?;
-        if (-4095..0).contains(&out.ret) {
+        let args = [0, Self::LEN, prot, flags, u64::MAX, 0];
+        let ret = inject_one(pid, libc::SYS_mmap, args)?;
+        if (-4095..0).contains(&ret) {
             return Err(format!(
                 "mmap(PROT_EXEC) was refused: {}",
-                std::io::Error::from_raw_os_error((-out.ret) as i32)
+                std::io::Error::from_raw_os_error((-ret) as i32)
             ));
         }
-        let t = Trampoline {
-            base: out.ret as u64,
-            len,
-        };
-        arch::place_trampoline(&mut page, t.base);
-        if let Err(e) = mem.write_exact(t.base, &page) {
-            let _ = t.remove(inj, deadline);
-            return Err(format!("the page could not be written: {e}"));
+        Ok(Trampoline {
+            base: ret as u64,
+            len: Self::LEN,
+        })
+    }
+
+    /// Fills the page for the thread `inj` holds (inside the pause), through `mem` (opened
+    /// for writing).
+    pub fn arm(&self, inj: &Injection, mem: &ProcMem) -> Result<(), String> {
+        let (regs, mask) = inj.restored_state();
+        let mut page = arch::trampoline_page(inj.tid(), &regs, mask)
+            .map_err(|e| format!("the thread's FPU state could not be read: {e}"))?
+            .ok_or("this architecture has no clone trampoline yet")?;
+        if page.len() as u64 > self.len {
+            return Err(format!("its XSAVE state needs a {}-byte page", page.len()));
         }
-        Ok(t)
+        arch::place_trampoline(&mut page, self.base);
+        mem.write_exact(self.base, &page)
+            .map_err(|e| format!("the page could not be written: {e}"))
     }
 
     /// Where the clone's `syscall` is.
@@ -59,8 +72,14 @@ impl Trampoline {
         self.base + arch::TRAMPOLINE_ENTRY
     }
 
-    /// Unmaps the page from the injected thread's process (an injected `munmap`).
-    pub fn remove(&self, inj: &mut Injection, deadline: Instant) -> Result<(), String> {
+    /// Unmaps the page from process `pid` (after the pause).
+    pub fn unmap(&self, pid: i32) -> Result<(), String> {
+        let ret = inject_one(pid, libc::SYS_munmap, [self.base, self.len, 0, 0, 0, 0])?;
+        errno(ret, "munmap")
+    }
+
+    /// Unmaps the page from the process `inj` is injecting into (the clone, at adoption).
+    pub fn unmap_with(&self, inj: &mut Injection, deadline: Instant) -> Result<(), String> {
         let out = inj
             .syscall(
                 libc::SYS_munmap as u64,
@@ -68,12 +87,30 @@ impl Trampoline {
                 deadline,
             )
             .map_err(|e| format!("the injected munmap failed: {e}"))?;
-        if out.ret < 0 {
-            return Err(format!(
-                "munmap returned {}",
-                std::io::Error::from_raw_os_error((-out.ret) as i32)
-            ));
-        }
-        Ok(())
+        errno(out.ret, "munmap")
     }
+}
+
+/// Runs syscall `nr` in one thread of `pid` (on the tracer thread); its return value.
+fn inject_one(pid: i32, nr: libc::c_long, args: [u64; 6]) -> Result<i64, String> {
+    let run = move || {
+        with_one_thread(pid, STOP_DEADLINE, |inj, _| {
+            inj.syscall(nr as u64, args, Instant::now() + STOP_DEADLINE)
+                .map(|o| o.ret)
+        })
+    };
+    match tracer::run_on(Role::Capture, run) {
+        Ok(Ok(ret)) => Ok(ret),
+        Ok(Err(e)) | Err(e) => Err(e.to_string()),
+    }
+}
+
+fn errno(ret: i64, what: &str) -> Result<(), String> {
+    if ret < 0 {
+        return Err(format!(
+            "{what} returned {}",
+            std::io::Error::from_raw_os_error((-ret) as i32)
+        ));
+    }
+    Ok(())
 }

@@ -37,6 +37,8 @@ pub struct Preflight {
 pub struct CloneRequest {
     /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall.
     pub vdso_site: Option<u64>,
+    /// The trampoline mapped in the target before the pause, or why there is none.
+    pub trampoline: std::result::Result<Trampoline, String>,
     /// Ranges to copy from the stopped target: forked-away ones and shared ones, within
     /// their limits.
     pub copy: Vec<(u64, u64, CopyReason)>,
@@ -124,6 +126,7 @@ pub fn preflight(
     Ok((
         CloneRequest {
             vdso_site: vdso.and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
+            trampoline: Err("not mapped yet".into()),
             copy,
         },
         found,
@@ -140,10 +143,12 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Res
     let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
         .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let deadline = Instant::now() + CLONE_DEADLINE;
-    let trampoline = if shadow_stack(pid, tid) {
-        Err("the thread has a shadow stack, which a signal return would check".to_string())
-    } else {
-        Trampoline::install(&mut inj, mem, deadline)
+    let trampoline = match &req.trampoline {
+        Err(why) => Err(why.clone()),
+        Ok(_) if shadow_stack(pid, tid) => {
+            Err("the thread has a shadow stack, which a signal return would check".to_string())
+        }
+        Ok(t) => t.arm(&inj, mem).map(|()| *t),
     };
     let outcome = inject_clone(&mut inj, trampoline.as_ref().ok(), deadline)
         .map_err(|e| clone_failed(pid, format!("the injected clone in thread {tid}: {e}")))?;
@@ -158,10 +163,6 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Res
         // has no EXITKILL yet.
         tracer::keep_clone();
     }
-    let removed = match &trampoline {
-        Ok(t) => t.remove(&mut inj, deadline),
-        Err(_) => Ok(()),
-    };
     let restored = inj.restore();
     let ret = outcome.map_or(-i64::from(libc::EAGAIN), |o| o.ret);
     if let Err(e) = restored {
@@ -193,11 +194,6 @@ pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Res
     if let Err(why) = &trampoline {
         notes.push(format!(
             "the clone was injected without a trampoline ({why}): an engine killed during the clone would have left thread {tid} with injected registers (docs/engine.md)"
-        ));
-    }
-    if let Err(why) = removed {
-        notes.push(format!(
-            "the trampoline page could not be unmapped from the target: {why}"
         ));
     }
     Ok(MadeClone {
@@ -412,7 +408,7 @@ pub fn close_fds(
         )));
     }
     if let Some(t) = trampoline {
-        t.remove(&mut inj, deadline).map_err(fail)?;
+        t.unmap_with(&mut inj, deadline).map_err(fail)?;
     }
     inj.restore().map_err(|e| fail(e.to_string()))
 }

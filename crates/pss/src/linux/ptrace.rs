@@ -4,6 +4,8 @@
 //! binds a tracee to the *thread* that seized it.
 
 use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A kernel task id (a thread id; the leader's tid is the pid).
@@ -271,10 +273,37 @@ pub fn wait_nohang(tid: Tid, leader: bool) -> io::Result<Option<WaitStatus>> {
     }))
 }
 
+/// Where tracee stops are announced: a `signalfd` for `SIGCHLD` (which the kernel sends the
+/// tracer for every ptrace stop), set up by the engine process. Without one, waits sleep.
+static STOPS: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Makes [`wait_report`] sleep on `fd`, a non-blocking `signalfd` for `SIGCHLD` (blocked in
+/// every thread), instead of polling, once a report is late.
+pub fn announce_stops_on(fd: OwnedFd) {
+    let _ = STOPS.set(fd);
+}
+
+/// Sleeps until a `SIGCHLD` (some tracee stopped or exited) or `timeout`, then drains it.
+fn sleep_until_a_stop(timeout: Duration) {
+    let Some(fd) = STOPS.get() else {
+        std::thread::sleep(Duration::from_micros(20));
+        return;
+    };
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    let _ = rustix::event::poll(&mut fds, Some(&ts));
+    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    while rustix::io::read(fd, &mut info).is_ok_and(|n| n > 0) {}
+}
+
 /// Waits for the next report of `tid` (see [`wait_nohang`] for `leader`) until `deadline`;
-/// past it, an error of kind `TimedOut`. Reports usually come within microseconds (an
-/// injected `clone` takes longer: the kernel copies page tables): spin, then yield, then
-/// sleep.
+/// past it, an error of kind `TimedOut`. Reports usually come within microseconds: spin,
+/// then yield. An injected `clone` takes longer (the kernel copies page tables): then sleep
+/// until the kernel announces a stop ([`announce_stops_on`]), so that the waiting thread
+/// neither steals the CPU the copy runs on nor wakes late.
 pub fn wait_report(tid: Tid, leader: bool, deadline: Instant) -> io::Result<WaitStatus> {
     let mut polls = 0u32;
     loop {
@@ -290,10 +319,12 @@ pub fn wait_report(tid: Tid, leader: bool, deadline: Instant) -> io::Result<Wait
         polls += 1;
         if polls < 64 {
             std::hint::spin_loop();
-        } else if polls < 20_000 {
+        } else if polls < 256 {
             std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(20));
+            // Bounded: a stop announced to another waiting thread is seen within 2 ms.
+            let left = deadline.saturating_duration_since(Instant::now());
+            sleep_until_a_stop(left.min(Duration::from_millis(2)));
         }
     }
 }

@@ -149,8 +149,22 @@ fn put32(page: &mut [u8], at: usize, v: u32) {
 
 /// The size of this CPU's signal-frame XSAVE layout and the components it holds: every
 /// user component enabled in `xcr0` except those enabled on demand (AMX tiles: XFD), laid
-/// out in the standard format (CPUID leaf 0xD).
+/// out in the standard format (CPUID leaf 0xD). Worked out once: `cpuid` traps to the
+/// hypervisor in a VM, and the pause must not pay for sixty of them.
 pub fn xstate_layout(xcr0: u64) -> (usize, u64) {
+    static LAYOUT: std::sync::OnceLock<(u64, usize, u64)> = std::sync::OnceLock::new();
+    let &(for_xcr0, size, features) = LAYOUT.get_or_init(|| {
+        let (size, features) = xstate_layout_uncached(xcr0);
+        (xcr0, size, features)
+    });
+    if for_xcr0 == xcr0 {
+        (size, features)
+    } else {
+        xstate_layout_uncached(xcr0)
+    }
+}
+
+fn xstate_layout_uncached(xcr0: u64) -> (usize, u64) {
     let mut size = 576usize; // legacy area + XSAVE header
     let mut features = xcr0 & 0b11;
     for i in 2..63u32 {
