@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use pss_testbed::harness::{children_of, Target};
 
+/// One test at a time: an engine that starts reaps what the ledger says dead engines left,
+/// so a test's stray clone could be reaped by another test's engine before it looks.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn pss() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss"))
 }
@@ -140,6 +148,7 @@ fn capture_time(pid: i32) -> Duration {
 
 #[test]
 fn a_server_never_answers_from_a_copy_whatever_kills_its_capturer() {
+    let _one = serial();
     let (mut t, port) = server(64);
     let pid = t.pid.to_string();
     let whole = capture_time(t.pid);
@@ -210,6 +219,7 @@ fn a_server_never_answers_from_a_copy_whatever_kills_its_capturer() {
 
 #[test]
 fn the_engine_killed_at_every_step_leaves_the_target_whole() {
+    let _one = serial();
     let (mut t, port) = server(16);
     let pid = t.pid.to_string();
     for point in [
@@ -270,6 +280,7 @@ fn the_engine_killed_at_every_step_leaves_the_target_whole() {
 
 #[test]
 fn a_stray_clone_is_reaped_by_the_next_capture_of_its_target() {
+    let _one = serial();
     let (mut t, port) = server(8);
     let pid = t.pid.to_string();
     let out = Command::new(pss())
@@ -300,6 +311,7 @@ fn a_stray_clone_is_reaped_by_the_next_capture_of_its_target() {
 
 #[test]
 fn two_and_four_capturers_of_one_target_all_succeed() {
+    let _one = serial();
     let (mut t, port) = server(16);
     let pid = t.pid.to_string();
     for n in [2, 4] {

@@ -86,6 +86,8 @@ fn one(threads: usize) {
 }
 
 fn main() {
+    // The bench is its own engine: no `pss-engine` need be built in release.
+    pss::engine::main_if_requested();
     let Some(counts) = bench::sizes_mib("duplicate", &[4, 64]) else {
         return;
     };

@@ -124,6 +124,8 @@ fn size_label(mib: usize) -> String {
 }
 
 fn main() {
+    // The bench is its own engine: no `pss-engine` need be built in release.
+    pss::engine::main_if_requested();
     let Some(sizes) = bench::sizes_mib("va_clone", &[64, 1024, 4096]) else {
         return;
     };
