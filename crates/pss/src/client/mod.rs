@@ -47,6 +47,15 @@ struct Conn {
     generation: u64,
 }
 
+impl Conn {
+    /// Whether the engine process has exited.
+    fn exited(&self) -> bool {
+        self.pidfd
+            .as_ref()
+            .is_some_and(|fd| crate::linux::pidfd::has_exited(fd.as_fd()))
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         // The duplicate would keep the socket open: the engine must see it close.
@@ -110,6 +119,10 @@ pub(crate) fn call(req: &Request<'_>) -> Result<Option<Reply>> {
     if slot.as_ref().is_some_and(|c| c.owner != std::process::id()) {
         // Inherited across fork(): the parent's, not ours. Closing our copy of the socket
         // leaves the parent's connection as it was.
+        *slot = None;
+    }
+    if slot.as_ref().is_some_and(Conn::exited) {
+        // It died between requests (its clones with it): start another.
         *slot = None;
     }
     if let Some(only) = req.only {
