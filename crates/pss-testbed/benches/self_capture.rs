@@ -10,8 +10,8 @@
 //! records its longest stall. In one run it measures its own `fork()` of the same memory
 //! (the floor), and a `Target::Current` capture with `VA_CLONE | THREADS | THREAD_CONTEXT`:
 //! the stall the meter thread saw, the engine's pause, and the whole call (which adds the
-//! helper's fork and exit). Results go to `docs/performance.md`. Medians; the machine is
-//! noisy.
+//! engine round trip, the clone's adoption and its free). Results go to
+//! `docs/performance.md`. Medians; the machine is noisy.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! Capture of the calling process (`(HANDLE)-1`): threads with contexts, auxiliary pages and
-//! a VA clone, through a helper process, without stopping the capturing thread for good.
+//! a VA clone, by the engine process like any other, without stopping the capturing thread
+//! for good.
 //! Here the test process is the target: it knows its own tids, fds and bytes.
 
 use std::hint::black_box;

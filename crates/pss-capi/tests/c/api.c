@@ -15,16 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last: %s)\n", __FILE__, __LINE__, #c, \
-                    PssLinuxLastErrorMessage());                                          \
-            failures++;                                                                   \
-        }                                                                                 \
-    } while (0)
-#define EXPECT(call, code) CHECK((call) == (DWORD)(code))
+#include "check.h"
 
 /* What the child knows: a word it changes after the capture, and the fd it reads. */
 static volatile uint64_t g_word = 0x1111222233334444ull;

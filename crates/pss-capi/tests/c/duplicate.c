@@ -16,16 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "[%d] %s:%d: CHECK failed: %s (last: %s)\n", (int)getpid(),     \
-                    __FILE__, __LINE__, #c, PssLinuxLastErrorMessage());                  \
-            failures++;                                                                   \
-        }                                                                                 \
-    } while (0)
-#define EXPECT(call, code) CHECK((call) == (DWORD)(code))
+#include "check.h"
 
 /* A request to the receiver, and what the target knows about itself. */
 typedef struct {

@@ -18,15 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last: %s)\n", __FILE__, __LINE__, #c, \
-                    PssLinuxLastErrorMessage());                                          \
-            failures++;                                                                   \
-        }                                                                                 \
-    } while (0)
+#include "check.h"
 
 #define ROUNDS 25
 

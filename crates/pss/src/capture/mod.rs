@@ -339,24 +339,7 @@ fn pause(
         c.trampoline = Trampoline::map(pid);
         trampoline = c.trampoline.as_ref().ok().copied();
     }
-    let key = pidfd::identity(pid);
-    let asked = Instant::now();
-    let _turn = TargetLock::acquire(key, asked + req.timeout).map_err(|_| Error::Busy {
-        pid,
-        waited_ms: asked.elapsed().as_millis() as u64,
-    })?;
-    let (role, entry) = match req.clone {
-        Some(_) => (Role::Keeper, ledger::intent(pid)),
-        None => (Role::Capture, None),
-    };
-    let frozen = tracer::run_on(role, move || freeze::freeze(req))?.map_err(|e| {
-        // An injected syscall fails in odd ways when the whole process is dying.
-        match pidfd {
-            Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
-            _ => e,
-        }
-    });
-    drop(_turn);
+    let (frozen, entry) = locked_freeze(pid, pidfd, req);
     let unmapped = trampoline.map(|t| t.unmap(pid));
     match frozen {
         Ok(mut f) => {
@@ -378,6 +361,30 @@ fn pause(
             Err(e)
         }
     }
+}
+
+/// [`freeze::freeze`] under the target's lock, with the clone's ledger file started first.
+fn locked_freeze(
+    pid: i32,
+    pidfd: &Option<OwnedFd>,
+    req: freeze::FreezeRequest,
+) -> (Result<freeze::Frozen>, Option<ledger::Entry>) {
+    let asked = Instant::now();
+    let Ok(_turn) = TargetLock::acquire(pidfd::identity(pid), asked + req.timeout) else {
+        let waited_ms = asked.elapsed().as_millis() as u64;
+        return (Err(Error::Busy { pid, waited_ms }), None);
+    };
+    let (role, entry) = match req.clone {
+        Some(_) => (Role::Keeper, ledger::intent(pid)),
+        None => (Role::Capture, None),
+    };
+    let frozen = tracer::run_on(role, move || freeze::freeze(req)).and_then(|r| r);
+    // An injected syscall fails in odd ways when the whole process is dying.
+    let frozen = frozen.map_err(|e| match pidfd {
+        Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+        _ => e,
+    });
+    (frozen, entry)
 }
 
 /// Turns a clone made during the pause into a [`HeldClone`] (whose drop frees it), then

@@ -108,7 +108,7 @@ fn run_job<R>(
         what: format!("running a syscall in thread {tid} of process {pid}: {why}"),
     };
     let (own, seccomp) = match candidate(pid, tid, mem) {
-        Candidate::Usable(own, seccomp) => (own, seccomp),
+        Candidate::Usable(u) => (u.site, u.seccomp),
         Candidate::Dispatching => return Err(not_usable("syscall user dispatch is on")),
         Candidate::Unusable => return Err(not_usable("seccomp strict mode, or it exited")),
     };

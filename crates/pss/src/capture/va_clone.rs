@@ -139,13 +139,14 @@ pub fn preflight(
 /// Inside the pause.
 pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Result<MadeClone> {
     let (copies, failed_copies) = copy_ranges(mem, &req.copy);
-    let (tid, site, seccomp) = pick_thread(pid, stopped, req.vdso_site, mem)?;
+    let (tid, site, usable) = pick_thread(pid, stopped, req.vdso_site, mem)?;
+    let seccomp = usable.seccomp;
     let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
         .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let deadline = Instant::now() + CLONE_DEADLINE;
     let trampoline = match &req.trampoline {
         Err(why) => Err(why.clone()),
-        Ok(_) if shadow_stack(pid, tid) => {
+        Ok(_) if usable.shadow_stack => {
             Err("the thread has a shadow stack, which a signal return would check".to_string())
         }
         Ok(t) => t.arm(&inj, mem).map(|()| *t),
@@ -232,12 +233,6 @@ fn inject_clone(
     Ok(None)
 }
 
-/// Whether thread `tid` runs with a user shadow stack (x86 CET), whose signal return the
-/// trampoline cannot satisfy.
-fn shadow_stack(pid: i32, tid: Tid) -> bool {
-    procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")).is_some_and(|s| s.shadow_stack)
-}
-
 fn copy_ranges(
     mem: &ProcMem,
     ranges: &[(u64, u64, CopyReason)],
@@ -268,11 +263,22 @@ pub(super) fn seccomp_option(seccomp: bool) -> u32 {
     }
 }
 
+/// What makes a stopped thread usable for an injected syscall.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Usable {
+    /// Its own syscall instruction, or none (then the vDSO's).
+    pub site: Option<u64>,
+    /// It has a seccomp filter (suspended for the injection).
+    pub seccomp: bool,
+    /// It runs with a user shadow stack (x86 CET), whose signal return the clone's
+    /// trampoline cannot satisfy.
+    pub shadow_stack: bool,
+}
+
 /// Whether a stopped thread can take an injected syscall, and the instruction to run it at.
 pub(super) enum Candidate {
-    /// Its own syscall instruction, or none (then the vDSO's); whether it has a seccomp
-    /// filter.
-    Usable(Option<u64>, bool),
+    /// It can.
+    Usable(Usable),
     /// Syscall user dispatch is on: an injected syscall would raise SIGSYS.
     Dispatching,
     /// Seccomp strict mode, or gone.
@@ -283,33 +289,41 @@ pub(super) fn candidate(pid: i32, tid: Tid, mem: &ProcMem) -> Candidate {
     let Ok(regs) = arch::get_raw(tid) else {
         return Candidate::Unusable;
     };
-    let seccomp = match procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")) {
+    let status = match procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")) {
         Some(s) if s.seccomp == 1 => return Candidate::Unusable,
-        Some(s) => s.seccomp == 2,
+        Some(s) => s,
         None => return Candidate::Unusable,
     };
     if ptrace::syscall_user_dispatch_on(tid) {
         return Candidate::Dispatching;
     }
-    Candidate::Usable(inject::find_site(mem, &regs, None), seccomp)
+    Candidate::Usable(Usable {
+        site: inject::find_site(mem, &regs, None),
+        seccomp: status.seccomp == 2,
+        shadow_stack: status.shadow_stack,
+    })
 }
 
-/// A stopped thread to inject into, the syscall instruction to use, and whether it has a
-/// seccomp filter: one stopped in a syscall if there is one (its own instruction), else the
-/// first usable one with the vDSO's.
+/// A stopped thread to inject into, the syscall instruction to use, and what else is known
+/// of it: one stopped in a syscall if there is one (its own instruction), else the first
+/// usable one with the vDSO's.
 fn pick_thread(
     pid: i32,
     stopped: &[Tid],
     vdso: Option<u64>,
     mem: &ProcMem,
-) -> Result<(Tid, u64, bool)> {
+) -> Result<(Tid, u64, Usable)> {
     let mut fallback = None;
     let mut dispatching = 0;
     for &tid in stopped {
         match candidate(pid, tid, mem) {
-            Candidate::Usable(Some(site), seccomp) => return Ok((tid, site, seccomp)),
-            Candidate::Usable(None, seccomp) if fallback.is_none() => {
-                fallback = vdso.map(|site| (tid, site, seccomp));
+            Candidate::Usable(
+                u @ Usable {
+                    site: Some(site), ..
+                },
+            ) => return Ok((tid, site, u)),
+            Candidate::Usable(u) if fallback.is_none() => {
+                fallback = vdso.map(|site| (tid, site, u));
             }
             Candidate::Dispatching => dispatching += 1,
             _ => {}

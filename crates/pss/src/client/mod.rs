@@ -99,8 +99,11 @@ pub(crate) struct Reply {
 
 /// How a request is sent.
 pub(crate) struct Request<'a> {
+    /// What is asked ([`kind`]).
     pub kind: u8,
+    /// Its arguments, encoded.
     pub payload: &'a [u8],
+    /// The descriptors it passes.
     pub fds: &'a [BorrowedFd<'a>],
     /// How long the answer may take.
     pub timeout: Duration,
