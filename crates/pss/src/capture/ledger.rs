@@ -23,6 +23,8 @@ use super::va_clone::Zombie;
 /// How long after the pause began a clone made in it may have started (its `starttime`),
 /// for a file whose clone was never recorded.
 const WINDOW: Duration = Duration::from_secs(5);
+/// How old an incomplete file must be before it is taken for the remains of a dead writer.
+const STALE: Duration = Duration::from_secs(60);
 
 /// One clone's file. Dropping it leaves the file (a clone may outlive the value); [`done`]
 /// removes it.
@@ -112,13 +114,16 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
     };
     let mut report = Vec::new();
     for e in entries.flatten() {
+        // `NAME.new` is a file being written — or left by an engine killed before it
+        // renamed it: read like the others, and dropped once old if it is incomplete.
         let path = e.path();
-        if path.extension().is_some() {
-            continue;
-        }
         let Some(rec) = std::fs::read_to_string(&path).ok().map(|t| parse(&t)) else {
             continue;
         };
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE);
         let get = |k: &str| rec.get(k).copied();
 
         let (Some(engine), Some(engine_start), Some(t), Some(t_start), Some(since)) = (
@@ -128,7 +133,9 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
             get("target_start"),
             get("since"),
         ) else {
-            let _ = std::fs::remove_file(&path);
+            if old {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         };
         let t = t as i32;
