@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pss::{
     CaptureFlags, CaptureOptions, ContextFlags, Error, ErrorKind, Snapshot, Target as PssTarget,
 };
-use pss_testbed::harness::{proc_state, wait_for_state, Target};
+use pss_testbed::harness::{children_of, proc_state, wait_for_state, Target};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
@@ -62,12 +62,19 @@ fn an_already_traced_target_names_its_tracer() {
     let pid = t.pid.to_string();
     let tracer = Target::spawn(exe(), &["tracer", &pid]);
     assert!(tracer.facts("error").is_empty(), "{:?}", tracer.facts);
+    let asked = Instant::now();
     let err = Snapshot::capture(
         PssTarget::Pid(t.pid),
         CaptureFlags::THREADS,
         ContextFlags::empty(),
     )
     .unwrap_err();
+    // At once: a debugger is not waited for as another capture would be.
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
     match &err {
         Error::AlreadyTraced {
             pid, tracer: by, ..
@@ -255,4 +262,35 @@ fn a_target_given_by_pidfd() {
         ),
         "{err} (pid {pid})"
     );
+}
+
+#[test]
+fn a_clone_freed_while_a_debugger_holds_the_target_is_reaped_once_it_leaves() {
+    let mut t = Target::spawn(exe(), &["threads", "2"]);
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::VA_CLONE,
+        ContextFlags::empty(),
+    )
+    .unwrap();
+    let clone = snap.va_clone().unwrap().pid();
+    // A debugger attaches to the target's leader, the thread a reap would stop.
+    let tracer = Target::spawn(exe(), &["tracer", &t.pid.to_string()]);
+    assert!(tracer.facts("error").is_empty(), "{:?}", tracer.facts);
+    drop(snap);
+    // The clone is dead; its zombie waits: the target cannot be stopped now.
+    assert_eq!(children_of(t.pid), vec![clone]);
+    assert_eq!(proc_state(clone), 'Z');
+    drop(tracer);
+    // The engine retries until the reap works.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !children_of(t.pid).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the zombie {clone} was never reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.assert_unharmed();
+    t.wake_parked_and_check();
 }
