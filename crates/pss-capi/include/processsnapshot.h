@@ -261,9 +261,18 @@ typedef enum {
     PSS_WALK_THREAD_NAME = 4
 } PSS_WALK_INFORMATION_CLASS;
 
-typedef enum { PSS_DUPLICATE_NONE = 0x00, PSS_DUPLICATE_CLOSE_SOURCE = 0x01 } PSS_DUPLICATE_FLAGS;
+/* The flag enumerations have a fixed 32-bit type in C++, so that the bitwise operators
+ * defined at the end of this header (the SDK's DEFINE_ENUM_FLAG_OPERATORS) stay in range.
+ * Their size is 4 in C and in C++ alike. */
+#ifdef __cplusplus
+#define PSS_FLAG_ENUM enum : unsigned int
+#else
+#define PSS_FLAG_ENUM enum
+#endif
 
-typedef enum {
+typedef PSS_FLAG_ENUM { PSS_DUPLICATE_NONE = 0x00, PSS_DUPLICATE_CLOSE_SOURCE = 0x01 } PSS_DUPLICATE_FLAGS;
+
+typedef PSS_FLAG_ENUM {
     PSS_HANDLE_NONE = 0x00,
     PSS_HANDLE_HAVE_TYPE = 0x01,
     PSS_HANDLE_HAVE_NAME = 0x02,
@@ -281,7 +290,7 @@ typedef enum {
     PSS_OBJECT_TYPE_SEMAPHORE = 6
 } PSS_OBJECT_TYPE;
 
-typedef enum {
+typedef PSS_FLAG_ENUM {
     PSS_PROCESS_FLAGS_NONE = 0x00000000,
     PSS_PROCESS_FLAGS_PROTECTED = 0x00000001,
     PSS_PROCESS_FLAGS_WOW64 = 0x00000002,
@@ -290,7 +299,9 @@ typedef enum {
     PSS_PROCESS_FLAGS_FROZEN = 0x00000010
 } PSS_PROCESS_FLAGS;
 
-typedef enum { PSS_THREAD_FLAGS_NONE = 0x0000, PSS_THREAD_FLAGS_TERMINATED = 0x0001 } PSS_THREAD_FLAGS;
+typedef PSS_FLAG_ENUM { PSS_THREAD_FLAGS_NONE = 0x0000, PSS_THREAD_FLAGS_TERMINATED = 0x0001 } PSS_THREAD_FLAGS;
+
+#undef PSS_FLAG_ENUM
 
 /* ---- Query records --------------------------------------------------------------------- */
 
@@ -506,6 +517,22 @@ const char *PssLinuxLastErrorMessage(void);
 
 #ifdef __cplusplus
 }
+
+/* What the Windows SDK's DEFINE_ENUM_FLAG_OPERATORS gives C++ code for the flag
+ * enumerations: |, &, ^, ~ and the compound assignments (`d |= PSS_DUPLICATE_CLOSE_SOURCE`). */
+#define PSS_ENUM_FLAG_OPERATORS(T)                                                           \
+    inline constexpr T operator|(T a, T b) { return T(unsigned(a) | unsigned(b)); }          \
+    inline constexpr T operator&(T a, T b) { return T(unsigned(a) & unsigned(b)); }          \
+    inline constexpr T operator^(T a, T b) { return T(unsigned(a) ^ unsigned(b)); }          \
+    inline constexpr T operator~(T a) { return T(~unsigned(a)); }                           \
+    inline T &operator|=(T &a, T b) { return a = a | b; }                                   \
+    inline T &operator&=(T &a, T b) { return a = a & b; }                                   \
+    inline T &operator^=(T &a, T b) { return a = a ^ b; }
+PSS_ENUM_FLAG_OPERATORS(PSS_DUPLICATE_FLAGS)
+PSS_ENUM_FLAG_OPERATORS(PSS_HANDLE_FLAGS)
+PSS_ENUM_FLAG_OPERATORS(PSS_PROCESS_FLAGS)
+PSS_ENUM_FLAG_OPERATORS(PSS_THREAD_FLAGS)
+#undef PSS_ENUM_FLAG_OPERATORS
 #endif
 
 #endif /* PSS_PROCESSSNAPSHOT_H */

@@ -18,7 +18,6 @@ use crate::{convert, registry, shared};
 const ERROR_SUCCESS: u32 = 0;
 const ERROR_ACCESS_DENIED: u32 = 5;
 const ERROR_INVALID_HANDLE: u32 = 6;
-const ERROR_NOT_ENOUGH_MEMORY: u32 = 8;
 const ERROR_BAD_LENGTH: u32 = 24;
 const ERROR_NOT_SUPPORTED: u32 = 50;
 const ERROR_INVALID_PARAMETER: u32 = 87;
@@ -349,18 +348,10 @@ pub extern "C" fn PssQuerySnapshot(
                 "PSS_PROCESS_INFORMATION",
             ),
             QueryInfo::VaClone(c) => {
-                const WHAT: &str = "PSS_VA_CLONE_INFORMATION";
-                // Checked first: a pidfd is only made when it can be handed over.
-                check_record::<usize>(buffer, buffer_length, WHAT)?;
-                // A new pidfd the caller owns (and closes); the snapshot keeps its own.
-                let fd = c.pidfd().try_clone_to_owned().map_err(|e| {
-                    fail(
-                        ERROR_NOT_ENOUGH_MEMORY,
-                        format!("cannot duplicate the clone's pidfd: {e}"),
-                    )
-                })?;
-                let raw = std::os::fd::IntoRawFd::into_raw_fd(fd) as usize;
-                write_record(buffer, buffer_length, &raw, WHAT)
+                // The snapshot's own pidfd, the same on every query, closed by
+                // PssFreeSnapshot (Windows code never closes it).
+                let raw = std::os::fd::AsRawFd::as_raw_fd(&c.pidfd()) as usize;
+                write_record(buffer, buffer_length, &raw, "PSS_VA_CLONE_INFORMATION")
             }
             QueryInfo::AuxiliaryPages { aux_pages_captured } => write_record(
                 buffer,

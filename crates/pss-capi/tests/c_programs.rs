@@ -134,3 +134,23 @@ fn a_program_that_reaps_its_children_captures_itself_and_its_child_unharmed() {
     );
     assert_eq!(run(&exe, &[]), "reaper ok\n");
 }
+
+#[test]
+fn windows_clients_as_written_work() {
+    let exe = build(
+        &["cc", "-std=c11", "-pthread"],
+        &crate_dir().join("tests/c/clients.c"),
+        "clients",
+    );
+    assert_eq!(run(&exe, &[]), "clients ok\n");
+}
+
+#[test]
+fn cpp_code_combines_the_flag_enumerations_as_with_the_windows_sdk() {
+    let exe = build(
+        &["c++", "-std=c++17", "-x", "c++"],
+        &crate_dir().join("tests/c/flags.cpp"),
+        "flags-cpp",
+    );
+    assert_eq!(run(&exe, &[]), "flags ok\n");
+}

@@ -75,7 +75,8 @@ struct CaptureArgs {
     /// hyphens, comma-separated (see `pss flags`).
     #[arg(long, value_name = "LIST", conflicts_with = "all", default_value = DEFAULT_FLAGS)]
     flags: String,
-    /// Capture everything this build supports.
+    /// Capture everything this build supports (not handle-trace or ipt-trace, which are
+    /// accepted but yield nothing on Linux, nor the mandatory create-breakaway).
     #[arg(long)]
     all: bool,
     /// With a VA clone: keep it (and the snapshot) after printing, until stdin reaches end
@@ -274,8 +275,10 @@ fn print_flags() {
     for (flag, name) in CaptureFlags::all_cli_names() {
         let supported = if CaptureFlags::SUPPORTED.contains(flag) {
             "supported"
+        } else if CaptureFlags::WITHOUT_DATA.contains(flag) {
+            "accepted, yields nothing on Linux (a warning says so; not in --all)"
         } else {
-            "not supported yet"
+            "not supported"
         };
         println!("  {name:<34} {:#010x}  {supported}", flag.bits());
     }

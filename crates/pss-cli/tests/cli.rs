@@ -157,15 +157,51 @@ fn exit_codes() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("zombie"));
 
-    // 6: not supported yet.
+    // 6: not supported.
     let mut t = Target::spawn(&testbed(), &["idle"]);
     let pid = t.pid.to_string();
-    let o = run(&["capture", &pid, "--flags", "threads,handle-trace"]);
+    let o = run(&["capture", &pid, "--flags", "threads,create-force-breakaway"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("not supported: capture flag(s) handle-trace"),
+        stderr(&o).contains("not supported: capture flag(s) create-force-breakaway"),
         "{}",
         stderr(&o)
+    );
+    // Handle and IPT tracing are accepted and yield nothing but a warning saying so.
+    let o = run(&[
+        "capture",
+        &pid,
+        "--flags",
+        "threads,handle-trace,ipt-trace",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warned: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert!(
+        warned
+            .iter()
+            .any(|m| m.starts_with("PSS_CAPTURE_HANDLE_TRACE")),
+        "{warned:?}"
+    );
+    assert!(
+        warned
+            .iter()
+            .any(|m| m.starts_with("PSS_CAPTURE_IPT_TRACE")),
+        "{warned:?}"
+    );
+    let flags = run(&["flags"]);
+    let listed = String::from_utf8_lossy(&flags.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("handle-trace") && l.contains("yields nothing")),
+        "{listed}"
     );
 
     // 4: already traced, naming the tracer.
@@ -333,4 +369,29 @@ fn a_saved_snapshot_shows_exactly_as_captured() {
     let o = run(&["show", file_s]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains(file_s), "{}", stderr(&o));
+}
+
+#[test]
+fn a_target_in_seccomp_strict_mode_is_refused_a_clone_with_the_true_reason() {
+    let mut t = Target::spawn(&testbed(), &["strict"]);
+    let pid = t.pid.to_string();
+    let o = run(&["capture", &pid, "--all"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("every thread is in seccomp strict mode"),
+        "{err}"
+    );
+    assert!(err.contains("can still be captured"), "{err}");
+    assert!(!err.contains("no thread is in a syscall"), "{err}");
+    t.ping();
+    // What the message says works, works.
+    let o = run(&[
+        "capture",
+        &pid,
+        "--flags",
+        "threads,thread-context,handles,va-space,auxiliary-pages",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    t.assert_unharmed();
 }

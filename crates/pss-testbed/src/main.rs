@@ -12,7 +12,8 @@
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
 //! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `sud` (syscall user dispatch on), `va MIB [thp] [sleep]
 //! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands), `server MIB` (a TCP
-//! server that answers with its pid, see `server.rs`).
+//! server that answers with its pid, see `server.rs`), `strict` (one thread in seccomp
+//! strict mode, answering `ping` only).
 
 use pss_testbed::reg_value;
 
@@ -87,6 +88,11 @@ fn main() {
                 has("seccomp"),
                 has("uffd"),
             );
+        }
+        "strict" => {
+            // Only this thread, then seccomp strict mode: it may read, write and exit.
+            say("ready");
+            park::strict_mode_loop();
         }
         "server" => {
             parked = park::Parked::spawn(2);

@@ -244,3 +244,45 @@ pub fn vfork_in_thread(ms: u64) {
     });
     std::thread::sleep(std::time::Duration::from_millis(50));
 }
+
+/// `strict` mode: puts the calling (only) thread in seccomp strict mode and answers `ping`
+/// with `pong` until end of input, with raw `read`/`write`/`exit` only (strict mode kills on
+/// any other syscall, so nothing here allocates or locks). Its registers are checked after
+/// every read, as the main thread's are in the other modes (`main BAD`, exit 4).
+pub fn strict_mode_loop() -> ! {
+    let mut line = [0u8; 64];
+    let (g, x) = known(MAIN_INDEX);
+    // SAFETY: prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) on this thread; afterwards only
+    // raw read/write/exit syscalls are made, on our own fds and buffers.
+    unsafe {
+        crate::check(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_STRICT) as _,
+            "PR_SET_SECCOMP",
+        );
+        let mut n = 0usize;
+        loop {
+            let (ret, og, ox, b) = raw_read(0, g, x);
+            if ret != 1 {
+                libc::syscall(libc::SYS_exit, if ret == 0 { 0 } else { 4 });
+            }
+            if og != g || ox != x {
+                libc::syscall(
+                    libc::SYS_write,
+                    1,
+                    b"main BAD registers\n".as_ptr(),
+                    19usize,
+                );
+                libc::syscall(libc::SYS_exit, 4);
+            }
+            if b == b'\n' {
+                if &line[..n] == b"ping" {
+                    libc::syscall(libc::SYS_write, 1, b"pong\n".as_ptr(), 5usize);
+                }
+                n = 0;
+            } else if n < line.len() {
+                line[n] = b;
+                n += 1;
+            }
+        }
+    }
+}

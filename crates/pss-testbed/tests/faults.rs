@@ -196,11 +196,14 @@ fn a_thread_that_cannot_stop_times_out_and_the_target_is_released() {
 }
 
 #[test]
-fn flags_not_built_yet_are_refused_by_name() {
+fn flags_not_built_are_refused_by_name_and_trace_flags_yield_a_warning() {
     let mut t = Target::spawn(exe(), &["idle"]);
     for (flag, name) in [
-        (CaptureFlags::HANDLE_TRACE, "handle-trace"),
-        (CaptureFlags::IPT_TRACE, "ipt-trace"),
+        (
+            CaptureFlags::CREATE_FORCE_BREAKAWAY,
+            "create-force-breakaway",
+        ),
+        (CaptureFlags::RESERVED_00004000, "0x4000"),
     ] {
         let err = Snapshot::capture(
             PssTarget::Pid(t.pid),
@@ -211,6 +214,26 @@ fn flags_not_built_yet_are_refused_by_name() {
         assert_eq!(err.kind(), ErrorKind::NotSupported);
         assert!(err.to_string().contains(name), "{err}");
     }
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        CaptureFlags::THREADS | CaptureFlags::WITHOUT_DATA,
+        ContextFlags::empty(),
+    )
+    .expect("handle and IPT tracing do not fail a capture");
+    assert_eq!(snap.threads().unwrap().len(), 1);
+    let warned: Vec<&str> = snap.warnings().iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        warned.iter().any(|m| m.contains("handle trace")),
+        "{warned:?}"
+    );
+    assert!(
+        warned.iter().any(|m| m.contains("Processor Trace")),
+        "{warned:?}"
+    );
+    let e = snap
+        .query(pss::QueryClass::HandleTraceInformation)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
     t.assert_unharmed();
 }
 

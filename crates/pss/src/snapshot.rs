@@ -427,7 +427,10 @@ fn not_found(class: QueryClass) -> Error {
         QueryClass::VaSpaceInformation => ("VA space", "PSS_CAPTURE_VA_SPACE"),
         QueryClass::HandleInformation => ("handles", "PSS_CAPTURE_HANDLES"),
         QueryClass::ThreadInformation => ("threads", "PSS_CAPTURE_THREADS"),
-        QueryClass::HandleTraceInformation => ("handle trace", "PSS_CAPTURE_HANDLE_TRACE"),
+        QueryClass::HandleTraceInformation => (
+            "handle trace (Linux keeps no record of a process's fd operations)",
+            "PSS_CAPTURE_HANDLE_TRACE, which yields none on Linux",
+        ),
         QueryClass::PerformanceCounters => {
             ("performance counters", "PSS_CREATE_MEASURE_PERFORMANCE")
         }

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::client::{self, EngineRef};
 use crate::error::{Error, Result};
 use crate::linux::mem::ProcMem;
+use crate::linux::pidfd;
 use crate::proto::CloneInfo;
 use crate::records::{CopiedRange, MemoryHole};
 
@@ -26,7 +27,11 @@ pub struct VaClone {
     pub(crate) target: i32,
     pub(crate) pid: i32,
     pub(crate) pid_in_target: i32,
-    pub(crate) pidfd: OwnedFd,
+    /// Its pidfd (always `Some` until dropped), and the pidfd's identity: the C ABI lends
+    /// its number as `VaCloneHandle`, and a caller that closed it must not have us close a
+    /// reused number.
+    pub(crate) pidfd: Option<OwnedFd>,
+    pub(crate) pidfd_id: Option<(u64, u64)>,
     pub(crate) mem: ProcMem,
     pub(crate) copies: Vec<CopiedRange>,
     pub(crate) holes: Vec<MemoryHole>,
@@ -59,7 +64,8 @@ impl VaClone {
             target: info.target,
             pid: info.pid,
             pid_in_target: info.pid_in_target,
-            pidfd,
+            pidfd_id: pidfd::fd_identity(pidfd.as_fd()),
+            pidfd: Some(pidfd),
             mem: ProcMem::from_fd(mem),
             copies: info.copies,
             holes: info.holes,
@@ -78,9 +84,10 @@ impl VaClone {
         self.pid_in_target
     }
 
-    /// A pidfd of the clone, owned by the snapshot.
+    /// A pidfd of the clone, owned by the snapshot (the same one on every call; closed when
+    /// the snapshot is freed).
     pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.pidfd.as_ref().expect("held until drop").as_fd()
     }
 
     /// Ranges copied from the stopped target during the pause (forked-away mappings and,
@@ -168,6 +175,13 @@ impl VaClone {
 
 impl Drop for VaClone {
     fn drop(&mut self) {
+        if let (Some(fd), Some(id)) = (self.pidfd.take(), self.pidfd_id) {
+            use std::os::fd::AsRawFd;
+            if !pidfd::still_is(fd.as_raw_fd(), id, self.pid) {
+                // Closed by a C caller, and maybe reused since: not ours to close.
+                std::mem::forget(fd);
+            }
+        }
         // In a process forked from the one that captured, the clone is the parent's.
         if self.engine.owner == std::process::id() {
             let of_caller = self.target == self.engine.owner as i32;

@@ -180,7 +180,6 @@ int main(void) {
     EXPECT(PssQuerySnapshot(snap, PSS_QUERY_PROCESS_INFORMATION, &pi, sizeof pi), ERROR_SUCCESS);
     PSS_VA_CLONE_INFORMATION ci;
     EXPECT(PssQuerySnapshot(snap, PSS_QUERY_VA_CLONE_INFORMATION, &ci, sizeof ci), ERROR_SUCCESS);
-    close((int)(intptr_t)ci.VaCloneHandle);
 
     /* ---- The receiver frees its own copy. */
     EXPECT(PssDuplicateSnapshot((HANDLE)-1, snap, rproc, &there, PSS_DUPLICATE_NONE), ERROR_SUCCESS);

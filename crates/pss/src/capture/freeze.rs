@@ -22,9 +22,13 @@ use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::tracer;
-use crate::records::{AuxiliaryPage, AuxiliaryPageKind, GeneralRegisters, ThreadContext, Warning};
+use crate::records::{
+    AuxiliaryPage, AuxiliaryPageKind, GeneralRegisters, PhaseCost, ThreadContext, Warning,
+};
 
+use super::cost;
 use super::va_clone::{self, CloneRequest, MadeClone};
+use crate::linux::clock::Stopwatch;
 
 /// What to stop and what to read while stopped.
 #[derive(Debug, Clone)]
@@ -81,6 +85,23 @@ pub struct Frozen {
     pub clone: Option<MadeClone>,
     /// Stack and TLS copies, if asked for.
     pub aux_pages: Option<Vec<AuxiliaryPage>>,
+    /// The target's `/proc/PID/status` as it read while its threads were stopped (with a
+    /// clone: the memory counters at the capture instant come from it), and the bytes of
+    /// mappings of ours it counts (the clone's trampoline, not yet touched).
+    pub status_at_pause: Option<(Vec<u8>, u64)>,
+    /// What each part of the pause cost.
+    pub costs: FreezeCosts,
+}
+
+/// What the parts of a pause cost (the performance counters).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FreezeCosts {
+    /// Stopping the threads and reading their registers.
+    pub threads: PhaseCost,
+    /// Copying the auxiliary pages.
+    pub aux_pages: PhaseCost,
+    /// Making the clone (the ranges copied for it, the trampoline, the injected `clone`).
+    pub va_clone: PhaseCost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +397,10 @@ impl Drop for Seized {
 /// Stops every thread of `req.pid`, reads what was asked, and lets them go.
 pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     let deadline = Instant::now() + req.timeout;
+    let sw = Stopwatch::start();
+    let mut costs = FreezeCosts::default();
+    // Allocated now: the pause reads into it.
+    let mut status_buf = Vec::with_capacity(if req.clone.is_some() { 8192 } else { 0 });
     let mut set = Seized::new(req.pid);
     let mut warnings = Vec::new();
     let task_dir = format!("/proc/{}/task", req.pid);
@@ -468,6 +493,13 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
+    costs.threads = cost(&sw);
+    // The memory counters at the capture instant (the clone's own differ: a fork maps no
+    // file page until it is touched). One read of a small file, O(1) in the kernel.
+    let status_at_pause = req.clone.is_some().then(|| {
+        let path = format!("/proc/{}/status", req.pid);
+        procfs::read_at(&rustix::fs::CWD, &path, &mut status_buf).map(|()| status_buf)
+    });
     // One /proc/PID/mem for everything copied from the stopped target (writable for the
     // clone's trampoline).
     let mem = (req.clone.is_some() || req.aux_stack_limit.is_some()).then(|| {
@@ -478,11 +510,14 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         };
         opened.map_err(|e| Error::from_proc_io(req.pid, path, e))
     });
+    let sw = Stopwatch::start();
     let aux_pages = req.aux_stack_limit.map(|limit| match &mem {
         Some(Ok(mem)) => copy_aux_pages(mem, &threads, limit, &req.mappings),
         _ => Vec::new(),
     });
+    costs.aux_pages = cost(&sw);
     // The clone last: it takes the longest (the kernel copies the page tables).
+    let sw = Stopwatch::start();
     let clone = match (&req.clone, mem) {
         (Some(c), Some(Ok(mem))) => {
             let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
@@ -491,6 +526,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         (Some(_), Some(Err(e))) => Some(Err(e)),
         _ => None,
     };
+    costs.va_clone = cost(&sw);
     let first = set.first_interrupt;
     let group_stopped: Vec<Tid> = threads
         .iter()
@@ -508,6 +544,15 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         warnings,
         clone,
         aux_pages,
+        status_at_pause: status_at_pause.and_then(std::io::Result::ok).map(|b| {
+            let ours = req
+                .clone
+                .as_ref()
+                .and_then(|c| c.trampoline.as_ref().ok())
+                .map_or(0, |t| t.len);
+            (b, ours)
+        }),
+        costs,
     })
 }
 

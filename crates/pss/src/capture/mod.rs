@@ -152,12 +152,13 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         boot: clock::boot_time(),
         tck: clock::ticks_per_second(),
     };
-    let mut warnings: Vec<Warning> = Vec::new();
+    let mut warnings = without_data(flags);
     let exited = |e: Error| match e {
         Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
         e => e,
     };
     let (clone_req, clone_found) = if want_clone {
+        va_clone::refuse_strict(pid, st.seccomp).map_err(exited)?;
         let (req, found) =
             va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
                 .map_err(exited)?;
@@ -175,7 +176,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     let mut made_clone = None;
     let mut ledger_entry = None;
     let mut aux_pages = None;
-    let sw = Stopwatch::start();
+    let mut status_at_pause = None;
     let frozen = if !must_stop {
         None
     } else {
@@ -205,6 +206,10 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         warnings.extend(frozen.warnings);
         made_clone = frozen.clone;
         aux_pages = frozen.aux_pages;
+        status_at_pause = frozen.status_at_pause;
+        perf.threads = frozen.costs.threads;
+        perf.aux_pages = frozen.costs.aux_pages;
+        perf.va_clone = frozen.costs.va_clone;
         Some(frozen.threads)
     };
 
@@ -217,7 +222,9 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
                 fd: None,
                 message: n.clone(),
             }));
+            let sw = Stopwatch::start();
             let c = adopt_clone(pid, &pidfd, made, found.holes, flags, ledger_entry.take())?;
+            perf.va_clone = perf.va_clone + cost(&sw);
             (Some(c), found.dontfork_maps)
         }
         _ => (None, Vec::new()),
@@ -229,9 +236,10 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
                     tls_of.insert(t.tid, g.tls_base());
                 }
             }
+            let sw = Stopwatch::start();
             let entry = process::entry_point(&mut dir);
             let list = threads::build(pid, frozen, zombie_leader, entry, &clocks, &mut warnings);
-            perf.threads = cost(&sw);
+            perf.threads = perf.threads + cost(&sw);
             Some(list)
         }
         _ => None,
@@ -252,17 +260,20 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         None
     };
     if let Some(c) = &va_clone {
+        let sw = Stopwatch::start();
         let (clone, site, seccomp, trampoline) = (source, c.site, c.seccomp, c.trampoline);
         tracer::run_on(Role::Keeper, move || {
             va_clone::close_fds(clone, site, seccomp, trampoline)
         })??;
+        perf.va_clone = perf.va_clone + cost(&sw);
     }
-    // After the trampoline left the clone: its counters are the target's at the pause.
-    let counters = clone_dir.as_mut().map(|d| process::CloneCounters {
-        dir: d,
-        dontfork_bytes: maps::parse(&dontfork_maps).map(|m| m.end - m.start).sum(),
-    });
-    let process = process::read(&mut dir, st.state, &clocks, counters).map_err(exited)?;
+    let process = process::read(
+        &mut dir,
+        st.state,
+        &clocks,
+        status_at_pause.as_ref().map(|(b, n)| (&b[..], *n)),
+    )
+    .map_err(exited)?;
     let va_space = if flags.contains(CaptureFlags::VA_SPACE) {
         let sw = Stopwatch::start();
         let mut own_dir;
@@ -451,14 +462,16 @@ fn adopt_clone(
     Ok(clone)
 }
 
+/// What the phase `sw` measured cost so far.
 fn cost(sw: &Stopwatch) -> PhaseCost {
     let (wall, cycles) = sw.elapsed();
     PhaseCost { cycles, wall }
 }
 
-/// Refuses flags this build does not implement, naming them.
+/// Refuses flags this build does not implement, naming them (those accepted without data
+/// are not refused: see [`without_data`]).
 fn check_flags(flags: CaptureFlags) -> Result<()> {
-    let unsupported = flags - CaptureFlags::SUPPORTED;
+    let unsupported = flags - CaptureFlags::SUPPORTED - CaptureFlags::WITHOUT_DATA;
     if unsupported.is_empty() {
         return Ok(());
     }
@@ -471,10 +484,27 @@ fn check_flags(flags: CaptureFlags) -> Result<()> {
         .collect();
     Err(Error::NotSupported {
         what: format!(
-            "capture flag(s) {} (see docs/differences.md: handle and IPT tracing have no Linux implementation yet)",
+            "capture flag(s) {} (docs/mapping.md lists what each flag captures on Linux)",
             names.join(", ")
         ),
     })
+}
+
+/// The warnings for flags accepted without data ([`CaptureFlags::WITHOUT_DATA`]).
+fn without_data(flags: CaptureFlags) -> Vec<Warning> {
+    let said = |message: &str| Warning {
+        tid: None,
+        fd: None,
+        message: message.into(),
+    };
+    let mut out = Vec::new();
+    if flags.contains(CaptureFlags::HANDLE_TRACE) {
+        out.push(said("PSS_CAPTURE_HANDLE_TRACE: Linux keeps no record of a process's fd operations, so there is no handle trace; its query answers not found, as on Windows for a process without handle tracing enabled"));
+    }
+    if flags.contains(CaptureFlags::IPT_TRACE) {
+        out.push(said("PSS_CAPTURE_IPT_TRACE: no Intel Processor Trace is captured on Linux; nothing was recorded"));
+    }
+    out
 }
 
 /// The pid of the target, and a pidfd to tell whether it exited during the capture.

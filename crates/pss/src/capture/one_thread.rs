@@ -110,7 +110,8 @@ fn run_job<R>(
     let (own, seccomp) = match candidate(pid, tid, mem) {
         Candidate::Usable(u) => (u.site, u.seccomp),
         Candidate::Dispatching => return Err(not_usable("syscall user dispatch is on")),
-        Candidate::Unusable => return Err(not_usable("seccomp strict mode, or it exited")),
+        Candidate::Strict => return Err(not_usable("it is in seccomp strict mode")),
+        Candidate::Unusable => return Err(not_usable("it exited")),
     };
     let site = own
         .or(vdso)

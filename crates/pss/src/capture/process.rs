@@ -12,31 +12,24 @@ use crate::linux::procfs::{stat, status, ProcDir};
 use crate::linux::{clock, sched};
 use crate::records::{ProcessInformation, ProcessLinux};
 
-/// Where a VA clone capture reads the memory counters: the clone (the capture instant), and
-/// the bytes of the `MADV_DONTFORK` mappings it lacks.
-pub struct CloneCounters<'a> {
-    /// The clone's `/proc` directory.
-    pub dir: &'a mut ProcDir,
-    /// The total size of the target's forked-away mappings, added back to the virtual size.
-    pub dontfork_bytes: u64,
-}
-
 /// Reads the process information. `state_before` is the state letter seen before the pause,
-/// so that the capture's own stop is never reported as `FROZEN`. With `clone`, the current
-/// memory counters (sizes, working set, commit, page tables, swap) come from the clone; the
-/// peaks, times and identity from the target.
+/// so that the capture's own stop is never reported as `FROZEN`. With `at_pause` (the
+/// target's `status` read during the pause of a VA clone capture, and the bytes of our own
+/// untouched mappings it counts) the current memory counters (sizes, working set, commit,
+/// page tables, swap) are those of the capture instant, as the clone's memory is; the
+/// peaks, times and identity are read now.
 pub fn read(
     dir: &mut ProcDir,
     state_before: u8,
     clocks: &Clocks,
-    clone: Option<CloneCounters<'_>>,
+    at_pause: Option<(&[u8], u64)>,
 ) -> Result<ProcessInformation> {
     let st =
         stat::parse(dir.read("stat")?).ok_or_else(|| dir.parse_error("stat", "malformed line"))?;
     let mut status = status::parse(dir.read("status")?);
-    if let Some(c) = clone {
-        let now = status::parse(c.dir.read("status")?);
-        status.vm_size = now.vm_size + c.dontfork_bytes;
+    if let Some((bytes, ours)) = at_pause {
+        let now = status::parse(bytes);
+        status.vm_size = now.vm_size.saturating_sub(ours);
         status.vm_rss = now.vm_rss;
         status.vm_data = now.vm_data;
         status.vm_stk = now.vm_stk;

@@ -281,7 +281,10 @@ pub(super) enum Candidate {
     Usable(Usable),
     /// Syscall user dispatch is on: an injected syscall would raise SIGSYS.
     Dispatching,
-    /// Seccomp strict mode, or gone.
+    /// Seccomp strict mode: only `read`, `write`, `exit` and `sigreturn` are allowed, and
+    /// an injected `clone` would kill the process.
+    Strict,
+    /// Gone.
     Unusable,
 }
 
@@ -290,7 +293,7 @@ pub(super) fn candidate(pid: i32, tid: Tid, mem: &ProcMem) -> Candidate {
         return Candidate::Unusable;
     };
     let status = match procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")) {
-        Some(s) if s.seccomp == 1 => return Candidate::Unusable,
+        Some(s) if s.seccomp == 1 => return Candidate::Strict,
         Some(s) => s,
         None => return Candidate::Unusable,
     };
@@ -315,6 +318,7 @@ fn pick_thread(
 ) -> Result<(Tid, u64, Usable)> {
     let mut fallback = None;
     let mut dispatching = 0;
+    let mut strict = 0;
     for &tid in stopped {
         match candidate(pid, tid, mem) {
             Candidate::Usable(
@@ -326,11 +330,15 @@ fn pick_thread(
                 fallback = vdso.map(|site| (tid, site, u));
             }
             Candidate::Dispatching => dispatching += 1,
+            Candidate::Strict => strict += 1,
             _ => {}
         }
     }
     if let Some(found) = fallback {
         return Ok(found);
+    }
+    if strict == stopped.len() {
+        return Err(strict_mode(pid));
     }
     if dispatching > 0 {
         return Err(Error::NotSupported {
@@ -341,8 +349,34 @@ fn pick_thread(
     }
     Err(clone_failed(
         pid,
-        "no thread is in a syscall and no syscall instruction was found in the vDSO (or every thread is in seccomp strict mode)".into(),
+        "no thread is in a syscall and no syscall instruction was found in the vDSO".into(),
     ))
+}
+
+/// The refusal of a VA clone of a process whose every thread is in seccomp strict mode.
+fn strict_mode(pid: i32) -> Error {
+    Error::NotSupported {
+        what: format!(
+            "a VA clone of process {pid}: every thread is in seccomp strict mode, which allows only read, write, exit and sigreturn (an injected clone would kill the process); threads, thread contexts, handles, the VA space and auxiliary pages can still be captured"
+        ),
+    }
+}
+
+/// Refuses, before any pause, a clone of a process whose threads are all in seccomp
+/// strict mode (`leader_seccomp` is the leader's mode; the others are read only if it is
+/// strict).
+pub fn refuse_strict(pid: i32, leader_seccomp: u8) -> Result<()> {
+    if leader_seccomp != 1 {
+        return Ok(());
+    }
+    let tids = procfs::list_numeric(pid, &format!("/proc/{pid}/task"))?;
+    let all_strict = tids.iter().all(|t| {
+        procfs::status_at(&format!("/proc/{pid}/task/{t}/status")).is_some_and(|s| s.seccomp == 1)
+    });
+    if all_strict {
+        return Err(strict_mode(pid));
+    }
+    Ok(())
 }
 
 fn injection_error(pid: i32, tid: Tid, seccomp: bool, e: std::io::Error) -> Error {

@@ -89,3 +89,21 @@ pub fn identity(pid: i32) -> u64 {
     }
     h
 }
+
+/// The identity of an fd: the device and inode it refers to.
+pub fn fd_identity(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    rustix::fs::fstat(fd).ok().map(|st| (st.st_dev, st.st_ino))
+}
+
+/// Whether fd number `raw` of this process still is the pidfd of process `pid` with
+/// identity `id` ([`fd_identity`]): a C caller may have closed a handle it was lent, and
+/// the number been reused since.
+pub fn still_is(raw: std::os::fd::RawFd, id: (u64, u64), pid: i32) -> bool {
+    // SAFETY: fstat on a number only reads; if it is not open it fails with EBADF.
+    let same_file = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(raw, &mut st) == 0 && (st.st_dev, st.st_ino) == id
+    };
+    let text = std::fs::read(format!("/proc/self/fdinfo/{raw}")).unwrap_or_default();
+    same_file && super::procfs::fdinfo::parse(&text).pidfd_pid == Some(i64::from(pid))
+}

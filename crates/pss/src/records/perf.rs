@@ -9,21 +9,35 @@ pub struct PhaseCost {
     pub wall: Duration,
 }
 
+impl std::ops::Add for PhaseCost {
+    type Output = PhaseCost;
+
+    /// Two parts of one phase, together.
+    fn add(self, other: PhaseCost) -> PhaseCost {
+        PhaseCost {
+            cycles: self.cycles.wrapping_add(other.cycles),
+            wall: self.wall + other.wall,
+        }
+    }
+}
+
 /// `PSS_PERFORMANCE_COUNTERS`: the cost of each phase, when `CREATE_MEASURE_PERFORMANCE`
 /// was given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerformanceCounters {
     /// `TotalCycleCount` / `TotalWallClockPeriod`.
     pub total: PhaseCost,
-    /// `VaCloneCycleCount` / `VaCloneWallClockPeriod`.
+    /// `VaCloneCycleCount` / `VaCloneWallClockPeriod`: making the clone during the pause
+    /// (with the ranges copied for it) and adopting it afterwards.
     pub va_clone: PhaseCost,
     /// `VaSpaceCycleCount` / `VaSpaceWallClockPeriod`.
     pub va_space: PhaseCost,
-    /// `AuxPagesCycleCount` / `AuxPagesWallClockPeriod`.
+    /// `AuxPagesCycleCount` / `AuxPagesWallClockPeriod`: copying the auxiliary pages.
     pub aux_pages: PhaseCost,
     /// `HandlesCycleCount` / `HandlesWallClockPeriod`.
     pub handles: PhaseCost,
-    /// `ThreadsCycleCount` / `ThreadsWallClockPeriod`: the pause plus per-thread reads.
+    /// `ThreadsCycleCount` / `ThreadsWallClockPeriod`: stopping the threads, reading their
+    /// registers, and their per-thread facts afterwards.
     pub threads: PhaseCost,
     /// Linux addition: how long the target was stopped.
     pub pause: Duration,
