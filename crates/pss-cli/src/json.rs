@@ -47,6 +47,7 @@ pub fn snapshot(snap: &Snapshot) -> Value {
             "pid_in_target": c.pid_in_target(),
             "copies": c.copies().iter().map(|r| json!({
                 "base_address": r.start, "size": r.data.len(), "reason": r.reason.name(),
+                "at_pause": r.at_pause,
             })).collect::<Vec<_>>(),
             "holes": c.holes().iter().map(|h| json!({
                 "base_address": h.start, "size": h.end - h.start, "reason": h.reason.name(),

@@ -93,10 +93,24 @@ struct CaptureArgs {
     /// How long the threads may take to stop, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     timeout_ms: u64,
+    /// With a VA clone: when to copy the ranges a clone lacks (MADV_DONTFORK, such as a JIT's
+    /// code space, and MADV_WIPEONFORK): during-pause (the bytes of the capture instant; the
+    /// pause grows by the copy), after-pause (a pause at the fork's length; the bytes may
+    /// have changed, and say so), or never (holes).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ForkedAway::DuringPause)]
+    forked_away: ForkedAway,
     /// Also write the snapshot to FILE (docs/format.md), to read later with `pss show`. A VA
     /// clone is a process and is not saved.
     #[arg(long, value_name = "FILE")]
     save: Option<std::path::PathBuf>,
+}
+
+/// `--forked-away`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForkedAway {
+    DuringPause,
+    AfterPause,
+    Never,
 }
 
 #[derive(clap::Args)]
@@ -217,6 +231,11 @@ fn capture(args: &CaptureArgs) -> Result<()> {
     }
     let mut options = CaptureOptions::new(flags, context_flags);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
+    options.forked_away = match args.forked_away {
+        ForkedAway::DuringPause => pss::records::ForkedAwayCopy::DuringPause,
+        ForkedAway::AfterPause => pss::records::ForkedAwayCopy::AfterPause,
+        ForkedAway::Never => pss::records::ForkedAwayCopy::Never,
+    };
     let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
     if let Some(path) = &args.save {
         interrupt::saving(path.clone());

@@ -11,7 +11,8 @@
 //!
 //! Modes: `threads N`, `fds`, `regions`, `idle`, `many THREADS FDS MAPS`,
 //! `exit-after MS THREADS`, `churn`, `vfork MS`, `tracer PID`, `sud` (syscall user dispatch on), `va MIB [thp] [sleep]
-//! [seccomp] [uffd]` (see `va.rs` for its facts and extra commands), `server MIB` (a TCP
+//! [seccomp] [uffd] [jit=NxKIB] [maps=N] [threads=N]` (see `va.rs` for its facts and extra
+//! commands), `server MIB` (a TCP
 //! server that answers with its pid, see `server.rs`), `strict` (one thread in seccomp
 //! strict mode, answering `ping` only).
 
@@ -79,15 +80,11 @@ fn main() {
             check(r as _, "PR_SET_SYSCALL_USER_DISPATCH");
         }
         "va" => {
-            let has = |w: &str| args.iter().skip(2).any(|a| a == w);
             parked = park::Parked::spawn(2);
-            va::setup(
+            va::setup(va::Options::parse(
                 num(1, 0) as usize,
-                has("thp"),
-                has("sleep"),
-                has("seccomp"),
-                has("uffd"),
-            );
+                &args[2.min(args.len())..],
+            ));
         }
         "strict" => {
             // Only this thread, then seccomp strict mode: it may read, write and exit.

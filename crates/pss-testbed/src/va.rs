@@ -1,4 +1,5 @@
-//! `va MIB [thp] [sleep] [seccomp] [uffd]`: a target for VA clone tests and benchmarks.
+//! `va MIB [thp] [sleep] [seccomp] [uffd] [jit=NxKIB] [maps=N] [threads=N]`: a target for VA
+//! clone tests and benchmarks (see [`Options`]).
 //!
 //! It announces (then keeps) memory with known contents — `mem ADDR LEN` (the first word of
 //! each 4 KiB page is its page index), `pattern ADDR` (4096 bytes, byte `i` = `i*7+3`),
@@ -51,7 +52,120 @@ fn map(len: usize, flags: libc::c_int) -> *mut u8 {
 }
 
 /// Sets the target up; returns after announcing everything.
-pub fn setup(mib: usize, thp: bool, sleep: bool, seccomp: bool, uffd: bool) {
+/// What a `va` target is asked for besides its memory: `va MIB [thp] [sleep] [seccomp]
+/// [uffd] [jit=NxKIB] [maps=N] [threads=N]`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    /// MiB of private memory, touched.
+    pub mib: usize,
+    /// Transparent huge pages for it.
+    pub thp: bool,
+    /// A thread in a 5-second sleep.
+    pub sleep: bool,
+    /// A seccomp filter that kills on clone.
+    pub seccomp: bool,
+    /// A userfaultfd held.
+    pub uffd: bool,
+    /// `MADV_DONTFORK` ranges as a JIT makes them (V8's code space): how many, and KiB each.
+    pub jit: Option<(usize, usize)>,
+    /// Extra small mappings that do not merge (an allocator's extents).
+    pub maps: usize,
+    /// Extra threads waiting on a condition variable (a server's background threads).
+    pub threads: usize,
+}
+
+impl Options {
+    /// Parses the words after `va MIB`.
+    pub fn parse(mib: usize, words: &[String]) -> Options {
+        let mut o = Options {
+            mib,
+            ..Options::default()
+        };
+        for w in words {
+            match w.split_once('=') {
+                None => match w.as_str() {
+                    "thp" => o.thp = true,
+                    "sleep" => o.sleep = true,
+                    "seccomp" => o.seccomp = true,
+                    "uffd" => o.uffd = true,
+                    _ => {}
+                },
+                Some(("jit", v)) => {
+                    o.jit = v
+                        .split_once('x')
+                        .and_then(|(n, k)| Some((n.parse().ok()?, k.parse().ok()?)));
+                }
+                Some(("maps", v)) => o.maps = v.parse().unwrap_or(0),
+                Some(("threads", v)) => o.threads = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// JIT-like `MADV_DONTFORK` ranges: `count` separate mappings of `kib` KiB, filled; says
+/// `jit COUNT BYTES`.
+fn map_jit(count: usize, kib: usize) {
+    let len = kib << 10;
+    for i in 0..count {
+        // Separate mappings with a hole between, so that they stay separate ranges.
+        let raw = map(len + PAGE, libc::MAP_PRIVATE);
+        // SAFETY: raw..raw+len lies inside the fresh mapping.
+        unsafe {
+            raw.write_bytes(i as u8, len);
+            libc::munmap(raw.add(len).cast(), PAGE);
+            check(
+                libc::madvise(raw.cast(), len, libc::MADV_DONTFORK) as _,
+                "madvise(MADV_DONTFORK)",
+            );
+        }
+    }
+    say(&format!("jit {count} {}", count * len));
+}
+
+/// `count` one-page mappings that do not merge (alternating protections), touched.
+fn map_many(count: usize) {
+    for i in 0..count {
+        let p = map(2 * PAGE, libc::MAP_PRIVATE);
+        // SAFETY: p is a fresh two-page mapping: one page touched, then the second made
+        // read-only so that neighbours never merge.
+        unsafe {
+            p.write(i as u8);
+            libc::mprotect(p.add(PAGE).cast(), PAGE, libc::PROT_READ);
+        }
+    }
+}
+
+/// `count` threads waiting on a condition variable that is never signalled.
+fn idle_threads(count: usize) {
+    static PAIR: (std::sync::Mutex<bool>, std::sync::Condvar) =
+        (std::sync::Mutex::new(false), std::sync::Condvar::new());
+    for _ in 0..count {
+        std::thread::spawn(|| {
+            let mut g = PAIR.0.lock().unwrap();
+            while !*g {
+                g = PAIR.1.wait(g).unwrap();
+            }
+        });
+    }
+}
+
+/// Sets the target up; returns after announcing everything.
+pub fn setup(o: Options) {
+    let Options {
+        mib,
+        thp,
+        sleep,
+        seccomp,
+        uffd,
+        ..
+    } = o;
+    if let Some((count, kib)) = o.jit {
+        map_jit(count, kib);
+    }
+    map_many(o.maps);
+    idle_threads(o.threads);
     // SAFETY: installing a handler that only touches an atomic.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();

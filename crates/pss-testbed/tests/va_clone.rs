@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pss::records::ForkedAwayCopy;
 use pss::{
     CaptureFlags, CaptureOptions, ContextFlags, ErrorKind, QueryClass, QueryInfo, Snapshot,
     Target as PssTarget,
@@ -443,4 +444,48 @@ fn a_target_with_syscall_user_dispatch_is_refused_and_left_alone() {
     assert!(err.to_string().contains("syscall user dispatch"), "{err}");
     assert_eq!(children_of(t.pid), Vec::<i32>::new());
     t.assert_unharmed();
+}
+
+#[test]
+fn forked_away_ranges_can_be_copied_after_the_pause_or_left_out() {
+    let mut t = Target::spawn(exe(), &["va", "4", "jit=3x64"]);
+    let (dontfork, len) = (t.fact_u64("dontfork", 0), t.fact_u64("dontfork", 1));
+    let expected: Vec<u8> = (0..len as usize).map(|i| 0xD0 ^ (i as u8)).collect();
+    let with = |policy| {
+        let mut o = CaptureOptions::new(CaptureFlags::VA_CLONE, ContextFlags::empty());
+        o.forked_away = policy;
+        Snapshot::capture_with(PssTarget::Pid(t.pid), &o).expect("capture")
+    };
+    // During the pause (the default): the bytes of the capture instant, marked so.
+    let snap = with(ForkedAwayCopy::DuringPause);
+    let clone = snap.va_clone().unwrap();
+    // The target's own two pages, and the three JIT-like ranges.
+    assert_eq!(clone.copies().len(), 4 + 1, "{:?}", clone.copies());
+    assert!(clone.copies().iter().all(|c| c.at_pause));
+    let mut got = vec![0u8; len as usize];
+    clone.read_exact(dontfork, &mut got).unwrap();
+    assert_eq!(got, expected);
+    drop(snap);
+    // After the pause: the same bytes here (the target leaves them alone), marked as not
+    // from the pause, with a warning saying so.
+    let snap = with(ForkedAwayCopy::AfterPause);
+    let clone = snap.va_clone().unwrap();
+    assert_eq!(clone.copies().len(), 5);
+    assert!(clone.copies().iter().all(|c| !c.at_pause));
+    clone.read_exact(dontfork, &mut got).unwrap();
+    assert_eq!(got, expected);
+    assert!(snap
+        .warnings()
+        .iter()
+        .any(|w| w.message.contains("copied after the pause")));
+    drop(snap);
+    // Never: holes, which reads name.
+    let snap = with(ForkedAwayCopy::Never);
+    let clone = snap.va_clone().unwrap();
+    assert!(clone.copies().is_empty(), "{:?}", clone.copies());
+    assert_eq!(clone.holes().len(), 5);
+    let err = clone.read_exact(dontfork, &mut got).unwrap_err();
+    assert!(err.to_string().contains("dontfork"), "{err}");
+    drop(snap);
+    assert_clean_after_free(&mut t);
 }

@@ -13,7 +13,7 @@ use crate::capture::CaptureOptions;
 use crate::codec::{Decoded, Reader, Writer};
 use crate::error::Error;
 use crate::flags::{CaptureFlags, ContextFlags};
-use crate::records::{CopiedRange, CopyReason, MemoryHole};
+use crate::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
 /// The protocol version; a caller and an engine that disagree refuse each other.
 pub(crate) const VERSION: u32 = 1;
@@ -116,6 +116,11 @@ pub(crate) fn encode_capture(target: TargetSpec, o: &CaptureOptions) -> Vec<u8> 
     w.u64(o.fork_copy_limit);
     w.u64(o.shared_copy_limit);
     w.u64(o.aux_stack_limit as u64);
+    w.u8(match o.forked_away {
+        ForkedAwayCopy::DuringPause => 0,
+        ForkedAwayCopy::AfterPause => 1,
+        ForkedAwayCopy::Never => 2,
+    });
     w.buf
 }
 
@@ -136,6 +141,12 @@ pub(crate) fn decode_capture(bytes: &[u8]) -> Decoded<(TargetSpec, CaptureOption
     o.fork_copy_limit = r.u64()?;
     o.shared_copy_limit = r.u64()?;
     o.aux_stack_limit = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
+    o.forked_away = match r.u8()? {
+        0 => ForkedAwayCopy::DuringPause,
+        1 => ForkedAwayCopy::AfterPause,
+        2 => ForkedAwayCopy::Never,
+        t => return Err(r.error(format!("a forked-away copy policy, found {t}"))),
+    };
     Ok((target, o))
 }
 
@@ -188,6 +199,7 @@ impl CloneInfo {
         w.seq(&self.copies, |w, c| {
             w.u64(c.start);
             w.u8(reason_code(c.reason));
+            w.bool(c.at_pause);
             w.bytes(&c.data);
         });
         w.seq(&self.holes, |w, h| {
@@ -207,6 +219,7 @@ impl CloneInfo {
                 Ok(CopiedRange {
                     start: r.u64()?,
                     reason: decode_reason(r)?,
+                    at_pause: r.bool()?,
                     data: r.bytes()?.to_vec(),
                 })
             })?,
@@ -502,6 +515,7 @@ mod tests {
         let mut o = CaptureOptions::new(CaptureFlags::VA_CLONE, ContextFlags::ALL);
         o.stop_timeout = Duration::from_millis(1234);
         o.aux_stack_limit = 4096;
+        o.forked_away = ForkedAwayCopy::AfterPause;
         let (t, back) = decode_capture(&encode_capture(TargetSpec::Pid(42), &o)).unwrap();
         assert_eq!((t, back), (TargetSpec::Pid(42), o));
     }

@@ -31,7 +31,7 @@ use super::va_clone::{self, CloneRequest, MadeClone};
 use crate::linux::clock::Stopwatch;
 
 /// What to stop and what to read while stopped.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FreezeRequest {
     /// The target.
     pub pid: i32,
@@ -518,7 +518,12 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     costs.aux_pages = cost(&sw);
     // The clone last: it takes the longest (the kernel copies the page tables).
     let sw = Stopwatch::start();
-    let clone = match (&req.clone, mem) {
+    let ours = req
+        .clone
+        .as_ref()
+        .and_then(|c| c.trampoline.as_ref().ok())
+        .map_or(0, |t| t.len);
+    let clone = match (req.clone, mem) {
         (Some(c), Some(Ok(mem))) => {
             let tids: Vec<Tid> = threads.iter().map(|t| t.tid).collect();
             Some(va_clone::make(req.pid, &tids, c, &mem))
@@ -544,14 +549,9 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         warnings,
         clone,
         aux_pages,
-        status_at_pause: status_at_pause.and_then(std::io::Result::ok).map(|b| {
-            let ours = req
-                .clone
-                .as_ref()
-                .and_then(|c| c.trampoline.as_ref().ok())
-                .map_or(0, |t| t.len);
-            (b, ours)
-        }),
+        status_at_pause: status_at_pause
+            .and_then(std::io::Result::ok)
+            .map(|b| (b, ours)),
         costs,
     })
 }

@@ -27,7 +27,7 @@ use crate::linux::procfs::{maps, status, ProcDir};
 use crate::linux::statedir::TargetLock;
 use crate::linux::tracer::{self, Role};
 use crate::linux::{cgroup, failpoint, pidfd, procfs};
-use crate::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
+use crate::records::{CaptureInfo, ForkedAwayCopy, PerformanceCounters, PhaseCost, Warning};
 use crate::snapshot::SnapshotData;
 
 use held::HeldClone;
@@ -72,6 +72,9 @@ pub struct CaptureOptions {
     /// With `AUXILIARY_PAGES`: how many bytes of each thread's stack to copy, from its
     /// stack pointer upward.
     pub aux_stack_limit: usize,
+    /// With `VA_CLONE`: when the forked-away ranges are copied (during the pause by
+    /// default; after it, or never, keep the pause at the fork's length).
+    pub forked_away: ForkedAwayCopy,
 }
 
 impl CaptureOptions {
@@ -86,6 +89,7 @@ impl CaptureOptions {
             fork_copy_limit: 16 << 20,
             shared_copy_limit: 0,
             aux_stack_limit: 256 << 10,
+            forked_away: ForkedAwayCopy::DuringPause,
         }
     }
 }
@@ -159,9 +163,12 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     };
     let (clone_req, clone_found) = if want_clone {
         va_clone::refuse_strict(pid, st.seccomp).map_err(exited)?;
-        let (req, found) =
-            va_clone::preflight(pid, &mut dir, opts.fork_copy_limit, opts.shared_copy_limit)
-                .map_err(exited)?;
+        let plan = va_clone::CopyPlan {
+            forked_away_limit: opts.fork_copy_limit,
+            forked_away: opts.forked_away,
+            shared_limit: opts.shared_copy_limit,
+        };
+        let (req, found) = va_clone::preflight(pid, &mut dir, plan).map_err(exited)?;
         (Some(req), Some(found))
     } else {
         (None, None)
@@ -216,13 +223,27 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     // After the pause: the target runs again. The clone, if any, is adopted first so that
     // every error path from here frees it.
     let (va_clone, dontfork_maps) = match (made_clone, clone_found) {
-        (Some(made), Some(found)) => {
+        (Some(mut made), Some(mut found)) => {
             warnings.extend(made.notes.iter().map(|n| Warning {
                 tid: None,
                 fd: None,
                 message: n.clone(),
             }));
             let sw = Stopwatch::start();
+            if !found.after.is_empty() {
+                let (late, holes) = va_clone::copy_after_pause(pid, &found.after);
+                let bytes: usize = late.iter().map(|c| c.data.len()).sum();
+                warnings.push(Warning {
+                    tid: None,
+                    fd: None,
+                    message: format!(
+                        "{} forked-away range(s), {bytes} bytes, were copied after the pause from the running target: their bytes may differ from the capture instant",
+                        late.len()
+                    ),
+                });
+                made.copies.extend(late);
+                found.holes.extend(holes);
+            }
             let c = adopt_clone(pid, &pidfd, made, found.holes, flags, ledger_entry.take())?;
             perf.va_clone = perf.va_clone + cost(&sw);
             (Some(c), found.dontfork_maps)

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::linux::inject::{self, Injection};
-use crate::linux::mem::ProcMem;
+use crate::linux::mem::{self, ProcMem};
 use crate::linux::procfs::{self, smaps, ProcDir};
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::{arch, failpoint, tracer};
-use crate::records::{CopiedRange, CopyReason, MemoryHole};
+use crate::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
 use super::trampoline::Trampoline;
 
@@ -26,22 +26,24 @@ const REAP_STOP_DEADLINE: Duration = Duration::from_millis(500);
 /// What [`preflight`] found besides the request.
 #[derive(Debug, Default)]
 pub struct Preflight {
-    /// Forked-away ranges over the copy limit.
+    /// Forked-away ranges over the copy limit, or not to be copied at all.
     pub holes: Vec<MemoryHole>,
+    /// Forked-away ranges to copy after the pause ([`ForkedAwayCopy::AfterPause`]).
+    pub after: Vec<(u64, u64, CopyReason)>,
     /// The target's `maps` lines of its `MADV_DONTFORK` mappings (absent from a clone's).
     pub dontfork_maps: Vec<u8>,
 }
 
 /// What the pause needs to make a clone; built by [`preflight`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CloneRequest {
     /// A `syscall` instruction in the target's vDSO, for when no thread is in a syscall.
     pub vdso_site: Option<u64>,
     /// The trampoline mapped in the target before the pause, or why there is none.
     pub trampoline: std::result::Result<Trampoline, String>,
-    /// Ranges to copy from the stopped target: forked-away ones and shared ones, within
-    /// their limits.
-    pub copy: Vec<(u64, u64, CopyReason)>,
+    /// Ranges to copy from the stopped target (forked-away ones and shared ones, within
+    /// their limits), each with a buffer of its size faulted in before the pause.
+    pub copy: Vec<CopiedRange>,
 }
 
 /// A clone made during the pause, before it is adopted.
@@ -65,17 +67,20 @@ pub struct MadeClone {
     pub failed_copies: Vec<MemoryHole>,
 }
 
-/// Checks the target can be cloned and gathers what the pause needs. Target running.
-///
-/// `copy_limit` bounds the bytes of `MADV_DONTFORK`/`MADV_WIPEONFORK` ranges copied during
-/// the pause, `shared_copy_limit` those of writable shared mappings (0: none). Ranges over
-/// the limit are returned as holes.
-pub fn preflight(
-    pid: i32,
-    dir: &mut ProcDir,
-    copy_limit: u64,
-    shared_copy_limit: u64,
-) -> Result<(CloneRequest, Preflight)> {
+/// How [`preflight`] treats the ranges a clone lacks or would see live.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyPlan {
+    /// Bytes of `MADV_DONTFORK`/`MADV_WIPEONFORK` ranges to copy; larger ones are holes.
+    pub forked_away_limit: u64,
+    /// When to copy them.
+    pub forked_away: ForkedAwayCopy,
+    /// Bytes of writable shared mappings to copy during the pause (0: none).
+    pub shared_limit: u64,
+}
+
+/// Checks the target can be cloned and gathers what the pause needs, buffers included.
+/// Target running.
+pub fn preflight(pid: i32, dir: &mut ProcDir, plan: CopyPlan) -> Result<(CloneRequest, Preflight)> {
     for fd in procfs::list_numeric(pid, &format!("/proc/{pid}/fd"))? {
         if let Ok(link) = dir.readlink(&format!("fd/{fd}")) {
             if link.as_encoded_bytes() == USERFAULTFD {
@@ -90,8 +95,8 @@ pub fn preflight(
     // One pass over smaps: the forked-away mappings, the shared ones, the vDSO.
     let mut copy = Vec::new();
     let mut found = Preflight::default();
-    let mut budget = copy_limit;
-    let mut shared_budget = shared_copy_limit;
+    let mut budget = plan.forked_away_limit;
+    let mut shared_budget = plan.shared_limit;
     let mut vdso = None;
     let smaps_buf = dir.read("smaps")?.to_vec();
     for v in smaps::vmas(&smaps_buf) {
@@ -108,9 +113,13 @@ pub fn preflight(
             } else {
                 CopyReason::WipeOnFork
             };
-            if m.read() && len <= budget {
+            let wanted = plan.forked_away != ForkedAwayCopy::Never;
+            if wanted && m.read() && len <= budget {
                 budget -= len;
-                copy.push((m.start, m.end, reason));
+                match plan.forked_away {
+                    ForkedAwayCopy::AfterPause => found.after.push((m.start, m.end, reason)),
+                    _ => copy.push(buffer_for(m.start, m.end, reason)),
+                }
             } else {
                 found.holes.push(MemoryHole {
                     start: m.start,
@@ -120,7 +129,7 @@ pub fn preflight(
             }
         } else if m.shared() && m.write() && m.read() && len <= shared_budget {
             shared_budget -= len;
-            copy.push((m.start, m.end, CopyReason::Shared));
+            copy.push(buffer_for(m.start, m.end, CopyReason::Shared));
         }
     }
     Ok((
@@ -133,12 +142,12 @@ pub fn preflight(
     ))
 }
 
-/// Makes the clone: copies the requested ranges from the stopped target (through `mem`, its
-/// `/proc/PID/mem`, opened for writing), then injects `clone(exit_signal = 0)` into one
+/// Makes the clone: copies the requested ranges from the stopped target into their buffers,
+/// then (through `mem`, its `/proc/PID/mem` opened for writing, for the trampoline) injects `clone(exit_signal = 0)` into one
 /// stopped thread — from a trampoline page where it can ([`Trampoline`]) — and restores it.
 /// Inside the pause.
-pub fn make(pid: i32, stopped: &[Tid], req: &CloneRequest, mem: &ProcMem) -> Result<MadeClone> {
-    let (copies, failed_copies) = copy_ranges(mem, &req.copy);
+pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Result<MadeClone> {
+    let (copies, failed_copies) = copy_ranges(pid, req.copy);
     let (tid, site, usable) = pick_thread(pid, stopped, req.vdso_site, mem)?;
     let seccomp = usable.seccomp;
     let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
@@ -233,25 +242,55 @@ fn inject_clone(
     Ok(None)
 }
 
-fn copy_ranges(
-    mem: &ProcMem,
-    ranges: &[(u64, u64, CopyReason)],
-) -> (Vec<CopiedRange>, Vec<MemoryHole>) {
+/// A range to copy during the pause, with its buffer faulted in now.
+fn buffer_for(start: u64, end: u64, reason: CopyReason) -> CopiedRange {
+    CopiedRange {
+        start,
+        data: mem::prefaulted((end - start) as usize),
+        reason,
+        at_pause: true,
+    }
+}
+
+/// Copies `ranges` from process `pid` into their buffers (`process_vm_readv`, a few calls
+/// for all of them); those that cannot be read whole become holes.
+fn copy_ranges(pid: i32, ranges: Vec<CopiedRange>) -> (Vec<CopiedRange>, Vec<MemoryHole>) {
+    let mut ranges = ranges;
+    let mut io: Vec<(u64, &mut [u8])> = ranges
+        .iter_mut()
+        .map(|r| (r.start, &mut r.data[..]))
+        .collect();
+    let whole = mem::read_ranges(pid, &mut io);
     let mut copies = Vec::new();
     let mut failed = Vec::new();
-    for &(start, end, reason) in ranges {
-        let mut data = vec![0u8; (end - start) as usize];
-        if mem.read_exact(start, &mut data) {
-            copies.push(CopiedRange {
-                start,
-                data,
-                reason,
-            });
+    for (r, ok) in ranges.into_iter().zip(whole) {
+        if ok {
+            copies.push(r);
         } else {
-            failed.push(MemoryHole { start, end, reason });
+            failed.push(MemoryHole {
+                start: r.start,
+                end: r.end(),
+                reason: r.reason,
+            });
         }
     }
     (copies, failed)
+}
+
+/// Copies the forked-away ranges left for after the pause from the running target: their
+/// bytes may differ from the capture instant, and say so (`at_pause` false).
+pub fn copy_after_pause(
+    pid: i32,
+    ranges: &[(u64, u64, CopyReason)],
+) -> (Vec<CopiedRange>, Vec<MemoryHole>) {
+    let buffers = ranges
+        .iter()
+        .map(|&(start, end, reason)| CopiedRange {
+            at_pause: false,
+            ..buffer_for(start, end, reason)
+        })
+        .collect();
+    copy_ranges(pid, buffers)
 }
 
 /// The ptrace option an injection into a thread under a seccomp filter needs.

@@ -51,3 +51,65 @@ impl ProcMem {
         self.file.read_exact_at(buf, addr).is_ok()
     }
 }
+
+/// A zeroed buffer of `len` bytes whose pages are already faulted in, so that filling it
+/// later (inside a pause) costs no page fault.
+pub fn prefaulted(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    for i in (0..len).step_by(4096) {
+        // SAFETY: `i` is inside the buffer; a volatile write cannot be elided, so the page
+        // is touched now.
+        unsafe { std::ptr::write_volatile(v.as_mut_ptr().add(i), 0) };
+    }
+    v
+}
+
+/// Copies from process `pid` (which we trace) into `bufs`, one buffer per range starting at
+/// the paired address, with as few `process_vm_readv` calls as the kernel allows. Returns,
+/// per range, whether it was read whole. A range that cannot be read whole (unmapped,
+/// `PROT_NONE`) is skipped and the next ones are read by another call.
+pub fn read_ranges(pid: i32, ranges: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+    const IOV_MAX: usize = 1024;
+    let total = ranges.len();
+    let mut whole = vec![false; total];
+    let mut next = 0;
+    while next < total {
+        let batch = &mut ranges[next..(next + IOV_MAX).min(total)];
+        let local: Vec<libc::iovec> = batch
+            .iter_mut()
+            .map(|(_, b)| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let remote: Vec<libc::iovec> = batch
+            .iter()
+            .map(|(a, b)| libc::iovec {
+                iov_base: *a as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: every local iovec points into a live buffer of ours of its length; the
+        // remote ones are only addresses in the other process, which the kernel checks.
+        let n = unsafe {
+            libc::process_vm_readv(
+                pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        // Ranges read whole, in order; the one where it stopped (if any) is given up.
+        let mut left = n.max(0) as usize;
+        let mut i = 0;
+        while i < batch.len() && left >= batch[i].1.len() {
+            left -= batch[i].1.len();
+            whole[next + i] = true;
+            i += 1;
+        }
+        next += if i < batch.len() { i + 1 } else { i };
+    }
+    whole
+}
