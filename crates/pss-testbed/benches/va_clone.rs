@@ -22,11 +22,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
+use pss::records::ForkedAwayCopy;
+use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target as PssTarget};
 use pss_testbed::bench::{self, median};
 use pss_testbed::harness::{kb_field, Target};
 
 const RUNS: usize = 7;
+const LAYOUT_RUNS: usize = 15;
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
@@ -123,6 +125,156 @@ fn size_label(mib: usize) -> String {
     }
 }
 
+/// The pause of a VA clone capture with `forked_away`, as the target saw it and as the
+/// engine measured it (ms).
+fn pause_with(t: &mut Target, forked_away: ForkedAwayCopy) -> (f64, f64) {
+    std::thread::sleep(Duration::from_millis(20));
+    stall_ms(t);
+    let mut o = CaptureOptions::new(CaptureFlags::VA_CLONE, ContextFlags::empty());
+    o.forked_away = forked_away;
+    let snap = Snapshot::capture_with(PssTarget::Pid(t.pid), &o).expect("VA clone capture");
+    let engine = snap.capture_info().pause.as_secs_f64() * 1e3;
+    drop(snap);
+    std::thread::sleep(Duration::from_millis(5));
+    (stall_ms(t), engine)
+}
+
+/// Medians of (seen, engine) pairs.
+fn medians(v: &[(f64, f64)]) -> (f64, f64) {
+    let mut a: Vec<f64> = v.iter().map(|p| p.0).collect();
+    let mut b: Vec<f64> = v.iter().map(|p| p.1).collect();
+    (median(&mut a), median(&mut b))
+}
+
+/// A layout like a real program's: the target's own fork() against the pause with each
+/// forked-away policy.
+fn layout(label: &str, args: &[&str]) {
+    let mut t = Target::spawn(exe(), args);
+    let jit_bytes = t
+        .facts("jit")
+        .first()
+        .map_or(0, |f| f[1].parse::<u64>().unwrap());
+    let (mut fork, mut during, mut after, mut never) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..LAYOUT_RUNS {
+        fork.push(t.ask("fork", "fork").parse::<f64>().unwrap() / 1000.0);
+        during.push(pause_with(&mut t, ForkedAwayCopy::DuringPause));
+        after.push(pause_with(&mut t, ForkedAwayCopy::AfterPause));
+        never.push(pause_with(&mut t, ForkedAwayCopy::Never));
+    }
+    t.assert_unharmed();
+    let f = median(&mut fork);
+    let mib = jit_bytes as f64 / (1 << 20) as f64;
+    // The goal for copying during the pause: the fork plus the copy at 2 GiB/s.
+    let goal = f + mib / 2048.0 * 1e3;
+    let cell = |v: &[(f64, f64)]| {
+        let (seen, engine) = medians(v);
+        format!("{seen:.2} / {engine:.2} ({:.2}×)", seen / f)
+    };
+    println!(
+        "| {label} | {mib:.1} | {f:.2} | {} (goal ≤ {goal:.2}) | {} | {} |",
+        cell(&during),
+        cell(&after),
+        cell(&never)
+    );
+}
+
+/// A real `redis-server`, if installed, filled with about 170 MB: its own fork time
+/// (`latest_fork_usec` after a `BGSAVE`) against a VA clone's pause (the engine's figure).
+fn real_redis() {
+    let Ok(bin) = which("redis-server") else {
+        println!("| redis-server (not installed: `apt install redis-server`) | – | – | – |");
+        return;
+    };
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let dir = std::env::temp_dir().join(format!("pss-bench-redis-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let mut server = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cli(&["PING"]).contains("PONG") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 160,000 keys of 1 KiB, through one pipe.
+    let mut proto = Vec::new();
+    let value = "v".repeat(1024);
+    for i in 0..160_000 {
+        let key = format!("key:{i}");
+        proto.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1024\r\n{value}\r\n",
+                key.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let mut pipe = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli --pipe");
+    use std::io::Write;
+    pipe.stdin.take().unwrap().write_all(&proto).unwrap();
+    pipe.wait().unwrap();
+    let pid = server.id() as i32;
+    let rss_mib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| kb_field(&s, "VmRSS:"))
+        .unwrap_or(0) as f64
+        / 1024.0;
+    let (mut fork, mut pause) = (vec![], vec![]);
+    for _ in 0..RUNS {
+        cli(&["BGSAVE"]);
+        std::thread::sleep(Duration::from_millis(800));
+        let info = cli(&["INFO", "stats"]);
+        let usec = info
+            .lines()
+            .find_map(|l| l.strip_prefix("latest_fork_usec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        fork.push(usec / 1000.0);
+        let snap = Snapshot::capture(
+            PssTarget::Pid(pid),
+            CaptureFlags::VA_CLONE,
+            ContextFlags::empty(),
+        )
+        .expect("capture redis");
+        pause.push(snap.capture_info().pause.as_secs_f64() * 1e3);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (f, p) = (median(&mut fork), median(&mut pause));
+    println!("| redis-server, {rss_mib:.0} MiB resident | {f:.2} (latest_fork_usec) | {p:.2} (engine's pause) | {:.2}× |", p / f);
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
     pss::engine::main_if_requested();
@@ -137,4 +289,19 @@ fn main() {
             one(mib, thp);
         }
     }
+    println!(
+        "\nLayouts of real programs: pauses seen by the target with each --forked-away policy\n"
+    );
+    println!("| layout | forked-away MiB | target's own fork() | during the pause | after the pause | never |");
+    println!("|---|---|---|---|---|---|");
+    layout(
+        "JIT-like (node/V8): 48 MiB, 24 DONTFORK ranges of 256 KiB",
+        &["va", "48", "jit=24x256"],
+    );
+    layout(
+        "redis-like: 170 MiB, 150 more mappings, 4 more threads",
+        &["va", "170", "maps=150", "threads=4"],
+    );
+    println!("\n| real program | its own fork() | VA clone pause | ratio |\n|---|---|---|---|");
+    real_redis();
 }

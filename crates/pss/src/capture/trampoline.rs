@@ -30,8 +30,9 @@ impl Trampoline {
     /// signal frame holds.
     const LEN: u64 = 16 << 10;
 
-    /// Maps an empty trampoline in process `pid` (before the pause). `Err` says why there
-    /// is none; the clone is then injected directly.
+    /// Maps an empty trampoline in process `pid` (before the pause), its pages already
+    /// written once, so that filling it in the pause costs no page fault. `Err` says why
+    /// there is none; the clone is then injected directly.
     pub fn map(pid: i32) -> Result<Self, String> {
         if !arch::HAS_TRAMPOLINE {
             return Err("this architecture has no clone trampoline yet".into());
@@ -39,7 +40,23 @@ impl Trampoline {
         let prot = (libc::PROT_READ | libc::PROT_EXEC) as u64;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
         let args = [0, Self::LEN, prot, flags, u64::MAX, 0];
-        let ret = inject_one(pid, libc::SYS_mmap, args)?;
+        let run = move || {
+            with_one_thread(pid, STOP_DEADLINE, |inj, stopped| {
+                let ret = inj
+                    .syscall(libc::SYS_mmap as u64, args, Instant::now() + STOP_DEADLINE)?
+                    .ret;
+                if !(-4095..0).contains(&ret) {
+                    stopped
+                        .mem
+                        .write_exact(ret as u64, &vec![0u8; Self::LEN as usize])?;
+                }
+                Ok(ret)
+            })
+        };
+        let ret = match tracer::run_on(Role::Capture, run) {
+            Ok(Ok(ret)) => ret,
+            Ok(Err(e)) | Err(e) => return Err(e.to_string()),
+        };
         if (-4095..0).contains(&ret) {
             return Err(format!(
                 "mmap(PROT_EXEC) was refused: {}",

@@ -71,15 +71,14 @@ pub enum FpState<'a> {
 }
 
 /// The trampoline page's contents: the code, and a signal frame that gives back `regs` (the
-/// thread's registers after the restart fix-up), `mask` and `fp`. Its length is a
-/// multiple of the page size.
+/// thread's registers after the restart fix-up), `mask` and `fp`: as many bytes as they
+/// take (the rest of the page stays as it is).
 pub fn image(regs: &RawRegs, mask: u64, fp: FpState<'_>) -> Vec<u8> {
     let fp_len = match fp {
         FpState::XSave { size, .. } => size + 4,
         FpState::FxSave(_) => 512,
     };
-    let len = (FPSTATE + fp_len).next_multiple_of(4096);
-    let mut page = vec![0u8; len];
+    let mut page = vec![0u8; FPSTATE + fp_len];
     page[..32].copy_from_slice(&code());
 
     let uc = FRAME + 8;
