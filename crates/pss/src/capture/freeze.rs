@@ -87,7 +87,7 @@ pub struct Frozen {
     pub aux_pages: Option<Vec<AuxiliaryPage>>,
     /// The target's `/proc/PID/status` as it read while its threads were stopped (with a
     /// clone: the memory counters at the capture instant come from it), and the bytes of
-    /// mappings of ours it counts (the clone's trampoline, not yet touched).
+    /// mappings of ours it counts (the clone's trampoline, mapped and resident).
     pub status_at_pause: Option<(Vec<u8>, u64)>,
     /// What each part of the pause cost.
     pub costs: FreezeCosts,

@@ -15,7 +15,7 @@ use crate::records::{ProcessInformation, ProcessLinux};
 /// Reads the process information. `state_before` is the state letter seen before the pause,
 /// so that the capture's own stop is never reported as `FROZEN`. With `at_pause` (the
 /// target's `status` read during the pause of a VA clone capture, and the bytes of our own
-/// untouched mappings it counts) the current memory counters (sizes, working set, commit,
+/// resident mapping it counts: the trampoline) the current memory counters (sizes, working set, commit,
 /// page tables, swap) are those of the capture instant, as the clone's memory is; the
 /// peaks, times and identity are read now.
 pub fn read(
@@ -29,13 +29,14 @@ pub fn read(
     let mut status = status::parse(dir.read("status")?);
     if let Some((bytes, ours)) = at_pause {
         let now = status::parse(bytes);
+        // Our trampoline page is mapped and resident (written once before the pause).
         status.vm_size = now.vm_size.saturating_sub(ours);
-        status.vm_rss = now.vm_rss;
+        status.vm_rss = now.vm_rss.saturating_sub(ours);
         status.vm_data = now.vm_data;
         status.vm_stk = now.vm_stk;
         status.vm_pte = now.vm_pte;
         status.vm_swap = now.vm_swap;
-        status.rss_anon = now.rss_anon;
+        status.rss_anon = now.rss_anon.saturating_sub(ours);
     }
     let exe = match dir.readlink("exe") {
         Ok(p) => PathBuf::from(p),
