@@ -2,6 +2,7 @@
 //!
 //! The command is a front: every capture decision lives in the `pss` library.
 
+mod dump;
 mod interrupt;
 mod json;
 mod text;
@@ -52,6 +53,9 @@ struct Cli {
 enum Command {
     /// Capture a snapshot of a running process and print it.
     Capture(CaptureArgs),
+    /// Write an ELF core of a running process (like gcore), pausing it only for the
+    /// capture: the core is written from a copy-on-write clone while the process runs on.
+    Dump(dump::DumpArgs),
     /// Print a snapshot saved with `pss capture --save FILE`.
     Show(ShowArgs),
     /// List the capture flags and context flags, and which this build supports.
@@ -113,6 +117,16 @@ enum ForkedAway {
     Never,
 }
 
+impl From<ForkedAway> for pss::records::ForkedAwayCopy {
+    fn from(f: ForkedAway) -> Self {
+        match f {
+            ForkedAway::DuringPause => pss::records::ForkedAwayCopy::DuringPause,
+            ForkedAway::AfterPause => pss::records::ForkedAwayCopy::AfterPause,
+            ForkedAway::Never => pss::records::ForkedAwayCopy::Never,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct ShowArgs {
     /// A snapshot file written by `pss capture --save`.
@@ -138,6 +152,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Capture(args) => capture(&args),
+        Command::Dump(args) => dump::dump(&args),
         Command::Show(args) => Snapshot::load(&args.file)
             .map_err(anyhow::Error::from)
             .and_then(|snap| print(&snap, args.json)),
@@ -231,11 +246,7 @@ fn capture(args: &CaptureArgs) -> Result<()> {
     }
     let mut options = CaptureOptions::new(flags, context_flags);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
-    options.forked_away = match args.forked_away {
-        ForkedAway::DuringPause => pss::records::ForkedAwayCopy::DuringPause,
-        ForkedAway::AfterPause => pss::records::ForkedAwayCopy::AfterPause,
-        ForkedAway::Never => pss::records::ForkedAwayCopy::Never,
-    };
+    options.forked_away = args.forked_away.into();
     let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
     if let Some(path) = &args.save {
         interrupt::saving(path.clone());

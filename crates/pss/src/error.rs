@@ -149,6 +149,37 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The VA clone went away before its memory was read: its engine died, or something
+    /// killed it. The target itself was not touched.
+    #[error("the VA clone (pid {clone}) of process {pid} is gone (its engine died or it was killed); its memory can no longer be read")]
+    CloneVanished {
+        /// The target pid.
+        pid: i32,
+        /// The clone's pid.
+        clone: i32,
+    },
+    /// Writing an export (a core, a minidump) failed: a full disk, a file size limit, a
+    /// closed pipe, an I/O error. Whatever was partly written has been removed.
+    #[error("writing {what} failed: {}", describe_write_error(source))]
+    Output {
+        /// The file or descriptor (`core.1234`, `fd 5`, `standard output`).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The output file exists and overwriting it was not asked for.
+    #[error("{} exists; not overwritten", path.display())]
+    OutputExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The operation was cancelled by its caller (an interrupt flag it set).
+    #[error("interrupted while {what}")]
+    Interrupted {
+        /// What was interrupted (`writing core.1234`).
+        what: String,
+    },
     /// A system call injected into another process (outside a capture) failed there.
     #[error("{action} inside process {pid} failed: {source}")]
     Remote {
@@ -216,6 +247,19 @@ pub enum ErrorKind {
     Other,
 }
 
+/// A write error in words a user acts on.
+fn describe_write_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => "no space left on the device".into(),
+        Some(libc::EDQUOT) => "disk quota exceeded".into(),
+        Some(libc::EFBIG) => {
+            "file too large (the file size limit, RLIMIT_FSIZE / ulimit -f, was reached)".into()
+        }
+        Some(libc::EPIPE) => "the reading end was closed (broken pipe)".into(),
+        _ => e.to_string(),
+    }
+}
+
 impl Error {
     /// The broad class of this error.
     pub fn kind(&self) -> ErrorKind {
@@ -238,6 +282,10 @@ impl Error {
             | Error::Unreadable { .. }
             | Error::File { .. }
             | Error::Remote { .. }
+            | Error::CloneVanished { .. }
+            | Error::Output { .. }
+            | Error::OutputExists { .. }
+            | Error::Interrupted { .. }
             | Error::Engine { .. }
             | Error::Internal(_) => ErrorKind::Other,
         }

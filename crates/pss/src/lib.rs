@@ -37,6 +37,7 @@ mod client;
 mod codec;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod flags;
 pub mod format;
 mod linux;

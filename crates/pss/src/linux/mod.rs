@@ -9,6 +9,7 @@ pub mod failpoint;
 pub mod inject;
 pub mod mem;
 pub mod memfd;
+pub mod pagemap;
 pub mod pidfd;
 pub mod procfs;
 pub mod ptrace;
@@ -20,6 +21,11 @@ pub mod tracer;
 pub mod yama;
 
 use std::os::fd::{FromRawFd, OwnedFd};
+
+/// The size of a page.
+pub fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
 
 /// Takes ownership of fd `fd`, inherited at `execve` (the engine's socket), if it is open.
 pub fn take_inherited_fd(fd: i32) -> Option<OwnedFd> {

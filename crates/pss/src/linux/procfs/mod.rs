@@ -74,6 +74,19 @@ impl ProcDir {
         Ok(&self.buf)
     }
 
+    /// Opens `name` (relative to this directory) for reading, to be read in parts
+    /// (`pagemap`).
+    pub fn open_file(&self, name: &str) -> Result<std::fs::File> {
+        openat(
+            &self.dir,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(std::fs::File::from)
+        .map_err(|e| Error::from_proc_io(self.pid, self.path.join(name), e.into()))
+    }
+
     /// `readlink` of `name` relative to this directory.
     pub fn readlink(&self, name: &str) -> Result<OsString> {
         readlink_at(&self.dir, name)

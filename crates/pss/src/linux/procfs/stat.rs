@@ -11,6 +11,10 @@ pub struct Stat {
     pub state: u8,
     /// (4) the parent pid.
     pub ppid: i32,
+    /// (5) the process group.
+    pub pgrp: i32,
+    /// (6) the session.
+    pub session: i32,
     /// (10) minor faults.
     pub minflt: u64,
     /// (12) major faults.
@@ -70,6 +74,8 @@ pub fn parse(buf: &[u8]) -> Option<Stat> {
         comm,
         state: *f[0].first()?,
         ppid: i(4)? as i32,
+        pgrp: i(5)? as i32,
+        session: i(6)? as i32,
         minflt: u(10)?,
         majflt: u(12)?,
         utime: u(14)?,
@@ -99,7 +105,7 @@ mod tests {
         let s = parse(line).unwrap();
         assert_eq!(s.comm, b"my (odd) name");
         assert_eq!(s.state, b'S');
-        assert_eq!(s.ppid, 1);
+        assert_eq!((s.ppid, s.pgrp, s.session), (1, 4242, 4242));
         assert_eq!(s.minflt, 1183);
         assert_eq!((s.utime, s.stime), (12, 34));
         assert_eq!((s.priority, s.nice, s.num_threads), (20, 0, 3));

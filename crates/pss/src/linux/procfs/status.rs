@@ -33,6 +33,8 @@ pub struct Status {
     pub rss_anon: u64,
     /// Real uid (first field of `Uid:`).
     pub uid: u32,
+    /// Real gid (first field of `Gid:`).
+    pub gid: u32,
     /// `Threads:`.
     pub threads: u64,
     /// Whether `x86_Thread_features:` has the user shadow stack (`shstk`) on.
@@ -73,14 +75,18 @@ pub fn parse(buf: &[u8]) -> Status {
             b"x86_Thread_features" => {
                 s.shadow_stack = v.split(|c| c.is_ascii_whitespace()).any(|w| w == b"shstk");
             }
-            b"Uid" => {
-                let first = v.split(|c| c.is_ascii_whitespace()).next().unwrap_or(b"");
-                s.uid = dec_u64(first).unwrap_or(0) as u32;
-            }
+            b"Uid" => s.uid = first_id(v),
+            b"Gid" => s.gid = first_id(v),
             _ => {}
         }
     }
     s
+}
+
+/// The first of the four ids of a `Uid:`/`Gid:` line (the real one).
+fn first_id(v: &[u8]) -> u32 {
+    let first = v.split(|c| c.is_ascii_whitespace()).next().unwrap_or(b"");
+    dec_u64(first).unwrap_or(0) as u32
 }
 
 #[cfg(test)]
@@ -89,12 +95,12 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
         assert_eq!(s.tracer_pid, 12);
-        assert_eq!(s.uid, 1000);
+        assert_eq!((s.uid, s.gid), (1000, 100));
         assert_eq!(s.vm_peak, 8192);
         assert_eq!(s.vm_rss, 102400);
         assert_eq!(s.seccomp, 2);
