@@ -23,8 +23,15 @@ pub struct Target {
 impl Target {
     /// Starts `exe MODE ARGS…` and waits for it to be ready.
     pub fn spawn(exe: &Path, args: &[&str]) -> Target {
+        Self::spawn_env(exe, args, &[])
+    }
+
+    /// Starts `exe MODE ARGS…` with extra environment variables and waits for it to be
+    /// ready.
+    pub fn spawn_env(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Target {
         let mut child = Command::new(exe)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -4,7 +4,9 @@
 //! The targets themselves are the `pss-testbed` binary (`src/main.rs`).
 
 pub mod bench;
+pub mod corefile;
 pub mod harness;
+pub mod tools;
 
 /// The value parked thread `i` keeps in register number `reg` (r8…r15 on x86_64,
 /// x20…x26 on aarch64).

@@ -4,7 +4,9 @@
 //! It announces (then keeps) memory with known contents — `mem ADDR LEN` (the first word of
 //! each 4 KiB page is its page index), `pattern ADDR` (4096 bytes, byte `i` = `i*7+3`),
 //! `counter ADDR` (a word a thread increments every 50 µs), `dontfork ADDR LEN`,
-//! `wipeonfork ADDR LEN`, `shared ADDR LEN` (a shared mapping) — and runs threads whose
+//! `wipeonfork ADDR LEN`, `shared ADDR LEN` (a shared mapping), `filemap ADDR LEN OFFSET
+//! PATH` (a private read-only mapping of its own executable from file offset OFFSET),
+//! `tls ADDR VALUE` (a thread-local word of the main thread) — and runs threads whose
 //! syscalls a capture interrupts: two parked in `read()` (see [`crate::park`]), one in
 //! `epoll_wait`, one in `FUTEX_WAIT`, and with `sleep` one in a 5-second `clock_nanosleep`
 //! that prints `slept MS` when it wakes. With `seccomp`, a filter that kills the process on
@@ -14,7 +16,9 @@
 //! `futex` → wakes the futex waiter, which prints `futex woke RET`; `stall` → `stall US`,
 //! the longest the counter thread went without running since the last `stall`;
 //! `fork` → `fork US`, how long the process's own `fork()` took (its child exits at once);
-//! `write-shared` → fills the shared mapping with 0x77, then `written`; `close-stdout`.
+//! `write-shared` → fills the shared mapping with 0x77, then `written`; `scribble` → fills
+//! the pattern page with 0xAA (so that a capture taken before shows the old bytes), then
+//! `scribbled`; `close-stdout`.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -207,6 +211,9 @@ pub fn setup(o: Options) {
         }
     }
     say(&format!("pattern {:#x}", pattern as usize));
+    PATTERN.store(pattern as u64, Ordering::Relaxed);
+    map_own_file();
+    announce_tls();
 
     let dontfork = map(2 * PAGE, libc::MAP_PRIVATE);
     let wipe = map(PAGE, libc::MAP_PRIVATE);
@@ -320,6 +327,50 @@ pub fn setup(o: Options) {
 }
 
 static SHARED: AtomicU64 = AtomicU64::new(0);
+static PATTERN: AtomicU64 = AtomicU64::new(0);
+
+/// The main thread's thread-local word, with a value no other memory holds.
+pub const TLS_VALUE: u64 = 0x7115_cafe_f00d_0001;
+
+thread_local! {
+    static TLS_WORD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Sets the main thread's thread-local word and says where it is.
+fn announce_tls() {
+    TLS_WORD.with(|w| {
+        w.set(TLS_VALUE);
+        say(&format!("tls {:#x} {TLS_VALUE:#x}", w.as_ptr() as usize));
+    });
+}
+
+/// Maps two pages of its own executable, privately and read-only, from file offset one
+/// page: a file mapping at a known offset with known bytes.
+fn map_own_file() {
+    use std::os::fd::AsRawFd;
+    let exe = std::env::current_exe().expect("own executable");
+    let file = std::fs::File::open(&exe).expect("open own executable");
+    // SAFETY: a fresh private read-only mapping of a file we opened; nothing existing moves.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * PAGE,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            PAGE as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        check(-1, "mmap of the executable");
+    }
+    say(&format!(
+        "filemap {:#x} {} {PAGE} {}",
+        p as usize,
+        2 * PAGE,
+        exe.display()
+    ));
+}
 
 /// Handles the extra commands; `false` if `cmd` is not one of them.
 pub fn command(cmd: &str) -> bool {
@@ -361,6 +412,12 @@ pub fn command(cmd: &str) -> bool {
             // SAFETY: the shared page mapped in setup.
             unsafe { p.write_bytes(0x77, PAGE) };
             say("written");
+        }
+        "scribble" => {
+            let p = PATTERN.load(Ordering::Relaxed) as *mut u8;
+            // SAFETY: the pattern page mapped in setup.
+            unsafe { p.write_bytes(0xAA, PAGE) };
+            say("scribbled");
         }
         "close-stdout" => {
             // SAFETY: closing our own stdout; nothing writes to it afterwards.

@@ -36,9 +36,18 @@ impl Segment {
     }
 
     /// Whether it is private anonymous memory read from the clone, where a page the
-    /// clone's page tables do not hold is a page of zeros (and need not be read).
+    /// clone's page tables do not hold is a page of zeros (and need not be read). Kernel
+    /// mappings (`[vdso]`, `[vvar]`, …) fill their page tables on first touch and are not.
     pub fn untouched_pages_are_zero(&self) -> bool {
-        self.source == Source::Clone && self.vma.inode == 0 && self.vma.perms[3] == b'p'
+        let name = self.vma.pathname.as_encoded_bytes();
+        let anonymous = name.is_empty()
+            || name == b"[heap]"
+            || name.starts_with(b"[stack")
+            || name.starts_with(b"[anon:");
+        self.source == Source::Clone
+            && self.vma.inode == 0
+            && self.vma.perms[3] == b'p'
+            && anonymous
     }
 
     /// Whether it is backed by a file (for `NT_FILE` and module lists).
