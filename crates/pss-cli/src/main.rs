@@ -177,7 +177,9 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<UsageError>().is_some() {
+    if e.downcast_ref::<UsageError>().is_some()
+        || matches!(e.downcast_ref(), Some(pss::Error::OutputExists { .. }))
+    {
         return exit::USAGE;
     }
     match e.downcast_ref::<pss::Error>().map(pss::Error::kind) {

@@ -87,13 +87,10 @@ impl CoreFile {
 
     /// The bytes the core holds for `len` bytes at `addr`, if one segment holds them all.
     pub fn bytes_at(&self, addr: u64, len: u64) -> Option<&[u8]> {
-        let l = self
-            .loads
-            .iter()
-            .find(|l| {
-                let end = u128::from(l.vaddr) + u128::from(l.filesz);
-                l.vaddr <= addr && u128::from(addr) + u128::from(len) <= end
-            })?;
+        let l = self.loads.iter().find(|l| {
+            let end = u128::from(l.vaddr) + u128::from(l.filesz);
+            l.vaddr <= addr && u128::from(addr) + u128::from(len) <= end
+        })?;
         let off = (l.offset + (addr - l.vaddr)) as usize;
         self.data.get(off..off + len as usize)
     }

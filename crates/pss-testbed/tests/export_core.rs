@@ -352,7 +352,10 @@ fn every_segment_matches_gcore_of_the_same_stopped_target() {
     for l in ours.loads.iter().filter(|l| l.filesz > 0) {
         for g in theirs.loads.iter().filter(|g| g.filesz > 0) {
             let lo = l.vaddr.max(g.vaddr);
-            let hi = l.vaddr.saturating_add(l.filesz).min(g.vaddr.saturating_add(g.filesz));
+            let hi = l
+                .vaddr
+                .saturating_add(l.filesz)
+                .min(g.vaddr.saturating_add(g.filesz));
             if lo < hi {
                 let (a, b) = (
                     ours.bytes_at(lo, hi - lo).unwrap(),
