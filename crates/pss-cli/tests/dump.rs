@@ -219,7 +219,7 @@ fn a_file_size_limit_fails_cleanly() {
 fn an_interrupt_mid_write_leaves_no_file() {
     let mut t = Target::spawn(&testbed(), &["va", "768"]);
     let dir = Dir::new("sigint");
-    let mut child = Command::new(pss())
+    let child = Command::new(pss())
         .args(["dump", &t.pid.to_string(), "-o", "c"])
         .current_dir(&dir.0)
         .stdout(Stdio::null())
