@@ -24,16 +24,20 @@ use crate::{interrupt, units, usage, ForkedAway};
 pub struct DumpArgs {
     /// The process to dump.
     pid: i32,
-    /// Where to write: a file (default `core.PID`), or `-` for standard output (for a pipe
-    /// into zstd, say). A file is written whole or not at all.
+    /// Where to write: a file (default `core.PID`, or `minidump.PID.dmp`), or `-` for
+    /// standard output (for a pipe into zstd, say). A file is written whole or not at all.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// The format to write.
     #[arg(long, value_enum, default_value_t = DumpFormat::Core)]
     format: DumpFormat,
-    /// Which mappings a core holds (see below).
+    /// Which mappings a core (or a full-memory minidump) holds (see below).
     #[arg(long, value_name = "FILTER")]
     filter: Option<String>,
+    /// Minidumps: hold every mapping the filter keeps (a "full memory" dump,
+    /// Memory64List), not only each thread's stack and TLS page.
+    #[arg(long)]
+    full_memory: bool,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     force: bool,
@@ -57,18 +61,22 @@ pub struct DumpArgs {
 enum DumpFormat {
     /// An ELF core, for gdb, lldb, eu-stack.
     Core,
+    /// A minidump, for Breakpad, Crashpad and rust-minidump tools (minidump-stackwalk).
+    Minidump,
 }
 
 impl DumpFormat {
     fn format(self) -> Format {
         match self {
             DumpFormat::Core => Format::Core,
+            DumpFormat::Minidump => Format::Minidump,
         }
     }
 
     fn default_name(self, pid: i32) -> PathBuf {
         match self {
             DumpFormat::Core => PathBuf::from(format!("core.{pid}")),
+            DumpFormat::Minidump => PathBuf::from(format!("minidump.{pid}.dmp")),
         }
     }
 }
@@ -89,6 +97,11 @@ pub fn dump(args: &DumpArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.format.default_name(args.pid));
     let to_stdout = path == Path::new("-");
+    if args.full_memory && !matches!(args.format, DumpFormat::Minidump) {
+        bail!(usage(
+            "--full-memory is for --format minidump (a core always holds memory)".into()
+        ));
+    }
     if to_stdout && args.json {
         bail!(usage(
             "--json and -o - would both write to standard output".into()
@@ -135,6 +148,7 @@ fn write(
     };
     let mut options = ExportOptions {
         filter,
+        full_memory: args.full_memory,
         progress: Some(&mut report),
         ..Default::default()
     };
@@ -216,6 +230,7 @@ fn print_text(snap: &Snapshot, s: &ExportSummary, path: &Path, to_stdout: bool, 
 fn format_name(f: Format) -> &'static str {
     match f {
         Format::Core => "ELF core",
+        Format::Minidump => "minidump",
     }
 }
 

@@ -53,8 +53,8 @@ struct Cli {
 enum Command {
     /// Capture a snapshot of a running process and print it.
     Capture(CaptureArgs),
-    /// Write an ELF core of a running process (like gcore), pausing it only for the
-    /// capture: the core is written from a copy-on-write clone while the process runs on.
+    /// Write an ELF core (like gcore) or a minidump of a running process, pausing it only
+    /// for the capture: the dump is written from a copy-on-write clone while it runs on.
     Dump(dump::DumpArgs),
     /// Print a snapshot saved with `pss capture --save FILE`.
     Show(ShowArgs),

@@ -252,3 +252,36 @@ fn an_interrupt_mid_write_leaves_no_file() {
     t.assert_unharmed();
     t.wake_parked_and_check();
 }
+
+#[test]
+fn a_minidump_by_default_name_and_full_memory_on_request() {
+    let t = Target::spawn(&testbed(), &["va", "2"]);
+    let pid = t.pid.to_string();
+    let dir = Dir::new("minidump");
+    let o = dump_in(&dir, &[&pid, "--format", "minidump"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let name = format!("minidump.{pid}.dmp");
+    assert_eq!(dir.names(), vec![name.clone()]);
+    let small = std::fs::read(dir.0.join(&name)).unwrap();
+    assert_eq!(&small[..4], b"MDMP");
+    let o = dump_in(
+        &dir,
+        &[
+            &pid,
+            "--format",
+            "minidump",
+            "--full-memory",
+            "-o",
+            "full.dmp",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let full = std::fs::metadata(dir.0.join("full.dmp")).unwrap().len();
+    assert!(
+        full > small.len() as u64 + (2 << 20),
+        "{full} vs {}",
+        small.len()
+    );
+    let o = dump_in(&dir, &[&pid, "--full-memory"]);
+    assert_eq!(o.status.code(), Some(2), "--full-memory is for minidumps");
+}

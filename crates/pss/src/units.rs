@@ -41,6 +41,12 @@ pub fn hundred_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos() / 100).unwrap_or(u64::MAX)
 }
 
+/// Seconds since the Unix epoch (0 before it): a `time_t`.
+pub fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// A duration in `PSS_PERF_RESOLUTION` units (microseconds).
 pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)

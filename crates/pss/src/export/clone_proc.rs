@@ -39,7 +39,6 @@ pub(crate) struct CloneProc {
     pub session: i32,
     pub gid: u32,
     pub cmdline: Vec<u8>,
-    #[allow(dead_code)] // for the minidump's environ stream
     pub environ: Vec<u8>,
     /// Its `pagemap`, to skip pages never touched; `None` if it cannot be opened.
     pub pagemap: Option<Pagemap>,

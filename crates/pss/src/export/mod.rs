@@ -23,6 +23,7 @@ mod copy;
 pub mod core;
 pub mod filter;
 mod layout;
+pub mod minidump;
 mod sink;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -33,6 +34,7 @@ pub use filter::DumpFilter;
 
 use crate::error::{Error, Result};
 use crate::flags::CaptureFlags;
+use crate::records::ThreadEntry;
 use crate::snapshot::Snapshot;
 
 /// The capture flags an export wants: threads with every register, the VA space (for
@@ -50,6 +52,8 @@ pub const CAPTURE_FLAGS: CaptureFlags = CaptureFlags::THREADS
 pub enum Format {
     /// An ELF core file (`ET_CORE`), as the kernel and gdb's `gcore` write.
     Core,
+    /// A minidump (`MDMP`), as Breakpad, Crashpad and rust-minidump read.
+    Minidump,
 }
 
 impl Format {
@@ -57,6 +61,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Core => "core",
+            Format::Minidump => "minidump",
         }
     }
 }
@@ -77,6 +82,9 @@ pub struct ExportOptions<'a, 'p> {
     /// Which mappings a core holds; `None` follows the target's own
     /// `/proc/PID/coredump_filter`, as the kernel and gdb do.
     pub filter: Option<DumpFilter>,
+    /// Minidumps: hold every mapping the filter keeps (`Memory64List`, a "full memory"
+    /// dump), not only each thread's stack and TLS page. Needs a VA clone.
+    pub full_memory: bool,
     /// Checked between chunks: once set, the export stops with [`Error::Interrupted`].
     pub cancel: Option<&'a AtomicBool>,
     /// Called after each chunk.
@@ -129,6 +137,7 @@ fn write_named(
     let mut sink = sink::Sink::new(out);
     match format {
         Format::Core => core::write(snapshot, &mut sink, options, name),
+        Format::Minidump => minidump::write(snapshot, &mut sink, options, name),
     }
 }
 
@@ -199,6 +208,26 @@ fn rename(from: &Path, to: &Path, overwrite: bool) -> Result<()> {
             source: e.into(),
         }),
     }
+}
+
+/// The threads with registers, the process's main thread first (the kernel writes the
+/// dumping thread first, and readers take the first as the one to show).
+pub(crate) fn threads_with_registers(snapshot: &Snapshot) -> Result<Vec<&ThreadEntry>> {
+    let pid = snapshot.process().process_id;
+    let mut threads: Vec<&ThreadEntry> = snapshot
+        .threads()
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t.context.is_some())
+        .collect();
+    if threads.is_empty() {
+        return Err(Error::NotFound {
+            what: "thread registers (an export holds every thread's registers)",
+            flag: "PSS_CAPTURE_THREADS | PSS_CAPTURE_THREAD_CONTEXT",
+        });
+    }
+    threads.sort_by_key(|t| (t.thread_id != pid, t.thread_id));
+    Ok(threads)
 }
 
 fn describe_fd(fd: BorrowedFd<'_>) -> String {

@@ -7,6 +7,9 @@ use std::os::fd::BorrowedFd;
 use rustix::fs::{fcntl_getfl, fstat, ftruncate, seek, FileType, SeekFrom};
 use rustix::io::{write, Errno};
 
+/// The shortest run of zeros left as a hole; shorter runs (alignment) are written.
+const MIN_HOLE: u64 = 4096;
+
 /// Zeros written in place of holes when the output cannot seek.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -75,12 +78,13 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Puts down the zeros owed: a seek on a file, written zeros elsewhere.
+    /// Puts down the zeros owed: a seek on a file (for a page or more), written zeros
+    /// elsewhere.
     fn settle(&mut self) -> io::Result<()> {
         if self.pending == 0 {
             return Ok(());
         }
-        if self.seekable {
+        if self.seekable && self.pending >= MIN_HOLE {
             let delta = i64::try_from(self.pending).map_err(|_| Errno::FBIG)?;
             seek(self.fd, SeekFrom::Current(delta))?;
             self.holes += self.pending;
@@ -100,7 +104,7 @@ impl<'a> Sink<'a> {
         if self.pending == 0 {
             return Ok(());
         }
-        if self.seekable {
+        if self.seekable && self.pending >= MIN_HOLE {
             let delta = i64::try_from(self.pending).map_err(|_| Errno::FBIG)?;
             let end = seek(self.fd, SeekFrom::Current(delta))?;
             ftruncate(self.fd, end)?;
@@ -147,16 +151,21 @@ mod tests {
         let mut data = vec![0u8; 4 * 4096];
         data[4096] = 7;
         sink.write(b"head").unwrap();
+        sink.zeros(12);
         sink.write_sparse(&data, 4096).unwrap();
         sink.zeros(8192);
         sink.finish().unwrap();
-        assert_eq!(sink.emitted, 4 + 4 * 4096 + 8192);
-        assert_eq!(sink.holes, 3 * 4096 + 8192);
+        assert_eq!(sink.emitted, 16 + 4 * 4096 + 8192);
+        assert_eq!(
+            sink.holes,
+            12 + 3 * 4096 + 8192,
+            "the 12 zeros join the next hole"
+        );
         let back = std::fs::read(&dir).unwrap();
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(back.len() as u64, sink.emitted);
         assert_eq!(&back[..4], b"head");
-        assert_eq!(back[4 + 4096], 7);
+        assert_eq!(back[16 + 4096], 7);
         assert_eq!(back.iter().filter(|&&b| b != 0).count(), 5);
     }
 

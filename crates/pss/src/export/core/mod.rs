@@ -20,7 +20,6 @@ use super::layout::{self, Segment};
 use super::sink::Sink;
 use super::{ExportOptions, ExportSummary, Format};
 use crate::error::{Error, Result};
-use crate::records::ThreadEntry;
 use crate::snapshot::Snapshot;
 use crate::va_clone::VaClone;
 
@@ -39,7 +38,7 @@ pub(crate) fn write(
         what: "VA clone (a core is written from the clone's memory)",
         flag: "PSS_CAPTURE_VA_CLONE",
     })?;
-    let threads = ordered_threads(snapshot)?;
+    let threads = super::threads_with_registers(snapshot)?;
     let mut proc = CloneProc::read(clone)?;
     let filter = options.filter.unwrap_or(proc.filter);
     let (segments, mut warnings) = layout::segments(&proc, clone, snapshot.va_space(), filter);
@@ -73,26 +72,6 @@ pub(crate) fn write(
         filter,
         warnings,
     })
-}
-
-/// The threads with registers, the process's main thread first (the kernel writes the
-/// dumping thread first, and readers take the first as the one to show).
-fn ordered_threads(snapshot: &Snapshot) -> Result<Vec<&ThreadEntry>> {
-    let pid = snapshot.process().process_id;
-    let mut threads: Vec<&ThreadEntry> = snapshot
-        .threads()
-        .unwrap_or_default()
-        .iter()
-        .filter(|t| t.context.is_some())
-        .collect();
-    if threads.is_empty() {
-        return Err(Error::NotFound {
-            what: "thread registers (a core holds every thread's registers)",
-            flag: "PSS_CAPTURE_THREADS | PSS_CAPTURE_THREAD_CONTEXT",
-        });
-    }
-    threads.sort_by_key(|t| (t.thread_id != pid, t.thread_id));
-    Ok(threads)
 }
 
 /// The ELF header and program headers, and where the segments' bytes begin.
@@ -242,7 +221,7 @@ fn copy_segments(
     Ok(unreadable_warning(&copier.unreadable))
 }
 
-fn unreadable_warning(ranges: &[(u64, u64)]) -> Vec<String> {
+pub(crate) fn unreadable_warning(ranges: &[(u64, u64)]) -> Vec<String> {
     let Some(first) = ranges.first() else {
         return Vec::new();
     };
