@@ -8,6 +8,8 @@ mod api;
 mod context;
 #[path = "../src/convert.rs"]
 mod convert;
+#[path = "../src/export.rs"]
+mod export;
 #[path = "../src/marker.rs"]
 mod marker;
 #[path = "../src/registry.rs"]

@@ -64,8 +64,12 @@ PSS_DECLARE_HANDLE(HPSSWALK);
 #define ERROR_INVALID_HANDLE 6L
 #define ERROR_NOT_ENOUGH_MEMORY 8L
 #define ERROR_BAD_LENGTH 24L
+#define ERROR_WRITE_FAULT 29L
 #define ERROR_NOT_SUPPORTED 50L
 #define ERROR_INVALID_PARAMETER 87L
+#define ERROR_BROKEN_PIPE 109L
+#define ERROR_DISK_FULL 112L
+#define ERROR_FILE_TOO_LARGE 223L
 #define ERROR_MORE_DATA 234L
 #define ERROR_NO_MORE_ITEMS 259L
 #define ERROR_PARTIAL_COPY 299L
@@ -514,6 +518,32 @@ DWORD WINAPI PssWalkMarkerSeekToBeginning(HPSSWALK WalkMarkerHandle);
 /* libpss extension: why the calling thread's last PSS call failed, in English ("" after a
  * success). Valid until the thread's next call into libpss. */
 const char *PssLinuxLastErrorMessage(void);
+
+/* libpss extension, the Linux counterpart of handing a snapshot to MiniDumpWriteDump: write
+ * an ELF core (for gdb, lldb, eu-stack) of a snapshot captured with PSS_CAPTURE_VA_CLONE
+ * and PSS_CAPTURE_THREAD_CONTEXT to the open file descriptor FileHandle (cast to HANDLE, as
+ * process handles are pidfds), from its current position. CoreDumpFilter: 0 follows the
+ * target's own /proc/PID/coredump_filter (as the kernel and gdb do), anything else gives
+ * the coredump_filter bits (0x1ff: every mapping). A regular file gets holes for zero
+ * pages. Returns ERROR_SUCCESS, or ERROR_INVALID_HANDLE (snapshot or descriptor),
+ * ERROR_NOT_FOUND (no VA clone, no contexts), ERROR_INVALID_PARAMETER, ERROR_DISK_FULL,
+ * ERROR_FILE_TOO_LARGE, ERROR_BROKEN_PIPE, ERROR_WRITE_FAULT, ERROR_PARTIAL_COPY (the clone
+ * is gone). SIGPIPE and SIGXFSZ raised by the write are kept from the calling process. */
+DWORD WINAPI PssLinuxWriteCoreDump(HPSS SnapshotHandle, HANDLE FileHandle, DWORD CoreDumpFilter);
+
+/* The MINIDUMP_TYPE values PssLinuxWriteMiniDump acts on, with Windows' values
+ * (MiniDumpNormal, MiniDumpWithFullMemory); the other MINIDUMP_TYPE bits are accepted. */
+#define PSS_LINUX_MINIDUMP_NORMAL 0x00000000
+#define PSS_LINUX_MINIDUMP_WITH_FULL_MEMORY 0x00000002
+
+/* libpss extension: write a minidump (for Breakpad, Crashpad, rust-minidump) of a snapshot
+ * with thread contexts to FileHandle: threads, modules with build-ids, each thread's stack
+ * (from the VA clone, or from PSS_CAPTURE_AUXILIARY_PAGES without one: a duplicated
+ * snapshot works), memory info and the Linux streams. PSS_LINUX_MINIDUMP_WITH_FULL_MEMORY adds
+ * every mapping the target's coredump_filter keeps (needs the VA clone). DumpType values
+ * are MINIDUMP_TYPE's. Codes as
+ * PssLinuxWriteCoreDump. */
+DWORD WINAPI PssLinuxWriteMiniDump(HPSS SnapshotHandle, HANDLE FileHandle, DWORD DumpType);
 
 #ifdef __cplusplus
 }

@@ -15,12 +15,12 @@ use crate::marker::Marker;
 use crate::types::*;
 use crate::{convert, registry, shared};
 
-const ERROR_SUCCESS: u32 = 0;
+pub(crate) const ERROR_SUCCESS: u32 = 0;
 const ERROR_ACCESS_DENIED: u32 = 5;
-const ERROR_INVALID_HANDLE: u32 = 6;
+pub(crate) const ERROR_INVALID_HANDLE: u32 = 6;
 const ERROR_BAD_LENGTH: u32 = 24;
 const ERROR_NOT_SUPPORTED: u32 = 50;
-const ERROR_INVALID_PARAMETER: u32 = 87;
+pub(crate) const ERROR_INVALID_PARAMETER: u32 = 87;
 const ERROR_MORE_DATA: u32 = 234;
 const ERROR_NO_MORE_ITEMS: u32 = 259;
 const ERROR_NOT_FOUND: u32 = 1168;
@@ -35,11 +35,11 @@ thread_local! {
 }
 
 /// A failed call: its code, and the message kept for `PssLinuxLastErrorMessage`.
-struct Failure(u32, String);
+pub(crate) struct Failure(pub(crate) u32, pub(crate) String);
 
-type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
-fn fail(code: u32, msg: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: u32, msg: impl Into<String>) -> Failure {
     Failure(code, msg.into())
 }
 
@@ -65,7 +65,7 @@ impl From<Error> for Failure {
 }
 
 /// Runs an entry point: catches panics, records the message, returns the code.
-fn entry(name: &str, f: impl FnOnce() -> Outcome) -> u32 {
+pub(crate) fn entry(name: &str, f: impl FnOnce() -> Outcome) -> u32 {
     let out = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(fail(
             ERROR_INTERNAL_ERROR,
@@ -85,7 +85,7 @@ fn entry(name: &str, f: impl FnOnce() -> Outcome) -> u32 {
 /// The snapshot behind `h`, or `ERROR_INVALID_HANDLE`: a capture or duplicate registered
 /// here, or a snapshot memfd duplicated into this process (read on first use, and again if
 /// its fd has changed since).
-fn snapshot(h: *mut c_void) -> Result<Snapshot, Failure> {
+pub(crate) fn snapshot(h: *mut c_void) -> Result<Snapshot, Failure> {
     let h = h as usize;
     if let Some(s) = registry::snapshot(h) {
         return Ok(s);

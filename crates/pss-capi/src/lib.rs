@@ -13,6 +13,7 @@
 mod api;
 mod context;
 mod convert;
+mod export;
 mod marker;
 mod registry;
 mod shared;

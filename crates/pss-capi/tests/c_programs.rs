@@ -154,3 +154,13 @@ fn cpp_code_combines_the_flag_enumerations_as_with_the_windows_sdk() {
     );
     assert_eq!(run(&exe, &[]), "flags ok\n");
 }
+
+#[test]
+fn a_c_crash_reporter_writes_cores_and_minidumps_and_gets_each_failure_code() {
+    let exe = build(
+        &["cc", "-std=c11"],
+        &crate_dir().join("tests/c/export.c"),
+        "export",
+    );
+    assert_eq!(run(&exe, &[]), "export ok\n");
+}
