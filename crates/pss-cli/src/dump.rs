@@ -41,6 +41,10 @@ pub struct DumpArgs {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     force: bool,
+    /// Flush the file to the disk (fsync) before naming it, so that it survives a machine
+    /// crash right after (the kernel and gcore do not; it costs the disk's write time).
+    #[arg(long)]
+    sync: bool,
     /// Print a JSON summary (docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -149,6 +153,7 @@ fn write(
     let mut options = ExportOptions {
         filter,
         full_memory: args.full_memory,
+        sync: args.sync,
         progress: Some(&mut report),
         ..Default::default()
     };
@@ -251,6 +256,7 @@ fn print_json(
         "holes": s.holes,
         "segments": s.segments,
         "threads": s.threads,
+        "read_ahead": s.read_ahead,
         "filter": format!("{:#x}", s.filter.bits()),
         "pause_us": pss::units::micros(info.pause),
         "capture_us": pss::units::micros(info.total),

@@ -1,5 +1,5 @@
-//! `va MIB [thp] [sleep] [seccomp] [uffd] [jit=NxKIB] [maps=N] [threads=N]`: a target for VA
-//! clone tests and benchmarks (see [`Options`]).
+//! `va MIB [thp] [sleep] [seccomp] [uffd] [quiet] [jit=NxKIB] [maps=N] [threads=N]`: a
+//! target for VA clone tests and benchmarks (see [`Options`]).
 //!
 //! It announces (then keeps) memory with known contents — `mem ADDR LEN` (the first word of
 //! each 4 KiB page is its page index), `pattern ADDR` (4096 bytes, byte `i` = `i*7+3`),
@@ -76,6 +76,9 @@ pub struct Options {
     pub maps: usize,
     /// Extra threads waiting on a condition variable (a server's background threads).
     pub threads: usize,
+    /// No thread that runs by itself (no counter and stall meter, no epoll or futex
+    /// waiter): the memory changes only on command, for byte comparisons across dumps.
+    pub quiet: bool,
 }
 
 impl Options {
@@ -92,6 +95,7 @@ impl Options {
                     "sleep" => o.sleep = true,
                     "seccomp" => o.seccomp = true,
                     "uffd" => o.uffd = true,
+                    "quiet" => o.quiet = true,
                     _ => {}
                 },
                 Some(("jit", v)) => {
@@ -239,6 +243,9 @@ pub fn setup(o: Options) {
     say(&format!("shared {:#x} {PAGE}", shared as usize));
     SHARED.store(shared as u64, Ordering::Relaxed);
 
+    if o.quiet {
+        return;
+    }
     // The counter and stall meter.
     let counter = Box::leak(Box::new(AtomicU64::new(0)));
     say(&format!(

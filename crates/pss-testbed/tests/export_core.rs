@@ -331,15 +331,18 @@ fn check_with_eu_readelf(core: &Path, threads: usize) {
 
 #[test]
 fn every_segment_matches_gcore_of_the_same_stopped_target() {
+    // Quiet (no thread runs by itself), without rseq (whose fields the kernel updates when a
+    // thread returns to user space), and large enough for the engine to read ahead.
     let mut t = Target::spawn_env(
         exe(),
-        &["threads", "3"],
+        &["va", "16", "quiet"],
         &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],
     );
     let snap = capture(&t);
     let dir = Dir::new("gcore");
     let ours_path = dir.join("core");
-    write_core(&snap, &ours_path, Some(DumpFilter::all()));
+    let summary = write_core(&snap, &ours_path, Some(DumpFilter::all()));
+    assert!(summary.read_ahead, "the engine read ahead");
     drop(snap);
     assert_no_children(t.pid);
     // gdb's gcore of the same target, which has not run a line of its code since.

@@ -7,6 +7,7 @@
 //! its engine: it starts its own on its first request.
 
 mod locate;
+pub(crate) mod pump;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -12,6 +12,7 @@
 //! does any program that calls [`main_if_requested`] first thing in `main` (the `pss`
 //! command does, so it needs no second file).
 
+mod pump;
 mod remote;
 mod session;
 

@@ -172,6 +172,10 @@ impl Session {
                 w.seq(&lines, |w, line| w.str(line));
                 Ok((w.buf, Vec::new()))
             }
+            kind::PUMP => {
+                super::pump::start(f)?;
+                Ok((Vec::new(), Vec::new()))
+            }
             kind::CLOSE_FD => {
                 let target = f.fds.into_iter().next().ok_or_else(missing_fd)?;
                 let fd = Reader::new(&f.payload).i32().map_err(bad_request)?;

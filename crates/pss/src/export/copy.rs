@@ -1,19 +1,30 @@
 //! Streaming memory from the clone to the output in large chunks: pages the clone never
 //! populated are not read at all, zero pages become holes, unreadable pages zeros (as the
-//! kernel writes them), and the writer's memory stays one chunk whatever the target's size.
+//! kernel writes them), and the writer's memory stays a few chunks whatever the target's
+//! size.
+//!
+//! Large exports are read ahead by the engine (`crate::client::pump`): it fills one chunk
+//! while this process writes the one before, so reading and writing use two cores without
+//! a thread of the caller's. Small ones, and ranges the clone does not hold by itself
+//! (copies from the pause), are read here.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::clone_proc::vanished;
 use super::sink::Sink;
 use super::Progress;
+use crate::client::pump::Pump;
 use crate::error::{Error, Result};
 use crate::linux::pagemap::Pagemap;
 use crate::linux::pidfd;
+use crate::proto::pump::{Chunk, Range};
 use crate::va_clone::VaClone;
 
 /// Bytes read from the clone at a time.
 pub(crate) const CHUNK: usize = 1 << 20;
+/// Below this many bytes, a pump costs more than it saves.
+const PUMP_MIN: u64 = 8 << 20;
 
 /// The caller's hold on a running export: its cancel flag and progress callback, and the
 /// name of the output for errors.
@@ -59,11 +70,29 @@ pub(crate) struct Copier<'c> {
     page: u64,
     /// Ranges that could not be read and were written as zeros.
     pub unreadable: Vec<(u64, u64)>,
+    /// The engine reading ahead, and the ranges it will still deliver, in order.
+    pump: Option<Pump>,
+    pumped: VecDeque<Range>,
 }
 
 impl<'c> Copier<'c> {
-    /// A copier over `clone`, using its `pagemap` when there is one.
-    pub fn new(clone: &'c VaClone, pagemap: Option<&'c mut Pagemap>) -> Copier<'c> {
+    /// A copier over `clone`, using its `pagemap` when there is one. `direct` lists the
+    /// ranges, in the order they will be copied, that are the clone's own memory (not
+    /// copies from the pause): when they are large, the engine reads them ahead.
+    pub fn new(
+        clone: &'c VaClone,
+        pagemap: Option<&'c mut Pagemap>,
+        direct: Vec<Range>,
+    ) -> Copier<'c> {
+        let total: u64 = direct.iter().map(|r| r.len).sum();
+        let pump = if total >= PUMP_MIN {
+            // Without a pump (no engine, no memfd) the ranges are read here: slower, not wrong.
+            Pump::start(clone, pagemap.as_deref().map(Pagemap::as_fd), &direct)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
         Copier {
             clone,
             pagemap,
@@ -71,7 +100,18 @@ impl<'c> Copier<'c> {
             populated: Vec::new(),
             page: crate::linux::page_size(),
             unreadable: Vec::new(),
+            pumped: if pump.is_some() {
+                direct.into()
+            } else {
+                VecDeque::new()
+            },
+            pump,
         }
+    }
+
+    /// Whether the engine reads ahead for this copier.
+    pub fn reads_ahead(&self) -> bool {
+        self.pump.is_some()
     }
 
     /// Copies `len` bytes from `start` into `sink`. With `untouched_is_zero` (private
@@ -84,6 +124,11 @@ impl<'c> Copier<'c> {
         sink: &mut Sink<'_>,
         ctl: &mut Control<'_, '_>,
     ) -> Result<()> {
+        let next = self.pumped.front();
+        if next.is_some_and(|r| r.start == start && r.len == len) {
+            self.pumped.pop_front();
+            return self.copy_pumped(start, len, sink, ctl);
+        }
         let end = start + len;
         let mut at = start;
         while at < end {
@@ -160,10 +205,69 @@ impl<'c> Copier<'c> {
         Ok(())
     }
 
-    fn note_unreadable(&mut self, at: u64, len: u64) {
-        match self.unreadable.last_mut() {
-            Some(last) if last.1 == at => last.1 += len,
-            _ => self.unreadable.push((at, at + len)),
+    /// Copies a range the pump reads, chunk by chunk as it delivers them.
+    fn copy_pumped(
+        &mut self,
+        start: u64,
+        len: u64,
+        sink: &mut Sink<'_>,
+        ctl: &mut Control<'_, '_>,
+    ) -> Result<()> {
+        let pump = self
+            .pump
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no pump".into()))?;
+        let end = start + len;
+        let mut at = start;
+        while at < end {
+            let c = pump.next()?;
+            if c.addr != at || c.len == 0 || c.addr + c.len > end {
+                return Err(Error::Internal(format!(
+                    "the pump delivered {:#x}+{:#x} where {at:#x} was due",
+                    c.addr, c.len
+                )));
+            }
+            let page = self.page;
+            let pages = c.len.div_ceil(page) as usize;
+            let data = pump.data(&c);
+            let mut i = 0;
+            while i < pages {
+                let state = |j: usize| (Chunk::bit(&c.populated, j), Chunk::bit(&c.unreadable, j));
+                let run = (i..pages).take_while(|&j| state(j) == state(i)).count();
+                let from = i * page as usize;
+                let to = ((i + run) * page as usize).min(c.len as usize);
+                let addr = c.addr + from as u64;
+                match state(i) {
+                    (false, _) => sink.zeros((to - from) as u64),
+                    (true, true) => {
+                        if pidfd::has_exited(self.clone.pidfd()) {
+                            return Err(vanished(self.clone));
+                        }
+                        note_unreadable(&mut self.unreadable, addr, (to - from) as u64);
+                        sink.zeros((to - from) as u64);
+                    }
+                    (true, false) => sink
+                        .write_sparse(&data[from..to], page as usize)
+                        .map_err(|e| ctl.output_error(e))?,
+                }
+                i += run;
+            }
+            at += c.len;
+            pump.free(c);
+            ctl.tick(sink.emitted)?;
         }
+        Ok(())
+    }
+
+    fn note_unreadable(&mut self, at: u64, len: u64) {
+        note_unreadable(&mut self.unreadable, at, len);
+    }
+}
+
+/// Adds `len` bytes at `at` to the unreadable ranges, joining the last when adjacent.
+fn note_unreadable(ranges: &mut Vec<(u64, u64)>, at: u64, len: u64) {
+    match ranges.last_mut() {
+        Some(last) if last.1 == at => last.1 += len,
+        _ => ranges.push((at, at + len)),
     }
 }

@@ -85,6 +85,10 @@ pub struct ExportOptions<'a, 'p> {
     /// Minidumps: hold every mapping the filter keeps (`Memory64List`, a "full memory"
     /// dump), not only each thread's stack and TLS page. Needs a VA clone.
     pub full_memory: bool,
+    /// [`write_file`]: flush the file to the disk (`fsync`) before naming it. Off by
+    /// default, as for the kernel's cores and gdb's: the rename already makes the file whole
+    /// or absent for every reader; only a machine crash soon after could lose its tail.
+    pub sync: bool,
     /// Checked between chunks: once set, the export stops with [`Error::Interrupted`].
     pub cancel: Option<&'a AtomicBool>,
     /// Called after each chunk.
@@ -108,6 +112,9 @@ pub struct ExportSummary {
     pub threads: usize,
     /// The filter applied.
     pub filter: DumpFilter,
+    /// Whether the engine read the clone's memory ahead of the writes (a pump: large
+    /// exports), or this process read it all.
+    pub read_ahead: bool,
     /// What could not be exported as it was (ranges not captured, pages not readable).
     pub warnings: Vec<String>,
 }
@@ -143,8 +150,8 @@ fn write_named(
 
 /// Writes `snapshot` to a file at `path`, whole or not at all: into
 /// [`Snapshot::partial_path`] first (mode 0600: a core holds the process's secrets), renamed
-/// to `path` once complete and flushed, removed on any error. An existing `path` is
-/// [`Error::OutputExists`] unless `overwrite`.
+/// to `path` once complete (and flushed to the disk with [`ExportOptions::sync`]), removed on
+/// any error. An existing `path` is [`Error::OutputExists`] unless `overwrite`.
 pub fn write_file(
     snapshot: &Snapshot,
     format: Format,

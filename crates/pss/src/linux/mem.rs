@@ -25,6 +25,11 @@ impl ProcMem {
         }
     }
 
+    /// The open file.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+
     /// Opens `/proc/PID/mem` for reading and writing (the caller traces `pid`).
     pub fn open_rw(pid: i32) -> std::io::Result<ProcMem> {
         Ok(ProcMem {

@@ -13,6 +13,7 @@ pub mod pagemap;
 pub mod pidfd;
 pub mod procfs;
 pub mod ptrace;
+pub mod ring;
 pub mod sched;
 pub mod signals;
 pub mod spawn;

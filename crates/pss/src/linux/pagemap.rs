@@ -25,6 +25,11 @@ impl Pagemap {
         }
     }
 
+    /// The open file.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+
     /// Fills `out` with one flag per page of `pages` pages from `start` (page-aligned):
     /// whether the page is present or swapped. A page that is neither was never touched
     /// (or was discarded): in a private anonymous mapping it reads as zeros.

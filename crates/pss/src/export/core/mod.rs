@@ -20,6 +20,7 @@ use super::layout::{self, Segment};
 use super::sink::Sink;
 use super::{ExportOptions, ExportSummary, Format};
 use crate::error::{Error, Result};
+use crate::proto::pump::Range;
 use crate::snapshot::Snapshot;
 use crate::va_clone::VaClone;
 
@@ -59,7 +60,7 @@ pub(crate) fn write(
     sink.write(&head.bytes).map_err(|e| out_err(&ctl, e))?;
     sink.write(&notes.bytes).map_err(|e| out_err(&ctl, e))?;
     sink.zeros(head.data_start - sink.emitted);
-    let unreadable = copy_segments(clone, &mut proc, &segments, sink, &mut ctl)?;
+    let (unreadable, read_ahead) = copy_segments(clone, &mut proc, &segments, sink, &mut ctl)?;
     sink.finish().map_err(|e| out_err(&ctl, e))?;
     warnings.extend(unreadable);
     Ok(ExportSummary {
@@ -70,6 +71,7 @@ pub(crate) fn write(
         segments: segments.len(),
         threads: threads.len(),
         filter,
+        read_ahead,
         warnings,
     })
 }
@@ -194,15 +196,25 @@ fn segment_flags(perms: &[u8; 4]) -> u32 {
     f
 }
 
-/// Streams every segment's bytes; returns warnings for ranges that could not be read.
+/// Streams every segment's bytes; returns warnings for ranges that could not be read, and
+/// whether the engine read ahead.
 fn copy_segments(
     clone: &VaClone,
     proc: &mut CloneProc,
     segments: &[Segment],
     sink: &mut Sink<'_>,
     ctl: &mut Control<'_, '_>,
-) -> Result<Vec<String>> {
-    let mut copier = Copier::new(clone, proc.pagemap.as_mut());
+) -> Result<(Vec<String>, bool)> {
+    let direct = segments
+        .iter()
+        .filter(|s| s.file_size > 0 && s.source == layout::Source::Clone)
+        .map(|s| Range {
+            start: s.vma.start,
+            len: s.file_size,
+            untouched_is_zero: s.untouched_pages_are_zero(),
+        })
+        .collect();
+    let mut copier = Copier::new(clone, proc.pagemap.as_mut(), direct);
     let mut quiet = Vec::new();
     for s in segments.iter().filter(|s| s.file_size > 0) {
         let before = copier.unreadable.len();
@@ -218,7 +230,7 @@ fn copy_segments(
             quiet.extend(copier.unreadable.drain(before..));
         }
     }
-    Ok(unreadable_warning(&copier.unreadable))
+    Ok((unreadable_warning(&copier.unreadable), copier.reads_ahead()))
 }
 
 pub(crate) fn unreadable_warning(ranges: &[(u64, u64)]) -> Vec<String> {

@@ -51,7 +51,8 @@ pub(crate) fn write(
     sink.zeros(data_base - front_len);
     let mut proc_pagemap = plan.proc.as_mut().and_then(|p| p.pagemap.take());
     let clone = snapshot.va_clone();
-    let mut copier = clone.map(|c| Copier::new(c, proc_pagemap.as_mut()));
+    let direct = plan.direct_ranges();
+    let mut copier = clone.map(|c| Copier::new(c, proc_pagemap.as_mut(), direct));
     let no_clone = || Error::Internal("a minidump range planned from a clone without one".into());
     for r in &plan.ranges {
         match r.from {
@@ -86,6 +87,7 @@ pub(crate) fn write(
         holes: sink.holes,
         segments: plan.ranges.len() + plan.full.len(),
         threads: plan.threads.len(),
+        read_ahead: copier.as_ref().is_some_and(|c| c.reads_ahead()),
         filter: options
             .filter
             .or(plan.proc.as_ref().map(|p| p.filter))

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::export::clone_proc::CloneProc;
 use crate::export::layout::{self, Segment, Source};
 use crate::export::{threads_with_registers, ExportOptions};
+use crate::proto::pump::Range;
 use crate::records::{AuxiliaryPageKind, ThreadEntry};
 use crate::snapshot::Snapshot;
 
@@ -35,6 +36,9 @@ pub(crate) struct MemoryRange<'a> {
     pub from: RangeSource<'a>,
     /// Its file offset, once assigned.
     pub rva: u64,
+    /// Read from the clone, in a mapping the clone holds by itself (not a copy from the
+    /// pause): the engine may read it ahead.
+    pub direct: bool,
 }
 
 /// Everything a minidump will hold.
@@ -126,6 +130,22 @@ impl<'a> Plan<'a> {
             .map(|s| (s.vma.start, s.file_size))
             .collect()
     }
+
+    /// The ranges read from the clone's own memory, in the order they are written.
+    pub fn direct_ranges(&self) -> Vec<Range> {
+        let stacks = self.ranges.iter().filter(|r| r.direct).map(|r| Range {
+            start: r.start,
+            len: r.len,
+            untouched_is_zero: false,
+        });
+        let full = self.full.iter().filter(|s| s.source == Source::Clone);
+        let full = full.map(|s| Range {
+            start: s.vma.start,
+            len: s.file_size,
+            untouched_is_zero: s.untouched_pages_are_zero(),
+        });
+        stacks.chain(full).collect()
+    }
 }
 
 /// A thread's stack: from the page below its stack pointer (less the red zone) to the end
@@ -149,6 +169,7 @@ fn stack_range<'a>(
             stack_of: Some(t.thread_id),
             from: RangeSource::Clone,
             rva: 0,
+            direct: seg.source == Source::Clone,
         });
     }
     aux_range(snapshot, t.thread_id, AuxiliaryPageKind::Stack)
@@ -163,16 +184,17 @@ fn tls_range<'a>(
     let base = t.context.as_ref()?.general.tls_base();
     let page = crate::linux::page_size();
     let start = base & !(page - 1);
-    let in_clone = segments.iter().any(|s| {
+    let seg = segments.iter().find(|s| {
         s.vma.start <= start && start + page <= s.vma.end && !matches!(s.source, Source::Missing(_))
     });
-    if in_clone && base != 0 {
+    if let Some(seg) = seg.filter(|_| base != 0) {
         return Some(MemoryRange {
             start,
             len: page,
             stack_of: None,
             from: RangeSource::Clone,
             rva: 0,
+            direct: seg.source == Source::Clone,
         });
     }
     aux_range(snapshot, t.thread_id, AuxiliaryPageKind::Tls).map(|r| MemoryRange {
@@ -192,5 +214,6 @@ fn aux_range(snapshot: &Snapshot, tid: u32, kind: AuxiliaryPageKind) -> Option<M
         stack_of: Some(tid),
         from: RangeSource::Bytes(&p.contents),
         rva: 0,
+        direct: false,
     })
 }

@@ -15,6 +15,8 @@ use crate::error::Error;
 use crate::flags::{CaptureFlags, ContextFlags};
 use crate::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
+pub(crate) mod pump;
+
 /// The protocol version; a caller and an engine that disagree refuse each other.
 pub(crate) const VERSION: u32 = 1;
 
@@ -39,6 +41,16 @@ pub(crate) mod kind {
     /// Reap the clones that engines which died left behind (in one process, or in all).
     /// Answer: one line per clone found.
     pub const CLEANUP: u8 = 6;
+    /// Read ranges of a clone's memory ahead of an export, into a shared ring
+    /// ([`super::pump`]; the ring, a channel, the clone's `mem` and maybe its `pagemap`
+    /// attached). Answer: empty, once the pump has started.
+    pub const PUMP: u8 = 7;
+    /// Pump → caller, on the pump's channel: a slot was filled ([`super::pump::Chunk`]).
+    pub const PUMP_CHUNK: u8 = 20;
+    /// Caller → pump: a slot is free again (its number, `u32`).
+    pub const PUMP_FREE: u8 = 21;
+    /// Pump → caller: every range was read.
+    pub const PUMP_DONE: u8 = 22;
     /// The request succeeded; its result follows.
     pub const OK: u8 = 100;
     /// The request failed; the error follows.
