@@ -132,7 +132,15 @@ fn json_summary_names_the_file_the_pause_and_the_sizes() {
     let dir = Dir::new("json");
     let o = dump_in(
         &dir,
-        &[&t.pid.to_string(), "-o", "c", "--json", "--filter", "anon"],
+        &[
+            &t.pid.to_string(),
+            "-o",
+            "c",
+            "--json",
+            "--filter",
+            "anon",
+            "--sync",
+        ],
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");

@@ -49,10 +49,11 @@ fn stall_ms(t: &mut Target) -> f64 {
     t.ask("stall", "stall").parse::<f64>().unwrap() / 1000.0
 }
 
-/// Flushes dirty pages so that the next measurement starts from the same state.
+/// Flushes dirty pages (and gives a file system that discards freed blocks time to) so
+/// that the next measurement starts from the same state.
 fn settle() {
     let _ = Command::new("sync").status();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_secs(1));
 }
 
 /// Resets this process's peak RSS (`VmHWM`).
@@ -145,6 +146,31 @@ fn gcore_run(t: &mut Target, dir: &Path) -> Run {
     }
 }
 
+/// The dumper alone, without a file system: a core written to `/dev/null`; bytes per second
+/// of the whole call (capture, write, free).
+fn devnull_rate(t: &Target) -> f64 {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let started = Instant::now();
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        export::CAPTURE_FLAGS,
+        ContextFlags::ALL,
+    )
+    .expect("capture");
+    let s = export::write(
+        &snap,
+        Format::Core,
+        std::os::fd::AsFd::as_fd(&null),
+        &mut ExportOptions::default(),
+    )
+    .expect("write to /dev/null");
+    drop(snap);
+    s.bytes as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Writes `bytes` in 1 MiB writes of non-zero data to a file in `dir`; bytes per second.
 fn plain_write(dir: &Path, bytes: u64) -> f64 {
     let path = dir.join("plain");
@@ -174,18 +200,37 @@ fn one(mib: usize, dir: &Path) {
     let mut fork = Vec::new();
     let mut ours = Vec::new();
     let mut plain = Vec::new();
+    let mut null = Vec::new();
     let mut theirs = Vec::new();
     let core = dir.join("core");
-    for _ in 0..runs {
+    let mut size = 0;
+    for run in 0..runs {
         fork.push(t.ask("fork", "fork").parse::<f64>().unwrap() / 1000.0);
-        settle();
-        let r = pss_run(&mut t, &core);
-        let _ = std::fs::remove_file(&core);
-        settle();
-        plain.push(plain_write(dir, r.size));
-        ours.push(r);
-        settle();
-        theirs.push(gcore_run(&mut t, dir));
+        null.push(devnull_rate(&t));
+        // The three in a different order each run, so that drift in the machine's state
+        // (writeback, discards) falls on each in turn.
+        for step in 0..3 {
+            settle();
+            match (run + step) % 3 {
+                0 => {
+                    let r = pss_run(&mut t, &core);
+                    let _ = std::fs::remove_file(&core);
+                    size = r.size;
+                    ours.push(r);
+                }
+                1 => theirs.push(gcore_run(&mut t, dir)),
+                _ => {
+                    // The plain write needs our size: the first run measures ours first.
+                    if size == 0 {
+                        let r = pss_run(&mut t, &core);
+                        let _ = std::fs::remove_file(&core);
+                        size = r.size;
+                        settle();
+                    }
+                    plain.push(plain_write(dir, size));
+                }
+            }
+        }
     }
     t.assert_unharmed();
     let fork_ms = median(&mut fork);
@@ -199,7 +244,7 @@ fn one(mib: usize, dir: &Path) {
     println!(
         "{:>8} | fork {fork_ms:8.2} ms | stall pss {p_stall:8.2} ms ({:.2}x fork; pause {:.2} ms), gcore {g_stall:9.1} ms ({:.0}x ours) \
          | wall pss {p_wall:6.2} s, gcore {g_wall:6.2} s ({:.2}x) | size pss {:.1} MiB, gcore {:.1} MiB ({:.3}x) \
-         | rate pss {:.0} MiB/s, plain {:.0} MiB/s ({:.2}x) | RSS pss {:.1} MiB, gcore {:.1} MiB",
+         | rate pss {:.0} MiB/s, plain {:.0} MiB/s ({:.2}x), to /dev/null {:.0} MiB/s | RSS pss {:.1} MiB, gcore {:.1} MiB",
         size_label(mib),
         p_stall / fork_ms,
         med(&ours, |r| r.pause_ms),
@@ -211,6 +256,7 @@ fn one(mib: usize, dir: &Path) {
         p_rate / 1048576.0,
         plain_rate / 1048576.0,
         p_rate / plain_rate,
+        median(&mut null) / 1048576.0,
         med(&ours, |r| r.rss_mib),
         med(&theirs, |r| r.rss_mib),
     );

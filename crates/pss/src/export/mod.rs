@@ -176,12 +176,15 @@ pub fn write_file(
             what: partial.display().to_string(),
             source,
         })?;
+    let sync = options.sync;
     let result =
         write_named(snapshot, format, file.as_fd(), options, name.clone()).and_then(|summary| {
-            file.sync_all().map_err(|source| Error::Output {
-                what: name.clone(),
-                source,
-            })?;
+            if sync {
+                file.sync_all().map_err(|source| Error::Output {
+                    what: name.clone(),
+                    source,
+                })?;
+            }
             rename(&partial, path, overwrite)?;
             Ok(summary)
         });

@@ -40,6 +40,21 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Sets a file's length to the end of the export before writing it (`len` bytes from
+    /// here), when nothing in the file lies beyond here: the writes then fill the file
+    /// rather than extend it (cheaper for the file system), and a trailing hole needs no
+    /// last step. A failed export's file is removed whole either way.
+    pub fn reserve(&mut self, len: u64) -> io::Result<()> {
+        if !self.seekable {
+            return Ok(());
+        }
+        let here = seek(self.fd, SeekFrom::Current(0))?;
+        if fstat(self.fd)?.st_size as u64 <= here {
+            ftruncate(self.fd, here + len)?;
+        }
+        Ok(())
+    }
+
     /// Writes all of `data`.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.settle()?;

@@ -57,6 +57,7 @@ pub(crate) fn write(
         output,
     };
     let out_err = |ctl: &Control<'_, '_>, e| ctl.output_error(e);
+    sink.reserve(ctl.total).map_err(|e| out_err(&ctl, e))?;
     sink.write(&head.bytes).map_err(|e| out_err(&ctl, e))?;
     sink.write(&notes.bytes).map_err(|e| out_err(&ctl, e))?;
     sink.zeros(head.data_start - sink.emitted);

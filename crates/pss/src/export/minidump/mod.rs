@@ -47,6 +47,7 @@ pub(crate) fn write(
         total: full_base + full_len,
         output,
     };
+    sink.reserve(ctl.total).map_err(|e| ctl.output_error(e))?;
     sink.write(&head.bytes).map_err(|e| ctl.output_error(e))?;
     sink.zeros(data_base - front_len);
     let mut proc_pagemap = plan.proc.as_mut().and_then(|p| p.pagemap.take());
