@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond cargo and a C compiler, from Debian's packages: gdb
-# (gcore, and the debugger the exported cores are checked with) and elfutils (eu-stack,
-# eu-readelf). Does nothing for what is already there. Needs root (or sudo).
+# Installs what the tests need beyond cargo and a C compiler, and nothing that is already
+# there: from Debian's packages gdb (gcore, and the debugger the exported cores are checked
+# with), elfutils (eu-stack, eu-readelf) and lldb; in a virtual environment of its own,
+# target/test-venv, py-spy (whose core reader checks cores of Python processes). Needs root
+# (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 command -v gdb >/dev/null || need+=(gdb)
 command -v eu-stack >/dev/null || need+=(elfutils)
-[ ${#need[@]} -eq 0 ] && exit 0
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq "${need[@]}" >/dev/null
+command -v lldb >/dev/null || need+=(lldb)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >/dev/null
+    $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+venv=target/test-venv
+if [ ! -x "$venv/bin/py-spy" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q py-spy
+fi

@@ -103,3 +103,27 @@ pub fn gcore(pid: i32, dir: &Path) -> std::path::PathBuf {
     assert!(path.exists(), "gcore wrote nothing: {text}");
     path
 }
+
+/// `lldb --batch` on `core` of `exe`, with each command given as `-o`.
+pub fn lldb(exe: &Path, core: &Path, commands: &[&str]) -> String {
+    let mut args = vec![
+        "--batch",
+        "--no-lldbinit",
+        "-c",
+        core.to_str().expect("utf-8 path"),
+        exe.to_str().expect("utf-8 path"),
+    ];
+    for c in commands {
+        args.extend(["-o", c]);
+    }
+    run("lldb", &args)
+}
+
+/// py-spy, from the virtual environment `scripts/test-deps.sh` makes (`target/test-venv`),
+/// or `$PSS_PY_SPY`.
+pub fn py_spy() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("PSS_PY_SPY") {
+        return p.into();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/py-spy")
+}

@@ -196,6 +196,7 @@ fn a_core_holds_every_thread_and_the_memory_of_the_pause() {
     );
 
     check_with_gdb(&t, &snap, &path, pattern, tls);
+    check_with_lldb(&t, &snap, &path);
     check_with_eu_stack(&t, &snap, &path);
     check_with_eu_readelf(&path, threads.len());
 
@@ -285,6 +286,76 @@ fn check_with_gdb(t: &Target, snap: &Snapshot, core: &Path, pattern: u64, tls: u
         out.contains("0x7115cafef00d0001"),
         "gdb's view of the TLS word:\n{out}"
     );
+}
+
+/// lldb lists every thread by tid, with the registers it had (parked threads: the values
+/// they loaded) and the function it is parked in.
+fn check_with_lldb(t: &Target, snap: &Snapshot, core: &Path) {
+    let threads = snap.threads().unwrap();
+    let mut cmds = vec!["thread list".to_string()];
+    for i in 1..=threads.len() {
+        cmds.push(format!("thread select {i}"));
+        cmds.push("register read r12 r13 rip".into());
+    }
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = tools::lldb(exe(), core, &cmds);
+    // `thread list` names each thread by index and tid; each `register read` follows its
+    // `thread select`.
+    let mut by_index = std::collections::HashMap::new();
+    for line in out.lines() {
+        let line = line.trim_start_matches(['*', ' ']);
+        if let Some(rest) = line.strip_prefix("thread #") {
+            let index: usize = rest.split(':').next().unwrap().parse().unwrap_or(0);
+            if let Some(tid) = rest
+                .split("tid = ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+                .and_then(|t| t.parse::<i32>().ok())
+            {
+                by_index.insert(index, tid);
+            }
+        }
+    }
+    assert_eq!(by_index.len(), threads.len(), "lldb's threads:\n{out}");
+    let sections: Vec<&str> = out.split("(lldb) thread select ").skip(1).collect();
+    for section in sections {
+        let index: usize = section.split_whitespace().next().unwrap().parse().unwrap();
+        let tid = by_index[&index];
+        let reg = |name: &str| {
+            section.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| {
+                    let v = v.split_whitespace().next()?;
+                    u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()
+                })?
+            })
+        };
+        let th = threads.iter().find(|x| x.thread_id as i32 == tid).unwrap();
+        let g = th.context.as_ref().unwrap().general;
+        assert_eq!(
+            reg("rip"),
+            Some(g.instruction_pointer()),
+            "lldb's rip of {tid}:\n{section}"
+        );
+        if let Some(i) = park_index(t, tid) {
+            assert_eq!(
+                reg("r12"),
+                Some(reg_value(i, 12)),
+                "lldb's r12 of {tid}:\n{section}"
+            );
+            assert_eq!(
+                reg("r13"),
+                Some(reg_value(i, 13)),
+                "lldb's r13 of {tid}:\n{section}"
+            );
+            // The frame it is parked in (raw_read, inlined into its caller in release builds).
+            assert!(
+                section.contains("pss_testbed::park::raw_read")
+                    || section.contains("pss_testbed::park::read_byte_checked"),
+                "{section}"
+            );
+        }
+    }
 }
 
 fn check_with_eu_stack(t: &Target, snap: &Snapshot, core: &Path) {
@@ -584,4 +655,105 @@ fn a_clone_killed_mid_write_is_a_clear_error() {
     assert_no_children(t.pid);
     t.assert_unharmed();
     t.wake_parked_and_check();
+}
+
+/// A word this test process holds, changed after its own capture.
+static SELF_WORD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[test]
+fn a_process_writes_a_core_of_itself() {
+    use std::sync::atomic::Ordering;
+    SELF_WORD.store(0x5345_4c46_434f_5245, Ordering::SeqCst);
+    let snap = Snapshot::capture(PssTarget::Current, export::CAPTURE_FLAGS, ContextFlags::ALL)
+        .expect("capture of this process");
+    SELF_WORD.store(0, Ordering::SeqCst);
+    let dir = Dir::new("self");
+    let path = dir.join("core");
+    write_core(&snap, &path, None);
+    let core = CoreFile::read(&path);
+    let me = std::process::id() as i32;
+    assert_eq!(
+        core.prstatus_tids()[0],
+        me,
+        "this process's main thread first"
+    );
+    let addr = SELF_WORD.as_ptr() as u64;
+    let word = core.bytes_at(addr, 8).expect("the word is in the core");
+    assert_eq!(
+        u64::from_le_bytes(word.try_into().unwrap()),
+        0x5345_4c46_434f_5245
+    );
+    // The calling thread's registers are those it had when the engine stopped it.
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    let mine = snap
+        .threads()
+        .unwrap()
+        .iter()
+        .find(|t| t.thread_id as i32 == tid)
+        .unwrap();
+    assert_eq!(
+        core.registers(tid).unwrap(),
+        mine.context.as_ref().unwrap().general.to_words()
+    );
+    let clone = snap.va_clone().unwrap().pid();
+    drop(snap);
+    // Other tests of this binary have children of their own: look for the clone alone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{clone}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "clone {clone} of this process was not reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn py_spy_reads_the_python_stack_from_a_core() {
+    let dir = Dir::new("python");
+    let script = dir.join("target.py");
+    std::fs::write(
+        &script,
+        "import time\n\
+         def leaf_for_pss():\n    print('ready', flush=True)\n    time.sleep(1000)\n\
+         def branch_for_pss():\n    leaf_for_pss()\n\
+         branch_for_pss()\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id() as i32;
+    let snap = Snapshot::capture(
+        PssTarget::Pid(pid),
+        export::CAPTURE_FLAGS,
+        ContextFlags::ALL,
+    )
+    .unwrap();
+    let path = dir.join("core");
+    write_core(&snap, &path, None);
+    drop(snap);
+    let py_spy = tools::py_spy();
+    let out = tools::run(
+        py_spy.to_str().unwrap(),
+        &["dump", "--core", path.to_str().unwrap()],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.contains(&format!("Thread {pid}")), "{out}");
+    let leaf = out.find("leaf_for_pss").unwrap_or_else(|| panic!("{out}"));
+    let branch = out
+        .find("branch_for_pss")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(leaf < branch, "innermost frame first:\n{out}");
+    assert!(out.contains("<module>"), "{out}");
 }
