@@ -96,7 +96,7 @@ pub struct Frozen {
 /// What the parts of a pause cost (the performance counters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FreezeCosts {
-    /// Stopping the threads and reading their registers.
+    /// Stopping the threads, reading their registers, and letting them go.
     pub threads: PhaseCost,
     /// Copying the auxiliary pages.
     pub aux_pages: PhaseCost,
@@ -538,7 +538,10 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         .filter(|t| t.group_stopped)
         .map(|t| t.tid)
         .collect();
+    // Letting the threads go is thread work too: the Threads counters include it.
+    let sw = Stopwatch::start();
     let (last, all_released) = set.release();
+    costs.threads = costs.threads + cost(&sw);
     set.clean = all_released && set.first_pending().is_none();
     wait_back_in_group_stop(req.pid, &group_stopped, &mut warnings);
     let clone = clone.transpose()?;

@@ -42,17 +42,23 @@ impl<'a> Sink<'a> {
 
     /// Sets a file's length to the end of the export before writing it (`len` bytes from
     /// here), when nothing in the file lies beyond here: the writes then fill the file
-    /// rather than extend it (cheaper for the file system), and a trailing hole needs no
-    /// last step. A failed export's file is removed whole either way.
+    /// rather than extend it, a trailing hole needs no last step, and a file size limit
+    /// shows at once. A failed export's file is removed whole either way.
     pub fn reserve(&mut self, len: u64) -> io::Result<()> {
         if !self.seekable {
             return Ok(());
         }
         let here = seek(self.fd, SeekFrom::Current(0))?;
-        if fstat(self.fd)?.st_size as u64 <= here {
-            ftruncate(self.fd, here + len)?;
+        if fstat(self.fd)?.st_size as u64 > here {
+            return Ok(());
         }
-        Ok(())
+        match ftruncate(self.fd, here + len) {
+            // Past the file size limit: better said now than after writing up to it.
+            Err(Errno::FBIG) => Err(Errno::FBIG.into()),
+            // A file that cannot be sized (not open for writing, a /proc file): the writes
+            // will say what is wrong, or do without.
+            _ => Ok(()),
+        }
     }
 
     /// Writes all of `data`.
