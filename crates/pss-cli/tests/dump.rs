@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pss_testbed::corefile::CoreFile;
-use pss_testbed::harness::{children_of, Target};
+use pss_testbed::harness::{children_of, Target, TempDir};
 use serde_json::Value;
 
 fn pss() -> &'static Path {
@@ -20,33 +20,7 @@ fn testbed() -> PathBuf {
     pss().with_file_name("pss-testbed")
 }
 
-/// A fresh working directory, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("pss-dump-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dump_in(dir: &Dir, args: &[&str]) -> Output {
+fn dump_in(dir: &TempDir, args: &[&str]) -> Output {
     Command::new(pss())
         .arg("dump")
         .args(args)
@@ -71,7 +45,7 @@ fn assert_no_children(pid: i32) {
 fn writes_core_pid_and_refuses_to_overwrite_it() {
     let mut t = Target::spawn(&testbed(), &["va", "2"]);
     let pid = t.pid.to_string();
-    let dir = Dir::new("name");
+    let dir = TempDir::new("name");
     let o = dump_in(&dir, &[&pid]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let name = format!("core.{pid}");
@@ -107,7 +81,7 @@ fn writes_core_pid_and_refuses_to_overwrite_it() {
 fn standard_output_carries_the_core_and_stderr_the_report() {
     let t = Target::spawn(&testbed(), &["va", "2"]);
     let pattern = t.fact_u64("pattern", 0);
-    let dir = Dir::new("stdout");
+    let dir = TempDir::new("stdout");
     let o = dump_in(&dir, &[&t.pid.to_string(), "-o", "-"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(dir.names().is_empty(), "nothing written to disk");
@@ -129,7 +103,7 @@ fn standard_output_carries_the_core_and_stderr_the_report() {
 #[test]
 fn json_summary_names_the_file_the_pause_and_the_sizes() {
     let t = Target::spawn(&testbed(), &["va", "4"]);
-    let dir = Dir::new("json");
+    let dir = TempDir::new("json");
     let o = dump_in(
         &dir,
         &[
@@ -158,7 +132,7 @@ fn json_summary_names_the_file_the_pause_and_the_sizes() {
 
 #[test]
 fn bad_arguments_are_usage_errors() {
-    let dir = Dir::new("usage");
+    let dir = TempDir::new("usage");
     let o = dump_in(&dir, &["1", "--filter", "everything"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -176,7 +150,7 @@ fn bad_arguments_are_usage_errors() {
 #[test]
 fn a_terminal_gets_a_progress_bar() {
     let t = Target::spawn(&testbed(), &["va", "16"]);
-    let dir = Dir::new("tty");
+    let dir = TempDir::new("tty");
     let cmd = format!("{} dump {} -o c", pss().display(), t.pid);
     // `script` runs the command on a pseudo-terminal and copies what it draws.
     let o = Command::new("script")
@@ -193,7 +167,7 @@ fn a_terminal_gets_a_progress_bar() {
 #[test]
 fn a_file_size_limit_fails_cleanly() {
     let mut t = Target::spawn(&testbed(), &["va", "16"]);
-    let dir = Dir::new("fsize");
+    let dir = TempDir::new("fsize");
     let mut cmd = Command::new(pss());
     cmd.args(["dump", &t.pid.to_string(), "-o", "c"])
         .current_dir(&dir.0);
@@ -226,7 +200,7 @@ fn a_file_size_limit_fails_cleanly() {
 #[test]
 fn an_interrupt_mid_write_leaves_no_file() {
     let mut t = Target::spawn(&testbed(), &["va", "768"]);
-    let dir = Dir::new("sigint");
+    let dir = TempDir::new("sigint");
     let child = Command::new(pss())
         .args(["dump", &t.pid.to_string(), "-o", "c"])
         .current_dir(&dir.0)
@@ -265,7 +239,7 @@ fn an_interrupt_mid_write_leaves_no_file() {
 fn a_minidump_by_default_name_and_full_memory_on_request() {
     let t = Target::spawn(&testbed(), &["va", "2"]);
     let pid = t.pid.to_string();
-    let dir = Dir::new("minidump");
+    let dir = TempDir::new("minidump");
     let o = dump_in(&dir, &[&pid, "--format", "minidump"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let name = format!("minidump.{pid}.dmp");

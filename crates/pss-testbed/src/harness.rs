@@ -300,3 +300,43 @@ pub fn wait_for_state(pid: i32, want: char) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A fresh directory under the system's temporary directory for one test's files, named
+/// after this process and `name`; removed (with what it holds) on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Makes it (empty).
+    pub fn new(name: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("pss-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("a temporary directory");
+        TempDir(d)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// The names of what it holds, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("the temporary directory")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -5,47 +5,18 @@
 //! (not as the running target changed it since), forked-away ranges, file mappings.
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use object::elf;
 use pss::export::{self, DumpFilter, ExportOptions, Format};
 use pss::{ContextFlags, ErrorKind, Snapshot, Target as PssTarget};
 use pss_testbed::corefile::CoreFile;
-use pss_testbed::harness::{children_of, Target};
+use pss_testbed::harness::{children_of, Target, TempDir};
 use pss_testbed::{reg_value, tools};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
-}
-
-/// A fresh directory for one test's files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("pss-export-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn capture(t: &Target) -> Snapshot {
@@ -102,7 +73,7 @@ fn a_core_holds_every_thread_and_the_memory_of_the_pause() {
     // The target runs on and changes the pattern after the pause.
     t.ask("scribble", "scribbled");
 
-    let dir = Dir::new("holds");
+    let dir = TempDir::new("holds");
     let path = dir.join("core");
     let summary = write_core(&snap, &path, None);
     assert_eq!(
@@ -410,7 +381,7 @@ fn every_segment_matches_gcore_of_the_same_stopped_target() {
         &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")],
     );
     let snap = capture(&t);
-    let dir = Dir::new("gcore");
+    let dir = TempDir::new("gcore");
     let ours_path = dir.join("core");
     let summary = write_core(&snap, &ours_path, Some(DumpFilter::all()));
     assert!(summary.read_ahead, "the engine read ahead");
@@ -472,7 +443,7 @@ fn a_pipe_gets_the_same_bytes_as_a_file_with_zeros_for_holes() {
     let mut t = Target::spawn(exe(), &["va", "4"]);
     let pattern = t.fact_u64("pattern", 0);
     let snap = capture(&t);
-    let dir = Dir::new("pipe");
+    let dir = TempDir::new("pipe");
     let path = dir.join("core");
     let summary = write_core(&snap, &path, None);
     assert!(summary.holes > 0, "zero pages became holes: {summary:?}");
@@ -520,7 +491,7 @@ fn the_filter_decides_which_mappings_hold_bytes() {
     let pattern = t.fact_u64("pattern", 0);
     let start = t.fact_u64("filemap", 0);
     let snap = capture(&t);
-    let dir = Dir::new("filter");
+    let dir = TempDir::new("filter");
     // Anonymous private memory only: the pattern, not the file mapping.
     write_core(&snap, &dir.join("anon"), Some(DumpFilter::ANON_PRIVATE));
     let anon = CoreFile::read(&dir.join("anon"));
@@ -552,7 +523,7 @@ fn the_filter_decides_which_mappings_hold_bytes() {
 fn a_write_that_fails_leaves_nothing_and_frees_the_clone() {
     let mut t = Target::spawn(exe(), &["va", "16"]);
     let snap = capture(&t);
-    let dir = Dir::new("fail");
+    let dir = TempDir::new("fail");
 
     // A full disk.
     let full = std::fs::OpenOptions::new()
@@ -629,7 +600,7 @@ fn a_clone_killed_mid_write_is_a_clear_error() {
     let mut t = Target::spawn(exe(), &["va", "32"]);
     let snap = capture(&t);
     let clone_pid = snap.va_clone().unwrap().pid();
-    let dir = Dir::new("vanish");
+    let dir = TempDir::new("vanish");
     let mut killed = false;
     let mut kill_half_way = |p: export::Progress| {
         if !killed && p.done > p.total / 4 {
@@ -667,7 +638,7 @@ fn a_process_writes_a_core_of_itself() {
     let snap = Snapshot::capture(PssTarget::Current, export::CAPTURE_FLAGS, ContextFlags::ALL)
         .expect("capture of this process");
     SELF_WORD.store(0, Ordering::SeqCst);
-    let dir = Dir::new("self");
+    let dir = TempDir::new("self");
     let path = dir.join("core");
     write_core(&snap, &path, None);
     let core = CoreFile::read(&path);
@@ -710,7 +681,7 @@ fn a_process_writes_a_core_of_itself() {
 
 #[test]
 fn py_spy_reads_the_python_stack_from_a_core() {
-    let dir = Dir::new("python");
+    let dir = TempDir::new("python");
     let script = dir.join("target.py");
     std::fs::write(
         &script,

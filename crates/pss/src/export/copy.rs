@@ -193,12 +193,8 @@ impl<'c> Copier<'c> {
                 .map_err(|e| ctl.output_error(e))?;
             at += got as u64;
             if at < end {
-                if pidfd::has_exited(self.clone.pidfd()) {
-                    return Err(vanished(self.clone));
-                }
                 let skip = (self.page - at % self.page).min(end - at);
-                self.note_unreadable(at, skip);
-                sink.zeros(skip);
+                unreadable(self.clone, &mut self.unreadable, at, skip, sink)?;
                 at += skip;
             }
         }
@@ -240,11 +236,8 @@ impl<'c> Copier<'c> {
                 match state(i) {
                     (false, _) => sink.zeros((to - from) as u64),
                     (true, true) => {
-                        if pidfd::has_exited(self.clone.pidfd()) {
-                            return Err(vanished(self.clone));
-                        }
-                        note_unreadable(&mut self.unreadable, addr, (to - from) as u64);
-                        sink.zeros((to - from) as u64);
+                        let len = (to - from) as u64;
+                        unreadable(self.clone, &mut self.unreadable, addr, len, sink)?;
                     }
                     (true, false) => sink
                         .write_sparse(&data[from..to], page as usize)
@@ -258,16 +251,24 @@ impl<'c> Copier<'c> {
         }
         Ok(())
     }
-
-    fn note_unreadable(&mut self, at: u64, len: u64) {
-        note_unreadable(&mut self.unreadable, at, len);
-    }
 }
 
-/// Adds `len` bytes at `at` to the unreadable ranges, joining the last when adjacent.
-fn note_unreadable(ranges: &mut Vec<(u64, u64)>, at: u64, len: u64) {
+/// `len` bytes at `at` could not be read: an error if the clone is gone, else zeros in the
+/// output (as the kernel writes them), noted in `ranges` (adjacent ranges joined).
+fn unreadable(
+    clone: &VaClone,
+    ranges: &mut Vec<(u64, u64)>,
+    at: u64,
+    len: u64,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    if pidfd::has_exited(clone.pidfd()) {
+        return Err(vanished(clone));
+    }
     match ranges.last_mut() {
         Some(last) if last.1 == at => last.1 += len,
         _ => ranges.push((at, at + len)),
     }
+    sink.zeros(len);
+    Ok(())
 }
