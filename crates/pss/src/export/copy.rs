@@ -109,6 +109,18 @@ impl<'c> Copier<'c> {
         }
     }
 
+    /// Fails if pages could not be read because the clone was dying: a clone killed (its
+    /// engine died) can fail reads a moment before its pidfd says it exited, so unreadable
+    /// pages are trusted only if it is still alive a moment after.
+    pub fn check_clone(&self) -> Result<()> {
+        let dying = !self.unreadable.is_empty()
+            && pidfd::exits_within(self.clone.pidfd(), std::time::Duration::from_millis(100));
+        if dying {
+            return Err(vanished(self.clone));
+        }
+        Ok(())
+    }
+
     /// Whether the engine reads ahead for this copier.
     pub fn reads_ahead(&self) -> bool {
         self.pump.is_some()
@@ -127,8 +139,28 @@ impl<'c> Copier<'c> {
         let next = self.pumped.front();
         if next.is_some_and(|r| r.start == start && r.len == len) {
             self.pumped.pop_front();
-            return self.copy_pumped(start, len, sink, ctl);
+            let done = self.copy_pumped(start, len, sink, ctl)?;
+            if done < start + len {
+                // The pump broke (its engine died, say): the rest is read here, which
+                // finds the clone gone if that is why.
+                self.pump = None;
+                self.pumped.clear();
+                return self.copy_local(done, start + len - done, untouched_is_zero, sink, ctl);
+            }
+            return Ok(());
         }
+        self.copy_local(start, len, untouched_is_zero, sink, ctl)
+    }
+
+    /// Copies `len` bytes from `start`, read here.
+    fn copy_local(
+        &mut self,
+        start: u64,
+        len: u64,
+        untouched_is_zero: bool,
+        sink: &mut Sink<'_>,
+        ctl: &mut Control<'_, '_>,
+    ) -> Result<()> {
         let end = start + len;
         let mut at = start;
         while at < end {
@@ -201,22 +233,24 @@ impl<'c> Copier<'c> {
         Ok(())
     }
 
-    /// Copies a range the pump reads, chunk by chunk as it delivers them.
+    /// Copies a range the pump reads, chunk by chunk as it delivers them; returns how far
+    /// it got (short of the end if the pump broke).
     fn copy_pumped(
         &mut self,
         start: u64,
         len: u64,
         sink: &mut Sink<'_>,
         ctl: &mut Control<'_, '_>,
-    ) -> Result<()> {
-        let pump = self
-            .pump
-            .as_mut()
-            .ok_or_else(|| Error::Internal("no pump".into()))?;
+    ) -> Result<u64> {
+        let Some(pump) = self.pump.as_mut() else {
+            return Ok(start);
+        };
         let end = start + len;
         let mut at = start;
         while at < end {
-            let c = pump.next()?;
+            let Ok(c) = pump.next() else {
+                return Ok(at);
+            };
             if c.addr != at || c.len == 0 || c.addr + c.len > end {
                 return Err(Error::Internal(format!(
                     "the pump delivered {:#x}+{:#x} where {at:#x} was due",
@@ -249,7 +283,7 @@ impl<'c> Copier<'c> {
             pump.free(c);
             ctl.tick(sink.emitted)?;
         }
-        Ok(())
+        Ok(at)
     }
 }
 

@@ -31,9 +31,23 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
 
 /// Whether the process behind `fd` has exited (its pidfd is readable).
 pub fn has_exited(fd: BorrowedFd<'_>) -> bool {
+    exits_within(fd, std::time::Duration::ZERO)
+}
+
+/// Whether the process behind `fd` has exited, or does within `timeout`.
+pub fn exits_within(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> bool {
     use rustix::event::{poll, PollFd, PollFlags};
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    matches!(poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    loop {
+        match poll(&mut fds, Some(&ts)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return matches!(r, Ok(n) if n > 0),
+        }
+    }
 }
 
 /// The pid a pidfd of ours refers to, from `/proc/self/fdinfo`.

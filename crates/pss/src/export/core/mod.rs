@@ -231,6 +231,7 @@ fn copy_segments(
             quiet.extend(copier.unreadable.drain(before..));
         }
     }
+    copier.check_clone()?;
     Ok((unreadable_warning(&copier.unreadable), copier.reads_ahead()))
 }
 

@@ -75,6 +75,9 @@ pub(crate) fn write(
             &mut ctl,
         )?;
     }
+    if let Some(c) = &copier {
+        c.check_clone()?;
+    }
     ctl.tick(sink.emitted)?;
     sink.finish().map_err(|e| ctl.output_error(e))?;
     let mut warnings = std::mem::take(&mut plan.warnings);

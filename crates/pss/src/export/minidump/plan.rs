@@ -94,7 +94,11 @@ impl<'a> Plan<'a> {
             }
         }
         let full = if options.full_memory {
-            segments.into_iter().filter(|s| s.file_size > 0).collect()
+            // [vsyscall] cannot be read (xonly): a core holds it as zeros, a minidump not.
+            segments
+                .into_iter()
+                .filter(|s| s.file_size > 0 && s.vma.pathname != "[vsyscall]")
+                .collect()
         } else {
             Vec::new()
         };
