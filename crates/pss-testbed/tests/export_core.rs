@@ -61,6 +61,19 @@ fn park_index(t: &Target, tid: i32) -> Option<usize> {
 /// The index whose values the main thread keeps (`park::MAIN_INDEX` in the target).
 const MAIN_INDEX: usize = 0xff;
 
+/// Registers a parked thread keeps, by the debuggers' names, with the number `reg_value`
+/// gives each (`park.rs` loads them).
+#[cfg(target_arch = "x86_64")]
+const PARKED: [(&str, u64); 4] = [("r12", 12), ("r13", 13), ("r14", 14), ("r15", 15)];
+#[cfg(target_arch = "aarch64")]
+const PARKED: [(&str, u64); 4] = [("x23", 12), ("x24", 13), ("x25", 14), ("x26", 15)];
+
+/// The debuggers' names of the instruction and stack pointers.
+#[cfg(target_arch = "x86_64")]
+const IP_SP: (&str, &str) = ("rip", "rsp");
+#[cfg(target_arch = "aarch64")]
+const IP_SP: (&str, &str) = ("pc", "sp");
+
 #[test]
 fn a_core_holds_every_thread_and_the_memory_of_the_pause() {
     let mut t = Target::spawn(exe(), &["va", "8"]);
@@ -178,7 +191,9 @@ fn a_core_holds_every_thread_and_the_memory_of_the_pause() {
 }
 
 fn check_with_gdb(t: &Target, snap: &Snapshot, core: &Path, pattern: u64, tls: u64) {
-    let regs = "info registers r12 r13 r14 r15 rip rsp";
+    let (ip, sp) = IP_SP;
+    let names: Vec<&str> = PARKED.iter().map(|(n, _)| *n).collect();
+    let regs = format!("info registers {} {ip} {sp}", names.join(" "));
     let x_pattern = format!("x/8xb {pattern:#x}");
     let x_tls = format!("x/gx {tls:#x}");
     let out = tools::gdb(
@@ -203,45 +218,28 @@ fn check_with_gdb(t: &Target, snap: &Snapshot, core: &Path, pattern: u64, tls: u
             .collect::<String>();
         assert!(!text.is_empty(), "gdb does not show thread {tid}:\n{out}");
         let g = th.context.as_ref().unwrap().general;
-        #[cfg(target_arch = "x86_64")]
-        {
-            assert_eq!(
-                tools::gdb_register(&text, "rip"),
-                Some(g.rip),
-                "thread {tid}:\n{text}"
-            );
-            assert_eq!(
-                tools::gdb_register(&text, "rsp"),
-                Some(g.rsp),
-                "thread {tid}:\n{text}"
-            );
-            if let Some(i) = park_index(t, tid) {
-                for r in [12, 13, 14, 15] {
-                    let name = format!("r{r}");
-                    assert_eq!(
-                        tools::gdb_register(&text, &name),
-                        Some(reg_value(i, r)),
-                        "{name} of thread {tid}:\n{text}"
-                    );
-                }
-                assert!(
-                    text.contains("pss_testbed::park::raw_read"),
-                    "thread {tid}:\n{text}"
-                );
-                assert!(
-                    text.contains("pss_testbed::park::read_byte_checked"),
-                    "{text}"
-                );
-                let caller = if tid == t.pid {
-                    "pss_testbed::main"
-                } else {
-                    "pss_testbed::park::park"
-                };
-                assert!(
-                    text.contains(caller),
-                    "thread {tid} lacks {caller}:\n{text}"
-                );
-            }
+        let want_ip = Some(g.instruction_pointer());
+        assert_eq!(tools::gdb_register(&text, ip), want_ip, "{tid}:\n{text}");
+        let want_sp = Some(g.stack_pointer());
+        assert_eq!(tools::gdb_register(&text, sp), want_sp, "{tid}:\n{text}");
+        let Some(i) = park_index(t, tid) else {
+            continue;
+        };
+        for (name, r) in PARKED {
+            let got = tools::gdb_register(&text, name);
+            assert_eq!(got, Some(reg_value(i, r)), "{name} of {tid}:\n{text}");
+        }
+        let caller = if tid == t.pid {
+            "pss_testbed::main"
+        } else {
+            "pss_testbed::park::park"
+        };
+        for f in [
+            "pss_testbed::park::raw_read",
+            "pss_testbed::park::read_byte_checked",
+            caller,
+        ] {
+            assert!(text.contains(f), "thread {tid} lacks {f}:\n{text}");
         }
     }
     let want: Vec<String> = (0..8)
@@ -266,7 +264,10 @@ fn check_with_lldb(t: &Target, snap: &Snapshot, core: &Path) {
     let mut cmds = vec!["thread list".to_string()];
     for i in 1..=threads.len() {
         cmds.push(format!("thread select {i}"));
-        cmds.push("register read r12 r13 rip".into());
+        cmds.push(format!(
+            "register read {} {} {}",
+            PARKED[0].0, PARKED[1].0, IP_SP.0
+        ));
     }
     let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
     let out = tools::lldb(exe(), core, &cmds);
@@ -304,21 +305,15 @@ fn check_with_lldb(t: &Target, snap: &Snapshot, core: &Path) {
         let th = threads.iter().find(|x| x.thread_id as i32 == tid).unwrap();
         let g = th.context.as_ref().unwrap().general;
         assert_eq!(
-            reg("rip"),
+            reg(IP_SP.0),
             Some(g.instruction_pointer()),
-            "lldb's rip of {tid}:\n{section}"
+            "lldb's instruction pointer of {tid}:\n{section}"
         );
         if let Some(i) = park_index(t, tid) {
-            assert_eq!(
-                reg("r12"),
-                Some(reg_value(i, 12)),
-                "lldb's r12 of {tid}:\n{section}"
-            );
-            assert_eq!(
-                reg("r13"),
-                Some(reg_value(i, 13)),
-                "lldb's r13 of {tid}:\n{section}"
-            );
+            for (name, r) in &PARKED[..2] {
+                let want = Some(reg_value(i, *r));
+                assert_eq!(reg(name), want, "lldb's {name} of {tid}:\n{section}");
+            }
             // The frame it is parked in (raw_read, inlined into its caller in release builds).
             assert!(
                 section.contains("pss_testbed::park::raw_read")

@@ -88,8 +88,9 @@ fn a_minidump_holds_threads_stacks_modules_and_the_linux_streams() {
             .unwrap_or_else(|| panic!("thread {} missing", th.thread_id));
         let g = th.context.as_ref().unwrap().general;
         let ctx = md.context(&system, misc.as_ref()).expect("a context");
-        #[cfg(target_arch = "x86_64")]
+        let fp = th.context.as_ref().unwrap().fp.as_ref().unwrap();
         match &ctx.raw {
+            #[cfg(target_arch = "x86_64")]
             MinidumpRawContext::Amd64(c) => {
                 assert_eq!(
                     (c.rip, c.rsp, c.rbp, c.r12, c.r13, c.r14, c.r15),
@@ -97,10 +98,19 @@ fn a_minidump_holds_threads_stacks_modules_and_the_linux_streams() {
                     "registers of {}",
                     th.thread_id
                 );
-                let fx = th.context.as_ref().unwrap().fp.as_ref().unwrap();
-                assert_eq!(&c.float_save[..], &fx[..512], "FXSAVE area");
+                assert_eq!(&c.float_save[..], &fp[..512], "FXSAVE area");
             }
-            other => panic!("not an AMD64 context: {other:?}"),
+            #[cfg(target_arch = "aarch64")]
+            MinidumpRawContext::Arm64(c) => {
+                assert_eq!(
+                    (c.pc, c.sp, c.iregs),
+                    (g.pc, g.sp, g.regs),
+                    "{}",
+                    th.thread_id
+                );
+                assert_eq!(c.float_regs[0].to_le_bytes(), fp[..16], "v0");
+            }
+            other => panic!("not this machine's context: {other:?}"),
         }
         let stack = md.stack_memory(&memory).expect("a stack");
         let sp = g.stack_pointer();
