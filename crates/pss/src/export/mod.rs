@@ -20,10 +20,10 @@
 
 mod clone_proc;
 mod copy;
-pub mod core;
+mod core;
 pub mod filter;
 mod layout;
-pub mod minidump;
+mod minidump;
 mod sink;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -37,9 +37,10 @@ use crate::flags::CaptureFlags;
 use crate::records::ThreadEntry;
 use crate::snapshot::Snapshot;
 
-/// The capture flags an export wants: threads with every register, the VA space (for
-/// forked-away ranges and modules), the VA clone (the memory), and auxiliary pages (thread
-/// stacks, for a minidump without a clone).
+/// The capture flags an export wants: threads with every register (the XSAVE area too),
+/// the VA space with sections (forked-away ranges' facts, modules and their build-ids), and
+/// the VA clone (the memory). A minidump can do without the clone if the auxiliary pages
+/// were captured (the threads' stacks).
 pub const CAPTURE_FLAGS: CaptureFlags = CaptureFlags::THREADS
     .union(CaptureFlags::THREAD_CONTEXT)
     .union(CaptureFlags::THREAD_CONTEXT_EXTENDED)
