@@ -12,21 +12,11 @@ use object::elf;
 use pss::export::{self, DumpFilter, ExportOptions, Format};
 use pss::{ContextFlags, ErrorKind, Snapshot, Target as PssTarget};
 use pss_testbed::corefile::CoreFile;
-use pss_testbed::harness::{children_of, Target, TempDir};
+use pss_testbed::harness::{Target, TempDir};
 use pss_testbed::{reg_value, tools};
 
-fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
-}
-
-fn capture(t: &Target) -> Snapshot {
-    Snapshot::capture(
-        PssTarget::Pid(t.pid),
-        export::CAPTURE_FLAGS,
-        ContextFlags::ALL,
-    )
-    .expect("capture for an export")
-}
+mod common;
+use common::{assert_no_children, capture, exe};
 
 fn write_core(snap: &Snapshot, path: &Path, filter: Option<DumpFilter>) -> export::ExportSummary {
     let mut opts = ExportOptions {
@@ -34,19 +24,6 @@ fn write_core(snap: &Snapshot, path: &Path, filter: Option<DumpFilter>) -> expor
         ..Default::default()
     };
     export::write_file(snap, Format::Core, path, false, &mut opts).expect("write the core")
-}
-
-/// Waits (bounded) until the target has no child: the clone was freed and reaped.
-fn assert_no_children(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !children_of(pid).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "children left in {pid}: {:?}",
-            children_of(pid)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The index `reg_value` uses for thread `tid` of a `va` target: its parked index, or the
@@ -596,24 +573,8 @@ fn a_clone_killed_mid_write_is_a_clear_error() {
     let snap = capture(&t);
     let clone_pid = snap.va_clone().unwrap().pid();
     let dir = TempDir::new("vanish");
-    let mut killed = false;
-    let mut kill_half_way = |p: export::Progress| {
-        if !killed && p.done > p.total / 4 {
-            // The clone this test's capture made, by pid.
-            rustix::process::kill_process(
-                rustix::process::Pid::from_raw(clone_pid).unwrap(),
-                rustix::process::Signal::KILL,
-            )
-            .unwrap();
-            killed = true;
-        }
-    };
-    let mut opts = ExportOptions {
-        progress: Some(&mut kill_half_way),
-        ..Default::default()
-    };
-    let err =
-        export::write_file(&snap, Format::Core, &dir.join("core"), false, &mut opts).unwrap_err();
+    // The clone this test's capture made.
+    let err = common::write_core_killing(&snap, &dir.join("core"), clone_pid);
     assert!(matches!(err, pss::Error::CloneVanished { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Other);
     assert!(dir.names().is_empty(), "{:?}", dir.names());
