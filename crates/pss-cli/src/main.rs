@@ -5,6 +5,7 @@
 mod dump;
 mod interrupt;
 mod json;
+mod stack;
 mod text;
 mod units;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Write an ELF core (like gcore) or a minidump of a running process, pausing it only
     /// for the capture: the dump is written from a copy-on-write clone while it runs on.
     Dump(dump::DumpArgs),
+    /// Print every thread's call chain (like eu-stack or pstack), stopping the process
+    /// only to read the registers and copy the stacks; or those of a saved snapshot.
+    Stack(stack::StackArgs),
     /// Print a snapshot saved with `pss capture --save FILE`.
     Show(ShowArgs),
     /// List the capture flags and context flags, and which this build supports.
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Capture(args) => capture(&args),
         Command::Dump(args) => dump::dump(&args),
+        Command::Stack(args) => stack::stack(&args),
         Command::Show(args) => Snapshot::load(&args.file)
             .map_err(anyhow::Error::from)
             .and_then(|snap| print(&snap, args.json)),

@@ -45,6 +45,7 @@ mod proto;
 pub mod records;
 pub mod remote;
 mod snapshot;
+pub mod stack;
 pub mod units;
 mod va_clone;
 mod walk;

@@ -19,6 +19,7 @@ pub mod signals;
 pub mod spawn;
 pub mod statedir;
 pub mod tracer;
+pub mod vdso;
 pub mod yama;
 
 use std::os::fd::{FromRawFd, OwnedFd};

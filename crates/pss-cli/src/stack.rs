@@ -1,0 +1,174 @@
+//! `pss stack`: every thread's call chain, like `eu-stack`/`pstack`, walked after the target
+//! runs again (it is stopped only to read the registers and copy the stacks).
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
+use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target};
+use serde_json::{json, Value};
+
+use crate::{units, usage};
+
+#[derive(clap::Args)]
+pub struct StackArgs {
+    /// A process id, or a snapshot file written by `pss capture --save` (with thread
+    /// contexts and auxiliary pages).
+    target: String,
+    /// Also capture a VA clone, for stacks deeper than the copy taken in the pause (the
+    /// pause grows by the kernel's page-table copy).
+    #[arg(long)]
+    deep: bool,
+    /// Only this thread (repeat for several).
+    #[arg(long = "tid", value_name = "TID")]
+    tids: Vec<u32>,
+    /// Only threads whose name contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+    /// Print one JSON document (schema: docs/json.md) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How long the threads may take to stop, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+/// Runs `pss stack`.
+pub fn stack(args: &StackArgs) -> Result<()> {
+    let snap = match args.target.parse::<i32>() {
+        Ok(pid) if pid <= 0 => bail!(usage(format!("{pid} is not a process id"))),
+        Ok(pid) => capture(pid, args)?,
+        Err(_) => Snapshot::load(&args.target)?,
+    };
+    let mut stacks = pss::stack::stacks(&snap)?;
+    stacks.threads.retain(|t| wanted(t, args));
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &document(&snap, &stacks))?;
+        writeln!(out)?;
+    } else {
+        text(&mut out, &snap, &stacks)?;
+    }
+    out.flush()?;
+    for w in &stacks.warnings {
+        eprintln!("pss: warning: {w}");
+    }
+    Ok(())
+}
+
+fn capture(pid: i32, args: &StackArgs) -> Result<Snapshot> {
+    let mut flags = pss::stack::CAPTURE_FLAGS;
+    if args.deep {
+        flags |= CaptureFlags::VA_CLONE;
+    }
+    // The registers unwinding needs, not the vector state: a shorter pause.
+    let mut options = CaptureOptions::new(flags, ContextFlags::CONTROL | ContextFlags::INTEGER);
+    options.stop_timeout = Duration::from_millis(args.timeout_ms);
+    Ok(Snapshot::capture_with(Target::Pid(pid), &options)?)
+}
+
+fn wanted(t: &ThreadStack, args: &StackArgs) -> bool {
+    let by_tid = args.tids.is_empty() || args.tids.contains(&t.thread_id);
+    let by_name = args
+        .name
+        .as_deref()
+        .map_or(true, |n| t.name.to_string_lossy().contains(n));
+    by_tid && by_name
+}
+
+/// The text form: a header, then each thread as `eu-stack` prints it.
+pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Result<()> {
+    let p = snap.process();
+    writeln!(
+        out,
+        "PID {} ({}): {} threads, paused {}",
+        p.process_id,
+        p.linux.comm.to_string_lossy(),
+        stacks.threads.len(),
+        units::duration(snap.capture_info().pause)
+    )?;
+    for t in &stacks.threads {
+        writeln!(
+            out,
+            "TID {} \"{}\" {}:",
+            t.thread_id,
+            t.name.to_string_lossy(),
+            t.state
+        )?;
+        frames(out, &t.frames, usize::MAX)?;
+        if t.end != StackEnd::Complete {
+            writeln!(out, "    ({})", t.end)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints up to `most` frames, `#n address function (file:line) [module]`.
+pub fn frames(out: &mut impl Write, frames: &[Frame], most: usize) -> io::Result<()> {
+    for (i, f) in frames.iter().enumerate().take(most) {
+        let function = f.function.as_deref().unwrap_or("??");
+        let inlined = if f.inlined { " (inlined)" } else { "" };
+        let place = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!(" ({}:{line})", file.display()),
+            (Some(file), None) => format!(" ({})", file.display()),
+            _ => String::new(),
+        };
+        let module = f
+            .module
+            .as_ref()
+            .and_then(|m| m.file_name())
+            .map(|n| format!(" [{}]", n.to_string_lossy()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "#{i:<3} {:#018x} {function}{inlined}{place}{module}",
+            f.address
+        )?;
+    }
+    Ok(())
+}
+
+/// The JSON document (`docs/json.md`, "pss stack").
+fn document(snap: &Snapshot, stacks: &Stacks) -> Value {
+    json!({
+        "schema_version": crate::json::SCHEMA_VERSION,
+        "pid": snap.process().process_id,
+        "pause_us": pss::units::micros(snap.capture_info().pause),
+        "threads": stacks.threads.iter().map(|t| json!({
+            "tid": t.thread_id,
+            "name": t.name.to_string_lossy(),
+            "state": t.state.to_string(),
+            "frames": t.frames.iter().map(frame_json).collect::<Vec<_>>(),
+            "end": end_json(&t.end),
+        })).collect::<Vec<_>>(),
+        "warnings": stacks.warnings,
+    })
+}
+
+fn frame_json(f: &Frame) -> Value {
+    json!({
+        "address": f.address,
+        "module": f.module.as_deref().map(Path::to_string_lossy),
+        "module_offset": f.module_offset,
+        "function": f.function,
+        "file": f.file.as_deref().map(Path::to_string_lossy),
+        "line": f.line,
+        "inlined": f.inlined,
+        "how": f.how.name(),
+    })
+}
+
+fn end_json(e: &StackEnd) -> Value {
+    match e {
+        StackEnd::Complete => json!({"kind": "complete"}),
+        StackEnd::StackCopyEnded { address } => {
+            json!({"kind": "stack-copy-ended", "address": address})
+        }
+        StackEnd::BadFrame(why) => json!({"kind": "bad-frame", "detail": why}),
+        StackEnd::TooDeep { limit } => json!({"kind": "too-deep", "limit": limit}),
+        _ => json!({"kind": "other", "detail": e.to_string()}),
+    }
+}
