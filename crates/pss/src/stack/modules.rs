@@ -168,10 +168,13 @@ impl Image {
     }
 }
 
-/// Images already read, by build-id (or path when there is none).
+/// What an image is known by: the build-id captured (if any) and the path mapped.
+type ImageKey = (Option<Vec<u8>>, PathBuf);
+
+/// Images already read (or looked for in vain), by build-id and path.
 #[derive(Default)]
 pub(crate) struct ImageCache {
-    images: HashMap<(Option<Vec<u8>>, PathBuf), Option<Arc<Image>>>,
+    images: HashMap<ImageKey, Option<Arc<Image>>>,
 }
 
 impl ImageCache {
