@@ -29,14 +29,15 @@ impl Target {
     /// Starts `exe MODE ARGS…` with extra environment variables and waits for it to be
     /// ready.
     pub fn spawn_env(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Target {
-        let mut child = Command::new(exe)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let mut child = spawn_retrying(
+            Command::new(exe)
+                .args(args)
+                .envs(env.iter().copied())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -156,8 +157,10 @@ impl Target {
     /// Sends one command line.
     pub fn send(&mut self, cmd: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{cmd}").expect("target reads its stdin");
-        stdin.flush().expect("flush");
+        // One write: a target may act on the command (and exit) before a second one.
+        stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .expect("target reads its stdin");
     }
 
     /// The target answers `ping` with `pong`.
@@ -254,6 +257,20 @@ impl Drop for Target {
     }
 }
 
+/// Spawns `cmd`, again while it fails with `ETXTBSY`: a program a test has just written
+/// can be held open for writing a moment by a child another test forks meanwhile.
+fn spawn_retrying(cmd: &mut Command) -> std::io::Result<Child> {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// The pids of every process whose parent is `pid` (zombies included).
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
@@ -338,5 +355,31 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits (bounded) until every thread of `pid` sleeps in `read()` (`/proc/PID/task/TID/syscall`),
+/// so that a capture and a debugger run after it see the same stacks.
+pub fn wait_all_in_read(pid: i32) {
+    let read_nr = libc::SYS_read.to_string();
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        let all = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).all(|e| {
+                    let path = e.path().join("syscall");
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
+                    text.split(' ').next() == Some(read_nr.as_str())
+                })
+            })
+            .unwrap_or(false);
+        if all {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads of {pid} never all blocked in read()"
+        );
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

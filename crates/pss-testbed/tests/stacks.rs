@@ -1,0 +1,399 @@
+//! Stacks (`pss::stack`) of targets with known call chains — C with and without frame
+//! pointers and unwind tables, at -O0 and -O2 with inlining, stripped; C++; Rust; a thread
+//! in a signal handler; a recursion deeper than the stack copy — checked function by
+//! function against gdb's `thread apply all bt` of the same target right after, and the
+//! target unharmed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pss::stack::{FrameHow, StackEnd, Stacks};
+use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
+use pss_testbed::harness::{wait_all_in_read, Target, TempDir};
+use pss_testbed::tools;
+
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(name)
+}
+
+/// Compiles `src` with `flags` into the test's temporary directory.
+fn build(compiler: &str, src: &str, flags: &[&str], name: &str) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let st = Command::new(compiler)
+        .args(flags)
+        .arg(source(src))
+        .args(["-pthread", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(st.success(), "{compiler} {flags:?} {src} failed");
+    out
+}
+
+fn capture(pid: i32, deep: bool) -> Snapshot {
+    let mut flags = pss::stack::CAPTURE_FLAGS;
+    if deep {
+        flags |= CaptureFlags::VA_CLONE;
+    }
+    Snapshot::capture(
+        PssTarget::Pid(pid),
+        flags,
+        ContextFlags::CONTROL | ContextFlags::INTEGER,
+    )
+    .expect("capture for stacks")
+}
+
+/// A function name without its parameters and return type (`void ns::f<int>(int)` →
+/// `ns::f<int>`), as gdb names frames.
+fn bare(name: &str) -> String {
+    let mut depth = 0;
+    let mut end = name.len();
+    let mut start = 0;
+    for (i, c) in name.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            '(' if depth == 0 && i > 0 => {
+                end = i;
+                break;
+            }
+            ' ' if depth == 0 => start = i + 1,
+            _ => {}
+        }
+    }
+    name[start..end].trim().to_string()
+}
+
+/// Each thread's function names from gdb's `thread apply all bt`, attached to `pid`.
+fn gdb_stacks(pid: i32) -> Vec<(i32, Vec<String>)> {
+    let out = tools::run(
+        "gdb",
+        &[
+            "-batch",
+            "-nx",
+            "-ex",
+            "set pagination off",
+            "-ex",
+            "thread apply all bt",
+            "-p",
+            &pid.to_string(),
+        ],
+    );
+    tools::gdb_threads(&out)
+        .into_iter()
+        .map(|(tid, text)| {
+            let names = text
+                .lines()
+                .filter(|l| l.starts_with('#'))
+                .map(|l| {
+                    let rest = l.split_once(' ').map_or("", |(_, r)| r).trim_start();
+                    let rest = match rest.split_once(" in ") {
+                        Some((addr, f)) if addr.starts_with("0x") => f,
+                        _ => rest,
+                    };
+                    if rest.starts_with("<signal handler called>") {
+                        return "<signal handler called>".to_string();
+                    }
+                    bare(rest.split(" (").next().unwrap_or(rest))
+                })
+                .collect();
+            (tid, names)
+        })
+        .collect()
+}
+
+/// Our names for thread `tid`, bare, and gdb's, both kept to those `keep` accepts.
+fn compare(
+    stacks: &Stacks,
+    gdb: &[(i32, Vec<String>)],
+    tid: i32,
+    keep: &dyn Fn(&str) -> bool,
+) -> (Vec<String>, Vec<String>) {
+    let ours = stacks
+        .threads
+        .iter()
+        .find(|t| t.thread_id as i32 == tid)
+        .unwrap_or_else(|| panic!("no stack for {tid}"));
+    let ours: Vec<String> = ours
+        .frames
+        .iter()
+        .filter_map(|f| f.function.as_deref().map(bare))
+        .filter(|n| keep(n))
+        .collect();
+    let theirs: Vec<String> = gdb
+        .iter()
+        .find(|(t, _)| *t == tid)
+        .unwrap_or_else(|| panic!("gdb shows no thread {tid}"))
+        .1
+        .iter()
+        .filter(|n| keep(n))
+        .cloned()
+        .collect();
+    (ours, theirs)
+}
+
+fn ours_c(name: &str) -> bool {
+    matches!(
+        name,
+        "block_here"
+            | "chain_inner"
+            | "chain_middle"
+            | "chain_outer"
+            | "chain_thread"
+            | "on_usr1"
+            | "signal_victim"
+            | "signal_thread"
+            | "recurse"
+            | "deep_thread"
+            | "main"
+    )
+}
+
+fn tid_of(t: &Target, name: &str) -> i32 {
+    t.facts("tid")
+        .into_iter()
+        .find(|f| f[0] == name)
+        .and_then(|f| f[1].parse().ok())
+        .unwrap_or_else(|| panic!("no tid {name}: {:?}", t.facts))
+}
+
+/// Runs a build of stacks.c, checks every thread's stack against gdb's, and returns the
+/// stacks for more checks.
+fn check_c_build(exe: &Path, deep: bool) -> Stacks {
+    let mut t = Target::spawn(exe, &[]);
+    wait_all_in_read(t.pid);
+    let snap = capture(t.pid, deep);
+    let stacks = pss::stack::stacks(&snap).expect("stacks");
+    let gdb = gdb_stacks(t.pid);
+    for name in ["chain", "signal", "main"] {
+        let tid = tid_of(&t, name);
+        let (ours, theirs) = compare(&stacks, &gdb, tid, &ours_c);
+        assert!(!ours.is_empty(), "{name}: no frame named");
+        assert_eq!(ours, theirs, "{} thread {name} ({tid})", exe.display());
+    }
+    // The deep thread: gdb's whole stack, ours to where the copy ends (or all with a clone).
+    let tid = tid_of(&t, "deep");
+    let (ours, theirs) = compare(&stacks, &gdb, tid, &ours_c);
+    let deep_stack = stacks
+        .threads
+        .iter()
+        .find(|s| s.thread_id as i32 == tid)
+        .unwrap();
+    if deep {
+        assert_eq!(ours, theirs, "deep thread with a clone");
+        assert_eq!(deep_stack.end, StackEnd::Complete);
+    } else {
+        assert!(
+            ours.len() > 10 && ours.len() < theirs.len(),
+            "{} of {}",
+            ours.len(),
+            theirs.len()
+        );
+        assert_eq!(
+            ours[..],
+            theirs[..ours.len()],
+            "deep thread: a prefix of gdb's"
+        );
+        assert!(
+            matches!(deep_stack.end, StackEnd::StackCopyEnded { .. }),
+            "{:?}",
+            deep_stack.end
+        );
+    }
+    // The first frame of every thread is where it stopped.
+    for th in snap.threads().unwrap() {
+        let s = stacks
+            .threads
+            .iter()
+            .find(|s| s.thread_id == th.thread_id)
+            .unwrap();
+        let ip = th.context.as_ref().unwrap().general.instruction_pointer();
+        assert_eq!(s.frames[0].address, ip);
+        assert_eq!(s.frames[0].how, FrameHow::Context);
+    }
+    // Unharmed: untraced, and the main thread's read() resumed to take the command.
+    t.assert_untraced();
+    drop(snap);
+    t.send("exit");
+    assert!(t.wait().success());
+    stacks
+}
+
+#[test]
+fn c_with_frame_pointers_at_o0_agrees_with_gdb() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O0", "-fno-omit-frame-pointer"],
+        "stacks-o0",
+    );
+    let stacks = check_c_build(&exe, false);
+    // The signal thread's stack runs through the signal frame.
+    assert!(stacks
+        .threads
+        .iter()
+        .any(|t| t.frames.iter().any(|f| f.how == FrameHow::SignalFrame)));
+}
+
+#[test]
+fn c_at_o2_without_frame_pointers_agrees_with_gdb_inlined_frames_included() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O2", "-fomit-frame-pointer"],
+        "stacks-o2",
+    );
+    let stacks = check_c_build(&exe, false);
+    let inlined = stacks
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .find(|f| f.function.as_deref() == Some("chain_inner"))
+        .expect("the inlined chain_inner");
+    assert!(inlined.inlined);
+    assert!(inlined.line.is_some() && inlined.file.is_some());
+}
+
+#[test]
+fn c_without_unwind_tables_is_walked_by_frame_pointers() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        // No -g either: gcc would put the CFI in .debug_frame instead.
+        &[
+            "-g0",
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-fno-asynchronous-unwind-tables",
+            "-fno-unwind-tables",
+        ],
+        "stacks-nocfi",
+    );
+    let stacks = check_c_build(&exe, false);
+    let by_fp = stacks
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .filter(|f| f.how == FrameHow::FramePointer);
+    assert!(by_fp.count() > 0, "some frames found by frame pointer");
+}
+
+#[test]
+fn a_deep_recursion_is_walked_whole_with_a_clone() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O0", "-fno-omit-frame-pointer"],
+        "stacks-deep",
+    );
+    check_c_build(&exe, true);
+}
+
+#[test]
+fn a_stripped_binary_gets_its_dynamic_symbols() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-O0", "-g0", "-rdynamic", "-s", "-fno-omit-frame-pointer"],
+        "stacks-stripped",
+    );
+    let mut t = Target::spawn(&exe, &[]);
+    wait_all_in_read(t.pid);
+    let snap = capture(t.pid, false);
+    let stacks = pss::stack::stacks(&snap).unwrap();
+    let gdb = gdb_stacks(t.pid);
+    let tid = tid_of(&t, "chain");
+    let exported = |n: &str| matches!(n, "chain_middle" | "chain_outer");
+    let (ours, theirs) = compare(&stacks, &gdb, tid, &exported);
+    assert_eq!(ours, vec!["chain_middle", "chain_outer"]);
+    assert_eq!(ours, theirs);
+    drop(snap);
+    t.send("exit");
+    assert!(t.wait().success());
+}
+
+#[test]
+fn a_module_replaced_on_disk_is_not_trusted() {
+    let dir = TempDir::new("replaced");
+    let built = build("cc", "stacks.c", &["-g", "-O0"], "stacks-replaced");
+    let exe = dir.join("stacks");
+    std::fs::copy(&built, &exe).unwrap();
+    let mut t = Target::spawn(&exe, &[]);
+    wait_all_in_read(t.pid);
+    let snap = capture(t.pid, false);
+    // Another build (another build-id) put in its place.
+    let other = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O1", "-DDEPTH=100"],
+        "stacks-other",
+    );
+    let tmp = dir.join("new");
+    std::fs::copy(&other, &tmp).unwrap();
+    std::fs::rename(&tmp, &exe).unwrap();
+    let stacks = pss::stack::stacks(&snap).unwrap();
+    assert!(
+        stacks
+            .warnings
+            .iter()
+            .any(|w| w.contains("build-id differs")),
+        "{:?}",
+        stacks.warnings
+    );
+    let named_in_exe = stacks
+        .threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .filter(|f| f.module.as_deref() == Some(exe.as_path()))
+        .filter(|f| f.function.is_some())
+        .count();
+    assert_eq!(named_in_exe, 0, "no name taken from the wrong file");
+    drop(snap);
+    t.send("exit");
+    assert!(t.wait().success());
+}
+
+#[test]
+fn cpp_names_are_demangled_as_gdb_shows_them() {
+    let exe = build("c++", "stacks.cpp", &["-g", "-O1"], "stacks-cpp");
+    let mut t = Target::spawn(&exe, &[]);
+    wait_all_in_read(t.pid);
+    let snap = capture(t.pid, false);
+    let stacks = pss::stack::stacks(&snap).unwrap();
+    let gdb = gdb_stacks(t.pid);
+    let keep = |n: &str| n.starts_with("pss_test::") || n == "main";
+    let (ours, theirs) = compare(&stacks, &gdb, t.pid, &keep);
+    assert_eq!(
+        ours,
+        vec![
+            "pss_test::block_in_read",
+            "pss_test::templated<long>",
+            "pss_test::Widget::method",
+            "main"
+        ]
+    );
+    assert_eq!(ours, theirs);
+    drop(snap);
+    t.finish();
+}
+
+#[test]
+fn rust_chains_agree_with_gdb() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_pss-testbed"));
+    let mut t = Target::spawn(exe, &["threads", "2"]);
+    let snap = capture(t.pid, false);
+    let stacks = pss::stack::stacks(&snap).unwrap();
+    let gdb = gdb_stacks(t.pid);
+    // Closures are named differently by rustc's symbols and gdb's DWARF reading.
+    let keep = |n: &str| n.starts_with("pss_testbed::") && !n.contains('{');
+    for tid in t.parked_tids().into_iter().chain([t.pid]) {
+        let (ours, theirs) = compare(&stacks, &gdb, tid, &keep);
+        assert!(
+            ours.contains(&"pss_testbed::park::raw_read".to_string()),
+            "{ours:?}"
+        );
+        assert_eq!(ours, theirs, "thread {tid}");
+    }
+    t.assert_unharmed();
+    t.wake_parked_and_check();
+}
