@@ -356,7 +356,7 @@ fn a_module_replaced_on_disk_is_not_trusted() {
 #[test]
 fn cpp_names_are_demangled_as_gdb_shows_them() {
     let exe = build("c++", "stacks.cpp", &["-g", "-O1"], "stacks-cpp");
-    let mut t = Target::spawn(&exe, &[]);
+    let t = Target::spawn(&exe, &[]);
     wait_all_in_read(t.pid);
     let snap = capture(t.pid, false);
     let stacks = pss::stack::stacks(&snap).unwrap();
