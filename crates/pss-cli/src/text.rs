@@ -106,6 +106,8 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
         }
     }
 
+    top_frames(out, snap)?;
+
     if let Some(handles) = snap.handles() {
         writeln!(out, "\nHandles ({})", handles.len())?;
         writeln!(out, "  {:>6}  {:12}  {:>4}  NAME", "FD", "TYPE", "OBJ")?;
@@ -163,6 +165,34 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The top frames of each thread, when the snapshot holds registers and stack bytes.
+fn top_frames(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
+    let has_stack_bytes = snap.auxiliary_pages().is_some() || snap.va_clone().is_some();
+    if !has_stack_bytes {
+        return Ok(());
+    }
+    let Ok(stacks) = pss::stack::stacks(snap) else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "\nStacks (top {TOP_FRAMES} frames; `pss stack` prints them whole)"
+    )?;
+    for t in &stacks.threads {
+        writeln!(
+            out,
+            "  TID {} \"{}\":",
+            t.thread_id,
+            t.name.to_string_lossy()
+        )?;
+        crate::stack::frames(out, &t.frames, TOP_FRAMES)?;
+    }
+    Ok(())
+}
+
+/// How many frames of each thread `pss capture` shows.
+const TOP_FRAMES: usize = 3;
 
 fn state(s: MemState) -> &'static str {
     match s {
