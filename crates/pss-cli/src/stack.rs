@@ -27,6 +27,10 @@ pub struct StackArgs {
     /// Only threads whose name contains TEXT.
     #[arg(long, value_name = "TEXT")]
     name: Option<String>,
+    /// Name frames from symbol tables only: no file and line, no inlined frames, no
+    /// separate debug files read (faster where those are large).
+    #[arg(long)]
+    symbols_only: bool,
     /// Print one JSON document (schema: docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -42,7 +46,12 @@ pub fn stack(args: &StackArgs) -> Result<()> {
         Ok(pid) => capture(pid, args)?,
         Err(_) => Snapshot::load(&args.target)?,
     };
-    let mut stacks = pss::stack::stacks(&snap)?;
+    let mut walker = if args.symbols_only {
+        pss::stack::Walker::symbols_only()
+    } else {
+        pss::stack::Walker::new()
+    };
+    let mut stacks = walker.stacks(&snap)?;
     stacks.threads.retain(|t| wanted(t, args));
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -12,7 +12,10 @@
 //! that prints `slept MS` when it wakes. With `seccomp`, a filter that kills the process on
 //! `clone`/`clone3`/`fork` is installed on every thread; with `uffd` it holds a userfaultfd.
 //!
-//! Extra commands: `sigchld` → `sigchld N` (SIGCHLDs received); `epoll` → `epoll eintr N`;
+//! Extra commands: `span` (with the `span` option) → `span US`, from the start of the first
+//! to the end of the last gap over 0.25 ms of two stall meters since the last `span` (one
+//! meter made first, one last: how long some thread was kept stopped);
+//! `sigchld` → `sigchld N` (SIGCHLDs received); `epoll` → `epoll eintr N`;
 //! `futex` → wakes the futex waiter, which prints `futex woke RET`; `stall` → `stall US`,
 //! the longest the counter thread went without running since the last `stall`;
 //! `fork` → `fork US`, how long the process's own `fork()` took (its child exits at once);
@@ -29,6 +32,63 @@ static SIGCHLDS: AtomicU64 = AtomicU64::new(0);
 static EINTRS: AtomicU64 = AtomicU64::new(0);
 static FUTEX: AtomicI32 = AtomicI32::new(0);
 static MAX_STALL_NS: AtomicU64 = AtomicU64::new(0);
+
+/// A stall meter's gaps longer than [`Gap::NOTABLE_NS`] since the last `span`: when the
+/// first began and the last ended (nanoseconds since the target started).
+struct Gap {
+    first_start: AtomicU64,
+    last_end: AtomicU64,
+}
+
+impl Gap {
+    /// Gaps shorter than this are the meter's own sleep and scheduling, not a stop.
+    const NOTABLE_NS: u64 = 250_000;
+
+    const fn new() -> Gap {
+        Gap {
+            first_start: AtomicU64::new(u64::MAX),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a gap from `start` to `end`, if notable.
+    fn record(&self, start: u64, end: u64) {
+        if end - start >= Self::NOTABLE_NS {
+            self.first_start.fetch_min(start, Ordering::Relaxed);
+            self.last_end.fetch_max(end, Ordering::Relaxed);
+        }
+    }
+
+    /// (first start, last end), forgotten; `None` without a notable gap.
+    fn take(&self) -> Option<(u64, u64)> {
+        let start = self.first_start.swap(u64::MAX, Ordering::Relaxed);
+        let end = self.last_end.swap(0, Ordering::Relaxed);
+        (start != u64::MAX).then_some((start, end))
+    }
+}
+
+/// The first thread made (lowest tid) and the stall meter (made after the extra threads).
+static EARLY_GAP: Gap = Gap::new();
+static LATE_GAP: Gap = Gap::new();
+
+/// When the target started, for the gaps' times.
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// A thread that wakes every 50 µs and records its longest gap in `gap`.
+fn meter(gap: &'static Gap) {
+    std::thread::spawn(move || {
+        let mut last = since_start();
+        loop {
+            std::thread::sleep(Duration::from_micros(50));
+            let now = since_start();
+            gap.record(last, now);
+            last = now;
+        }
+    });
+}
 
 /// Page size assumed by the layout.
 const PAGE: usize = 4096;
@@ -79,6 +139,10 @@ pub struct Options {
     /// No thread that runs by itself (no counter and stall meter, no epoll or futex
     /// waiter): the memory changes only on command, for byte comparisons across dumps.
     pub quiet: bool,
+    /// A second stall meter, made before the extra threads (the lowest tid but the parked
+    /// ones'), so that `span` tells how long a tool that stops threads one at a time kept
+    /// some thread stopped.
+    pub span: bool,
 }
 
 impl Options {
@@ -96,6 +160,7 @@ impl Options {
                     "seccomp" => o.seccomp = true,
                     "uffd" => o.uffd = true,
                     "quiet" => o.quiet = true,
+                    "span" => o.span = true,
                     _ => {}
                 },
                 Some(("jit", v)) => {
@@ -173,6 +238,9 @@ pub fn setup(o: Options) {
         map_jit(count, kib);
     }
     map_many(o.maps);
+    if o.span {
+        meter(&EARLY_GAP);
+    }
     idle_threads(o.threads);
     // SAFETY: installing a handler that only touches an atomic.
     unsafe {
@@ -253,13 +321,13 @@ pub fn setup(o: Options) {
         counter as *const AtomicU64 as usize
     ));
     std::thread::spawn(move || {
-        let mut last = Instant::now();
+        let mut last = since_start();
         loop {
             std::thread::sleep(Duration::from_micros(50));
             counter.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
-            let gap = now.duration_since(last).as_nanos() as u64;
-            MAX_STALL_NS.fetch_max(gap, Ordering::Relaxed);
+            let now = since_start();
+            MAX_STALL_NS.fetch_max(now - last, Ordering::Relaxed);
+            LATE_GAP.record(last, now);
             last = now;
         }
     });
@@ -395,6 +463,22 @@ pub fn command(cmd: &str) -> bool {
                     1,
                 );
             }
+        }
+        "span" => {
+            // From the first notable gap's start to the last one's end, over both meters:
+            // how long some thread was kept from running. With `span` only.
+            let gaps: Vec<(u64, u64)> = [EARLY_GAP.take(), LATE_GAP.take()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let span = match (
+                gaps.iter().map(|g| g.0).min(),
+                gaps.iter().map(|g| g.1).max(),
+            ) {
+                (Some(start), Some(end)) => end - start,
+                _ => 0,
+            };
+            say(&format!("span {}", span / 1000));
         }
         "stall" => {
             let ns = MAX_STALL_NS.swap(0, Ordering::Relaxed);

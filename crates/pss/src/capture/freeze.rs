@@ -512,7 +512,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     });
     let sw = Stopwatch::start();
     let aux_pages = req.aux_stack_limit.map(|limit| match &mem {
-        Some(Ok(mem)) => copy_aux_pages(mem, &threads, limit, &req.mappings),
+        Some(Ok(mem)) => copy_aux_pages(req.pid, mem, &threads, limit, &req.mappings),
         _ => Vec::new(),
     });
     costs.aux_pages = cost(&sw);
@@ -560,15 +560,19 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
 }
 
 /// Copies, from the stopped target, each thread's stack from the page of its stack pointer
-/// upward (at most `limit` bytes, less where its mapping ends) and the page at its TLS base.
+/// upward (at most `limit` bytes, less where its mapping ends) and the page at its TLS base:
+/// all in as few `process_vm_readv` calls as the kernel allows (a thousand threads cost a
+/// few calls, not two thousand `pread`s), with a `pread` of what it can for a range that
+/// could not be read whole.
 fn copy_aux_pages(
+    pid: i32,
     mem: &ProcMem,
     threads: &[FrozenThread],
     limit: usize,
     mappings: &[(u64, u64)],
 ) -> Vec<AuxiliaryPage> {
     const PAGE: u64 = 4096;
-    let mut out = Vec::new();
+    let mut wanted: Vec<(u32, u64, AuxiliaryPageKind, Vec<u8>)> = Vec::new();
     for t in threads {
         let Some(g) = &t.general else { continue };
         let sp = g.stack_pointer();
@@ -577,35 +581,45 @@ fn copy_aux_pages(
             Some((_, end)) if sp < end => limit.min((end - (sp & !(PAGE - 1))) as usize),
             _ => limit,
         };
-        let wanted = [
+        let tls = g.tls_base() & !(PAGE - 1);
+        for (address, len, kind) in [
             (sp & !(PAGE - 1), stack_len, AuxiliaryPageKind::Stack),
-            (
-                g.tls_base() & !(PAGE - 1),
-                PAGE as usize,
-                AuxiliaryPageKind::Tls,
-            ),
-        ];
-        for (address, len, kind) in wanted {
-            if address == 0 {
-                continue;
+            (tls, PAGE as usize, AuxiliaryPageKind::Tls),
+        ] {
+            if address != 0 {
+                wanted.push((
+                    t.tid as u32,
+                    address,
+                    kind,
+                    vec![0u8; len.max(PAGE as usize)],
+                ));
             }
-            let mut buf = vec![0u8; len.max(PAGE as usize)];
-            // A short read stops at the end of the mapping: keep whole pages of what came.
-            let n = mem.read_at(address, &mut buf).unwrap_or(0) & !(PAGE as usize - 1);
-            if n == 0 {
-                continue;
-            }
-            buf.truncate(n);
-            out.push(AuxiliaryPage {
-                address,
-                thread_id: t.tid as u32,
-                kind,
-                capture_time: SystemTime::now(),
-                contents: buf,
-            });
         }
     }
-    out
+    let mut ranges: Vec<(u64, &mut [u8])> = wanted
+        .iter_mut()
+        .map(|(_, a, _, b)| (*a, b.as_mut_slice()))
+        .collect();
+    let whole = crate::linux::mem::read_ranges(pid, &mut ranges);
+    let captured = SystemTime::now();
+    wanted
+        .into_iter()
+        .zip(whole)
+        .filter_map(|((thread_id, address, kind, mut buf), whole)| {
+            if !whole {
+                // A short read stops at the end of the mapping: keep whole pages of what came.
+                let n = mem.read_at(address, &mut buf).unwrap_or(0) & !(PAGE as usize - 1);
+                buf.truncate(n);
+            }
+            (!buf.is_empty()).then_some(AuxiliaryPage {
+                address,
+                thread_id,
+                kind,
+                capture_time: captured,
+                contents: buf,
+            })
+        })
+        .collect()
 }
 
 /// After `PTRACE_DETACH` the kernel wakes each group-stopped thread so that it re-enters the

@@ -156,15 +156,35 @@ pub struct Stacks {
 }
 
 /// Walks stacks, keeping what it read of module files (by build-id) for the next snapshot.
-#[derive(Default)]
 pub struct Walker {
     images: ImageCache,
+    debug_info: bool,
+}
+
+impl Default for Walker {
+    fn default() -> Walker {
+        Walker {
+            images: ImageCache::default(),
+            debug_info: true,
+        }
+    }
 }
 
 impl Walker {
-    /// A walker with nothing read yet.
+    /// A walker with nothing read yet, naming frames from debug information where there
+    /// is some.
     pub fn new() -> Walker {
         Walker::default()
+    }
+
+    /// A walker that names frames from symbol tables only: no file and line, no inlined
+    /// frames, and no separate debug file read (those can take tens of milliseconds each
+    /// to decompress).
+    pub fn symbols_only() -> Walker {
+        Walker {
+            debug_info: false,
+            ..Walker::default()
+        }
     }
 
     /// The stacks of every thread of `snapshot` with registers.
@@ -213,7 +233,10 @@ impl Walker {
                     thread_id: t.thread_id,
                     name: t.linux.name.clone(),
                     state: t.linux.state,
-                    frames: raw.iter().flat_map(|f| symbolize(&modules, f)).collect(),
+                    frames: raw
+                        .iter()
+                        .flat_map(|f| symbolize(&modules, f, self.debug_info))
+                        .collect(),
                     end,
                 })
             })
@@ -230,7 +253,7 @@ pub fn stacks(snapshot: &Snapshot) -> Result<Stacks> {
 
 /// The frames one found address stands for: its function, and the calls inlined into it
 /// at that address (innermost first).
-fn symbolize(modules: &[Module], f: &RawFrame) -> Vec<Frame> {
+fn symbolize(modules: &[Module], f: &RawFrame, debug_info: bool) -> Vec<Frame> {
     let module = module_of(modules, f.address);
     let base = Frame {
         address: f.address,
@@ -259,7 +282,7 @@ fn symbolize(modules: &[Module], f: &RawFrame) -> Vec<Frame> {
         }];
     }
     let names = image
-        .symbolizer()
+        .symbolizer(debug_info)
         .map(|s| s.names(svma))
         .unwrap_or_default();
     if names.is_empty() {

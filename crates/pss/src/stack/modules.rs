@@ -151,8 +151,9 @@ impl Image {
         }
     }
 
-    /// Its symbolizer, made on first use.
-    pub fn symbolizer(&self) -> Option<&Symbolizer> {
+    /// Its symbolizer, made on first use (`debug_info`: see [`super::Walker::symbols_only`];
+    /// the first use decides).
+    pub fn symbolizer(&self, debug_info: bool) -> Option<&Symbolizer> {
         if self.bytes.is_some() {
             // The vDSO's symbols are in its dynamic symbol table only; addr2line reads
             // files, and the vDSO's few functions are named by the module.
@@ -163,6 +164,7 @@ impl Image {
                 &self.file,
                 self.build_id.as_deref(),
                 self.debuglink.as_deref(),
+                debug_info,
             )
         }))
     }

@@ -20,25 +20,39 @@ pub(crate) struct Symbolizer {
     dwarf: Option<addr2line::Loader>,
     /// The module itself, for its symbol table when the debug file has none.
     module: Option<addr2line::Loader>,
+    /// Whether DWARF is used (else symbol tables only).
+    debug_info: bool,
 }
 
 impl Symbolizer {
-    /// For the module at `path` (already checked to have `build_id`).
-    pub fn new(path: &Path, build_id: Option<&[u8]>, debuglink: Option<&[u8]>) -> Symbolizer {
-        let debug = debug_file(path, build_id, debuglink);
+    /// For the module at `path` (already checked to have `build_id`); with `debug_info`,
+    /// its DWARF or its separate debug file's, else its symbol table only.
+    pub fn new(
+        path: &Path,
+        build_id: Option<&[u8]>,
+        debuglink: Option<&[u8]>,
+        debug_info: bool,
+    ) -> Symbolizer {
+        let debug = debug_info
+            .then(|| debug_file(path, build_id, debuglink))
+            .flatten();
         let dwarf = addr2line::Loader::new(debug.as_deref().unwrap_or(path)).ok();
         let module = debug
             .is_some()
             .then(|| addr2line::Loader::new(path).ok())
             .flatten();
-        Symbolizer { dwarf, module }
+        Symbolizer {
+            dwarf,
+            module,
+            debug_info,
+        }
     }
 
     /// The names of stated address `svma`, innermost first: inlined functions, then the one
     /// they were inlined into. Empty when nothing is known.
     pub fn names(&self, svma: u64) -> Vec<Name> {
         let mut out = Vec::new();
-        if let Some(loader) = &self.dwarf {
+        if let Some(loader) = self.dwarf.as_ref().filter(|_| self.debug_info) {
             if let Ok(mut frames) = loader.find_frames(svma) {
                 while let Ok(Some(f)) = frames.next() {
                     let function = f

@@ -1,0 +1,154 @@
+//! Stacks benchmark (not a timed test): `pss::stack` against `eu-stack -p` and gdb's
+//! `thread apply all bt` on the same target, in the same run. Run with:
+//!
+//! ```text
+//! cargo bench -p pss-testbed --bench stack             # 100 and 1,000 threads
+//! cargo bench -p pss-testbed --bench stack -- 100      # chosen thread counts
+//! ```
+//!
+//! The target: `pss-testbed va 1 threads=N span` (threads waiting on a condition variable,
+//! plus the seven of a `va` target with two stall meters: one made before the waiting
+//! threads, one after). Per tool, median of several runs:
+//! - the stall the target saw: the longest one thread was kept from running (the late
+//!   meter's longest gap);
+//! - the span: from the start of the earlier to the end of the later of the two meters'
+//!   longest gaps — how long the process was not whole. A tool that stops every thread
+//!   together (pss, gdb) has a span as long as its stall; one that stops them one at a time
+//!   (eu-stack) keeps each short but the process unwhole for its whole walk;
+//! - the wall time, from the call to every thread's symbolized stack: for pss, the capture
+//!   (threads, registers, stack copies, VA space), the unwinding and symbolizing, with a new
+//!   walker each time (module files read afresh, as a new `pss stack` process would) — with
+//!   debug information (file, line, inlined frames) and with symbol tables only; for the
+//!   peers, their whole run.
+//!
+//! Results go to `docs/performance.md`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pss::{ContextFlags, Snapshot, Target as PssTarget};
+use pss_testbed::bench::{self, median};
+use pss_testbed::harness::Target;
+
+const RUNS: usize = 7;
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
+}
+
+fn stall_ms(t: &mut Target) -> f64 {
+    t.ask("stall", "stall").parse::<f64>().unwrap() / 1000.0
+}
+
+fn span_ms(t: &mut Target) -> f64 {
+    t.ask("span", "span").parse::<f64>().unwrap() / 1000.0
+}
+
+/// One run of `what` on `t`: the stall and span it caused, and the wall time.
+fn measure(t: &mut Target, what: &mut dyn FnMut(i32)) -> [f64; 3] {
+    std::thread::sleep(Duration::from_millis(30));
+    stall_ms(t);
+    span_ms(t);
+    let started = Instant::now();
+    what(t.pid);
+    let wall = started.elapsed().as_secs_f64() * 1e3;
+    std::thread::sleep(Duration::from_millis(5));
+    [stall_ms(t), span_ms(t), wall]
+}
+
+fn pss_stack(pid: i32, mut walker: pss::stack::Walker) {
+    let snap = Snapshot::capture(
+        PssTarget::Pid(pid),
+        pss::stack::CAPTURE_FLAGS,
+        ContextFlags::CONTROL | ContextFlags::INTEGER,
+    )
+    .expect("capture");
+    let stacks = walker.stacks(&snap).expect("stacks");
+    assert!(stacks.threads.iter().all(|t| !t.frames.is_empty()));
+}
+
+fn tool(pid: i32, program: &str, args: &[&str]) {
+    let st = Command::new(program)
+        .args(args)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/test-deps.sh installs it)"));
+    assert!(st.success() || program == "eu-stack", "{program} failed");
+}
+
+/// A way of getting every thread's stack, run on a pid.
+type Tool = Box<dyn FnMut(i32)>;
+
+fn one(threads: usize) {
+    let extra = threads.saturating_sub(7);
+    let mut t = Target::spawn(exe(), &["va", "1", &format!("threads={extra}"), "span"]);
+    let n = std::fs::read_dir(format!("/proc/{}/task", t.pid))
+        .unwrap()
+        .count();
+    let mut tools: Vec<(&str, Tool)> = vec![
+        (
+            "pss stack",
+            Box::new(|pid| pss_stack(pid, pss::stack::Walker::new())),
+        ),
+        (
+            "pss stack --symbols-only",
+            Box::new(|pid| pss_stack(pid, pss::stack::Walker::symbols_only())),
+        ),
+        (
+            "eu-stack -p",
+            Box::new(|pid| tool(pid, "eu-stack", &["-p"])),
+        ),
+        (
+            "gdb thread apply all bt",
+            Box::new(|pid| {
+                tool(
+                    pid,
+                    "gdb",
+                    &["-batch", "-nx", "-ex", "thread apply all bt", "-p"],
+                )
+            }),
+        ),
+    ];
+    // [stall, span, wall] medians per tool, the runs interleaved.
+    let mut samples: Vec<[Vec<f64>; 3]> = vec![Default::default(); tools.len()];
+    for _ in 0..RUNS {
+        for (i, (_, f)) in tools.iter_mut().enumerate() {
+            let m = measure(&mut t, f.as_mut());
+            for k in 0..3 {
+                samples[i][k].push(m[k]);
+            }
+        }
+    }
+    t.assert_unharmed();
+    let meds: Vec<[f64; 3]> = samples
+        .iter_mut()
+        .map(|s| [median(&mut s[0]), median(&mut s[1]), median(&mut s[2])])
+        .collect();
+    println!("{n} threads (medians of {RUNS}, ms):");
+    for ((name, _), m) in tools.iter().zip(&meds) {
+        println!(
+            "  {name:<24} stall {:9.2}   span {:9.2}   wall {:9.1}",
+            m[0], m[1], m[2]
+        );
+    }
+    let peer_stall = meds[2..].iter().map(|m| m[0]).fold(f64::INFINITY, f64::min);
+    println!(
+        "  fastest peer's stall / pss's: {:.2}x; pss wall / eu-stack wall: {:.2} ({:.2} symbols only)",
+        peer_stall / meds[0][0],
+        meds[0][2] / meds[2][2],
+        meds[1][2] / meds[2][2]
+    );
+}
+
+fn main() {
+    pss::engine::main_if_requested();
+    let Some(counts) = bench::sizes_mib("stack", &[100, 1000]) else {
+        return;
+    };
+    for n in counts {
+        one(n);
+    }
+}
