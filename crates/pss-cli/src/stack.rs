@@ -91,12 +91,13 @@ fn wanted(t: &ThreadStack, args: &StackArgs) -> bool {
 /// The text form: a header, then each thread as `eu-stack` prints it.
 pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Result<()> {
     let p = snap.process();
+    let n = stacks.threads.len();
     writeln!(
         out,
-        "PID {} ({}): {} threads, paused {}",
+        "PID {} ({}): {n} thread{}, paused {}",
         p.process_id,
         p.linux.comm.to_string_lossy(),
-        stacks.threads.len(),
+        if n == 1 { "" } else { "s" },
         units::duration(snap.capture_info().pause)
     )?;
     for t in &stacks.threads {
