@@ -53,6 +53,8 @@ pub(crate) struct Image {
     segments: Vec<(Range<u64>, u64)>,
     /// For the vDSO: its bytes (no file holds them).
     bytes: Option<Vec<u8>>,
+    /// The file, open, to read code bytes from.
+    handle: Option<std::fs::File>,
     build_id: Option<Vec<u8>>,
     debuglink: Option<Vec<u8>>,
     symbolizer: OnceLock<Symbolizer>,
@@ -62,9 +64,12 @@ impl Image {
     /// Reads the ELF file at `path`.
     fn from_file(path: &Path) -> Option<Image> {
         let file = std::fs::File::open(path).ok()?;
+        let handle = file.try_clone().ok();
         let cache = object::ReadCache::new(file);
         let elf = object::File::parse(&cache).ok()?;
-        Some(Self::from_object(&elf, path.to_owned()))
+        let mut image = Self::from_object(&elf, path.to_owned());
+        image.handle = handle;
+        Some(image)
     }
 
     /// The vDSO of this process (the kernel's: the same image in every process of the host).
@@ -123,6 +128,7 @@ impl Image {
                 .collect(),
             own_symbols: Vec::new(),
             bytes: None,
+            handle: None,
             build_id: elf.build_id().ok().flatten().map(<[u8]>::to_vec),
             debuglink: elf.gnu_debuglink().ok().flatten().map(|(n, _)| n.to_vec()),
             symbolizer: OnceLock::new(),
@@ -140,14 +146,13 @@ impl Image {
             return false;
         };
         let at = off + (svma - r.start);
-        match &self.bytes {
-            Some(b) => b
+        match (&self.bytes, &self.handle) {
+            (Some(b), _) => b
                 .get(at as usize..at as usize + buf.len())
                 .map(|s| buf.copy_from_slice(s))
                 .is_some(),
-            None => std::fs::File::open(&self.file)
-                .and_then(|f| f.read_exact_at(buf, at))
-                .is_ok(),
+            (None, Some(f)) => f.read_exact_at(buf, at).is_ok(),
+            (None, None) => false,
         }
     }
 
