@@ -3,6 +3,7 @@
 //! The command is a front: every capture decision lives in the `pss` library.
 
 mod dump;
+mod generate;
 mod interrupt;
 mod json;
 mod stack;
@@ -45,7 +46,7 @@ const DEFAULT_FLAGS: &str = "threads,handles,handle-name-information,va-space";
         process too long), 8 not a valid snapshot file; 129, 130, 143 ended by SIGHUP, \
         SIGINT, SIGTERM (the target released, nothing kept)."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -147,6 +148,9 @@ fn main() -> ExitCode {
         eprintln!("pss: cannot handle signals: {e}");
         return ExitCode::from(exit::OTHER);
     }
+    if let Some(dir) = generate::requested() {
+        return finish(generate::generate(&dir));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -167,6 +171,11 @@ fn main() -> ExitCode {
         }
         Command::Cleanup(args) => cleanup(&args),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result, its error reported on standard error.
+fn finish(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

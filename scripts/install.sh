@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Builds pss in release mode and installs it under a prefix (default /usr/local; DESTDIR
+# is honoured, for packagers):
+#
+#   bin/pss                                    the command
+#   libexec/pss-engine                         the capture engine libpss starts
+#   lib/libpss.so.X.Y.Z, libpss.so.X, libpss.so the C library (SONAME libpss.so.X)
+#   lib/libpss.a                               the same, static
+#   include/processsnapshot.h                  its header
+#   lib/pkgconfig/pss.pc                       for pkg-config
+#   lib/cmake/pss/pssConfig{,Version}.cmake    for CMake's find_package(pss): pss::pss
+#   share/man/man1/pss*.1                      man pages
+#   share/{bash-completion,zsh,fish}/…         shell completions
+#   lib/debug/…/*.debug                        debug info split off (none with --strip)
+#   share/pss/install-manifest.txt             what was installed (scripts/uninstall.sh)
+#
+# Usage: scripts/install.sh [--prefix DIR] [--strip]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prefix=/usr/local
+strip=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
+        --prefix=*) prefix="${1#--prefix=}"; shift ;;
+        --strip) strip=1; shift ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be an absolute path" >&2; exit 2 ;; esac
+
+cargo build --release -p pss-cli -p pss-capi -p pss --bins --lib
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+major=${version%%.*}
+out="${CARGO_TARGET_DIR:-target}/release"
+root="${DESTDIR:-}$prefix"
+manifest=()
+
+# Installs file $1 at $2 (relative to the prefix) with mode $3, and notes it.
+put() {
+    install -D -m "$3" "$1" "$root/$2"
+    manifest+=("$2")
+}
+
+# Splits the debug info of installed ELF file $1 (relative) into lib/debug/$1.debug, linked
+# from the file; or drops it with --strip.
+split_debug() {
+    local f="$root/$1"
+    if [ "$strip" = 1 ]; then
+        objcopy --strip-debug "$f"
+        return
+    fi
+    local dbg="lib/debug/$1.debug"
+    mkdir -p "$(dirname "$root/$dbg")"
+    objcopy --only-keep-debug "$f" "$root/$dbg"
+    objcopy --strip-debug --add-gnu-debuglink="$root/$dbg" "$f"
+    manifest+=("$dbg")
+}
+
+put "$out/pss" bin/pss 755
+split_debug bin/pss
+put "$out/pss-engine" libexec/pss-engine 755
+split_debug libexec/pss-engine
+lib="lib/libpss.so.$version"
+put "$out/libpss.so" "$lib" 755
+split_debug "$lib"
+ln -sf "libpss.so.$version" "$root/lib/libpss.so.$major"
+ln -sf "libpss.so.$major" "$root/lib/libpss.so"
+manifest+=("lib/libpss.so.$major" lib/libpss.so)
+put "$out/libpss.a" lib/libpss.a 644
+strip --strip-debug "$root/lib/libpss.a"
+put crates/pss-capi/include/processsnapshot.h include/processsnapshot.h 644
+
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+cat > "$gen/pss.pc" <<EOF
+prefix=$prefix
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: pss
+Description: The Windows Process Snapshotting API (processsnapshot.h) for Linux
+Version: $version
+Libs: -L\${libdir} -lpss
+Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+Cflags: -I\${includedir}
+EOF
+put "$gen/pss.pc" lib/pkgconfig/pss.pc 644
+
+cat > "$gen/pssConfig.cmake" <<EOF
+# pss: find_package(pss) gives the imported target pss::pss (libpss and its header).
+get_filename_component(_pss_prefix "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
+if(NOT TARGET pss::pss)
+  add_library(pss::pss SHARED IMPORTED)
+  set_target_properties(pss::pss PROPERTIES
+    IMPORTED_LOCATION "\${_pss_prefix}/lib/libpss.so.$version"
+    IMPORTED_SONAME "libpss.so.$major"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_pss_prefix}/include")
+endif()
+set(pss_VERSION "$version")
+unset(_pss_prefix)
+EOF
+cat > "$gen/pssConfigVersion.cmake" <<EOF
+# Any $major.x asked for, up to this version, is compatible (the SONAME's promise).
+set(PACKAGE_VERSION "$version")
+if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION OR NOT PACKAGE_FIND_VERSION_MAJOR EQUAL $major)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
+    set(PACKAGE_VERSION_EXACT TRUE)
+  endif()
+endif()
+EOF
+put "$gen/pssConfig.cmake" lib/cmake/pss/pssConfig.cmake 644
+put "$gen/pssConfigVersion.cmake" lib/cmake/pss/pssConfigVersion.cmake 644
+
+"$out/pss" --generate-docs "$gen/docs"
+for page in "$gen"/docs/man1/*.1; do
+    put "$page" "share/man/man1/$(basename "$page")" 644
+done
+put "$gen/docs/completions/pss.bash" share/bash-completion/completions/pss 644
+put "$gen/docs/completions/_pss" share/zsh/site-functions/_pss 644
+put "$gen/docs/completions/pss.fish" share/fish/vendor_completions.d/pss.fish 644
+
+manifest+=(share/pss/install-manifest.txt)
+mkdir -p "$root/share/pss"
+printf '%s\n' "${manifest[@]}" > "$root/share/pss/install-manifest.txt"
+echo "pss $version installed under ${DESTDIR:-}$prefix (${#manifest[@]} files; scripts/uninstall.sh --prefix $prefix removes them)"

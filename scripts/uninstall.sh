@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Removes exactly what scripts/install.sh installed under a prefix (default /usr/local;
+# DESTDIR honoured), as listed in its share/pss/install-manifest.txt, then the directories
+# that left empty.
+#
+# Usage: scripts/uninstall.sh [--prefix DIR]
+set -euo pipefail
+
+prefix=/usr/local
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
+        --prefix=*) prefix="${1#--prefix=}"; shift ;;
+        -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "uninstall.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+root="${DESTDIR:-}$prefix"
+manifest="$root/share/pss/install-manifest.txt"
+if [ ! -f "$manifest" ]; then
+    echo "uninstall.sh: no pss installation under $root ($manifest is missing)" >&2
+    exit 1
+fi
+mapfile -t files < "$manifest"
+for f in "${files[@]}"; do
+    case "$f" in
+        ""|/*|*..*) echo "uninstall.sh: skipping a strange manifest line: $f" >&2; continue ;;
+    esac
+    rm -f "$root/$f"
+done
+# Directories the files lived in, deepest first, if nothing else is in them now.
+for f in "${files[@]}"; do
+    d=$(dirname "$f")
+    while [ "$d" != "." ]; do
+        echo "$d"
+        d=$(dirname "$d")
+    done
+done | sort -u -r | while read -r d; do
+    rmdir "$root/$d" 2>/dev/null || true
+done
+echo "pss removed from $root (${#files[@]} files)"
