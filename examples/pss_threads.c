@@ -1,9 +1,13 @@
 /* pss_threads: list the threads of a process, with where each one is, through the Windows
  * Process Snapshotting API on Linux.
  *
+ * With pss installed (scripts/install.sh):
+ *   cc examples/pss_threads.c $(pkg-config --cflags --libs pss) -o pss_threads
+ * or with CMake, examples/cmake/CMakeLists.txt; from a build tree:
  *   cargo build --release
  *   cc -Icrates/pss-capi/include examples/pss_threads.c -Ltarget/release -lpss \
  *      -Wl,-rpath,$PWD/target/release -o pss_threads
+ * then
  *   ./pss_threads PID
  */
 #define _GNU_SOURCE

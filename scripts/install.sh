@@ -11,7 +11,7 @@
 #   lib/cmake/pss/pssConfig{,Version}.cmake    for CMake's find_package(pss): pss::pss
 #   share/man/man1/pss*.1                      man pages
 #   share/{bash-completion,zsh,fish}/…         shell completions
-#   lib/debug/…/*.debug                        debug info split off (none with --strip)
+#   {bin,libexec,lib}/.debug/*.debug            debug info split off (none with --strip)
 #   share/pss/install-manifest.txt             what was installed (scripts/uninstall.sh)
 #
 # Usage: scripts/install.sh [--prefix DIR] [--strip]
@@ -44,17 +44,20 @@ put() {
     manifest+=("$2")
 }
 
-# Splits the debug info of installed ELF file $1 (relative) into lib/debug/$1.debug, linked
-# from the file; or drops it with --strip.
+# Splits the debug info of installed ELF file $1 (relative) into .debug/NAME.debug beside
+# it, linked from the file by a .gnu_debuglink (where gdb, elfutils and pss itself look,
+# whatever the prefix); or drops it with --strip.
 split_debug() {
     local f="$root/$1"
     if [ "$strip" = 1 ]; then
         objcopy --strip-debug "$f"
         return
     fi
-    local dbg="lib/debug/$1.debug"
+    local dbg
+    dbg="$(dirname "$1")/.debug/$(basename "$1").debug"
     mkdir -p "$(dirname "$root/$dbg")"
     objcopy --only-keep-debug "$f" "$root/$dbg"
+    chmod 644 "$root/$dbg"
     objcopy --strip-debug --add-gnu-debuglink="$root/$dbg" "$f"
     manifest+=("$dbg")
 }
@@ -73,6 +76,11 @@ put "$out/libpss.a" lib/libpss.a 644
 strip --strip-debug "$root/lib/libpss.a"
 put crates/pss-capi/include/processsnapshot.h include/processsnapshot.h 644
 
+# What a program linking libpss.a statically also needs: what Rust's standard library asks
+# of the C library (`rustc --print native-static-libs`; the install test links statically,
+# so a change here is caught).
+private_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 cat > "$gen/pss.pc" <<EOF
@@ -84,13 +92,14 @@ Name: pss
 Description: The Windows Process Snapshotting API (processsnapshot.h) for Linux
 Version: $version
 Libs: -L\${libdir} -lpss
-Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+Libs.private: $private_libs
 Cflags: -I\${includedir}
 EOF
 put "$gen/pss.pc" lib/pkgconfig/pss.pc 644
 
 cat > "$gen/pssConfig.cmake" <<EOF
-# pss: find_package(pss) gives the imported target pss::pss (libpss and its header).
+# pss: find_package(pss) gives the imported targets pss::pss (libpss.so and its header) and
+# pss::pss_static (libpss.a).
 get_filename_component(_pss_prefix "\${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
 if(NOT TARGET pss::pss)
   add_library(pss::pss SHARED IMPORTED)
@@ -98,6 +107,13 @@ if(NOT TARGET pss::pss)
     IMPORTED_LOCATION "\${_pss_prefix}/lib/libpss.so.$version"
     IMPORTED_SONAME "libpss.so.$major"
     INTERFACE_INCLUDE_DIRECTORIES "\${_pss_prefix}/include")
+endif()
+if(NOT TARGET pss::pss_static)
+  add_library(pss::pss_static STATIC IMPORTED)
+  set_target_properties(pss::pss_static PROPERTIES
+    IMPORTED_LOCATION "\${_pss_prefix}/lib/libpss.a"
+    INTERFACE_INCLUDE_DIRECTORIES "\${_pss_prefix}/include"
+    INTERFACE_LINK_LIBRARIES "$(echo "$private_libs" | sed 's/-l//g; s/ /;/g')")
 endif()
 set(pss_VERSION "$version")
 unset(_pss_prefix)
@@ -129,3 +145,10 @@ manifest+=(share/pss/install-manifest.txt)
 mkdir -p "$root/share/pss"
 printf '%s\n' "${manifest[@]}" > "$root/share/pss/install-manifest.txt"
 echo "pss $version installed under ${DESTDIR:-}$prefix (${#manifest[@]} files; scripts/uninstall.sh --prefix $prefix removes them)"
+case "${DESTDIR:-}:$prefix" in
+    :/usr|:/usr/local)
+        # The loader's cache learns of the new library (a system prefix it already searches).
+        if [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi ;;
+    :*)
+        echo "note: programs find libpss with $prefix/lib in LD_LIBRARY_PATH (or in /etc/ld.so.conf.d, or an rpath), and pss with $prefix/bin in PATH" ;;
+esac

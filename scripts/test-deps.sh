@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo and a C compiler, and nothing that is already
 # there: from Debian's packages gdb (gcore, and the debugger the exported cores are checked
-# with), elfutils (eu-stack, eu-readelf) and lldb; in a virtual environment of its own,
-# target/test-venv, py-spy (whose core reader checks cores of Python processes). Needs root
+# with), elfutils (eu-stack, eu-readelf), lldb, and what the install test builds and reads
+# with (cmake, pkg-config, man-db); in a virtual environment of its own, target/test-venv,
+# py-spy (whose core reader checks cores of Python processes), psutil and pytest (the
+# Python package's tests). Needs root
 # (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,9 @@ need=()
 command -v gdb >/dev/null || need+=(gdb)
 command -v eu-stack >/dev/null || need+=(elfutils)
 command -v lldb >/dev/null || need+=(lldb)
+command -v cmake >/dev/null || need+=(cmake)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v man >/dev/null || need+=(man-db)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
