@@ -247,7 +247,7 @@ fn print_json(
 ) -> Result<()> {
     let info = snap.capture_info();
     let doc = json!({
-        "schema_version": crate::json::SCHEMA_VERSION,
+        "schema_version": pss_json::SCHEMA_VERSION,
         "pid": snap.process().process_id,
         "output": path.map(|p| p.display().to_string()),
         "format": s.format.name(),

@@ -5,7 +5,6 @@
 mod dump;
 mod generate;
 mod interrupt;
-mod json;
 mod stack;
 mod text;
 mod units;
@@ -307,7 +306,7 @@ fn print(snap: &Snapshot, as_json: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if as_json {
-        serde_json::to_writer_pretty(&mut out, &json::snapshot(snap))?;
+        serde_json::to_writer_pretty(&mut out, &pss_json::snapshot(snap))?;
         writeln!(out)?;
     } else {
         text::snapshot(&mut out, snap)?;

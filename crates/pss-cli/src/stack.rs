@@ -2,13 +2,11 @@
 //! runs again (it is stopped only to read the registers and copy the stacks).
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
 use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target};
-use serde_json::{json, Value};
 
 use crate::{units, usage};
 
@@ -56,7 +54,7 @@ pub fn stack(args: &StackArgs) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &document(&snap, &stacks))?;
+        serde_json::to_writer_pretty(&mut out, &pss_json::stacks(&snap, &stacks))?;
         writeln!(out)?;
     } else {
         text(&mut out, &snap, &stacks)?;
@@ -139,46 +137,4 @@ pub fn frames(out: &mut impl Write, frames: &[Frame], most: usize) -> io::Result
         )?;
     }
     Ok(())
-}
-
-/// The JSON document (`docs/json.md`, "pss stack").
-fn document(snap: &Snapshot, stacks: &Stacks) -> Value {
-    json!({
-        "schema_version": crate::json::SCHEMA_VERSION,
-        "pid": snap.process().process_id,
-        "pause_us": pss::units::micros(snap.capture_info().pause),
-        "threads": stacks.threads.iter().map(|t| json!({
-            "tid": t.thread_id,
-            "name": t.name.to_string_lossy(),
-            "state": t.state.to_string(),
-            "frames": t.frames.iter().map(frame_json).collect::<Vec<_>>(),
-            "end": end_json(&t.end),
-        })).collect::<Vec<_>>(),
-        "warnings": stacks.warnings,
-    })
-}
-
-fn frame_json(f: &Frame) -> Value {
-    json!({
-        "address": f.address,
-        "module": f.module.as_deref().map(Path::to_string_lossy),
-        "module_offset": f.module_offset,
-        "function": f.function,
-        "file": f.file.as_deref().map(Path::to_string_lossy),
-        "line": f.line,
-        "inlined": f.inlined,
-        "how": f.how.name(),
-    })
-}
-
-fn end_json(e: &StackEnd) -> Value {
-    match e {
-        StackEnd::Complete => json!({"kind": "complete"}),
-        StackEnd::StackCopyEnded { address } => {
-            json!({"kind": "stack-copy-ended", "address": address})
-        }
-        StackEnd::BadFrame(why) => json!({"kind": "bad-frame", "detail": why}),
-        StackEnd::TooDeep { limit } => json!({"kind": "too-deep", "limit": limit}),
-        _ => json!({"kind": "other", "detail": e.to_string()}),
-    }
 }

@@ -1,5 +1,5 @@
-//! The `--json` document (schema: `docs/json.md`). PSS structure fields in snake_case with
-//! the values the Windows structures hold; Linux additions under `linux`.
+//! The snapshot document (`pss capture --json`, `docs/json.md`). PSS structure fields in
+//! snake_case with the values the Windows structures hold; Linux additions under `linux`.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -11,9 +11,6 @@ use pss::records::{
 use pss::units::{filetime, filetime_opt, hundred_ns, micros};
 use pss::Snapshot;
 use serde_json::{json, Map, Value};
-
-/// Version of the document's shape; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
 
 fn s(o: &OsStr) -> Value {
     Value::String(o.to_string_lossy().into_owned())
@@ -27,7 +24,7 @@ fn p(o: &Path) -> Value {
 pub fn snapshot(snap: &Snapshot) -> Value {
     let info = snap.capture_info();
     json!({
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": crate::SCHEMA_VERSION,
         "process": process(snap.process()),
         "threads": snap.threads().map(|t| t.iter().map(thread).collect::<Vec<_>>()),
         "handles": snap.handles().map(|h| h.iter().map(handle).collect::<Vec<_>>()),
