@@ -3,8 +3,8 @@
 # there: from Debian's packages gdb (gcore, and the debugger the exported cores are checked
 # with), elfutils (eu-stack, eu-readelf), lldb, and what the install test builds and reads
 # with (cmake, pkg-config, man-db); in a virtual environment of its own, target/test-venv,
-# py-spy (whose core reader checks cores of Python processes), psutil and pytest (the
-# Python package's tests). Needs root
+# py-spy (whose core reader checks cores of Python processes), and pytest, psutil and mypy
+# (the Python package's tests). Needs root
 # (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 venv=target/test-venv
-if [ ! -x "$venv/bin/py-spy" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q py-spy
-fi
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+for tool in py-spy pytest psutil mypy; do
+    "$venv/bin/pip" show -q "$tool" >/dev/null 2>&1 || "$venv/bin/pip" install -q "$tool"
+done

@@ -107,7 +107,6 @@ fn classify(e: &Error, d: &Bound<'_, PyDict>) -> PyResult<&'static str> {
             d.set_item("path", path.to_string_lossy())?;
             "OutputExists"
         }
-        Error::Interrupted { .. } => "Interrupted",
         Error::Engine { .. } | Error::Internal(_) => "EngineError",
         Error::Ptrace {
             pid, tid, source, ..

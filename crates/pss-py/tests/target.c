@@ -11,6 +11,10 @@
  *   target vfork MS       a thread vforks a child that sleeps MS ms: that thread cannot be
  *                         stopped meanwhile. Facts: `vforker TID`; `vfork done` after.
  *   target exit-after MS  exits with status 0 after MS ms.
+ *   target big MIB        holds MIB MiB of non-zero memory. Commands: `exit`.
+ *
+ * With PSS_TARGET_NODUMP=1 in its environment it first makes itself non-dumpable, which
+ * keeps processes of its user without CAP_SYS_PTRACE from tracing it.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -171,8 +176,22 @@ static void *vforker(void *arg) {
     return NULL;
 }
 
+static int big(long mib) {
+    size_t len = (size_t)mib << 20;
+    unsigned char *p = malloc(len);
+    if (!p) return 1;
+    for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(i | 1);
+    fact("big %p %zu", (void *)p, len);
+    fact("ready");
+    commands();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
+    const char *nodump = getenv("PSS_TARGET_NODUMP");
+    if (nodump && strcmp(nodump, "1") == 0 && prctl(PR_SET_DUMPABLE, 0) != 0) return 1;
+    if (strcmp(argv[1], "big") == 0) return big(atol(argv[2]));
     if (strcmp(argv[1], "idle") == 0) return idle(argc > 2 ? atoi(argv[2]) : 2);
     if (strcmp(argv[1], "exit-after") == 0) {
         fact("ready");

@@ -138,10 +138,9 @@ impl VaClone {
                 .min()
                 .map_or(rest, |s| rest.min((s - addr) as usize));
             match self.mem.read_at(addr, &mut buf[done..done + next]) {
-                Ok(0) => {
-                    stop_reason = Some("nothing readable is mapped there".into());
-                    break;
-                }
+                // The kernel reads nothing at all (end of file, where an unmapped address
+                // is EIO) once the clone's memory is gone: it was killed.
+                Ok(0) => return Err(self.vanished()),
                 Ok(n) => done += n,
                 Err(e) => {
                     stop_reason = Some(match e.raw_os_error() {
@@ -160,6 +159,14 @@ impl VaClone {
             });
         }
         Ok(done)
+    }
+
+    /// The error for a clone that is gone (killed, or its engine died).
+    pub(crate) fn vanished(&self) -> Error {
+        Error::CloneVanished {
+            pid: self.target,
+            clone: self.pid,
+        }
     }
 
     /// Reads exactly `buf.len()` bytes at `address`, or fails with [`Error::Unreadable`]

@@ -20,7 +20,6 @@ from ._errors import (
     CorruptSnapshot,
     EngineError,
     Error,
-    Interrupted,
     InvalidArgument,
     MemoryUnreadable,
     NoSuchProcess,
@@ -109,6 +108,5 @@ __all__ = [
     "CloneFailed",
     "OutputError",
     "OutputExists",
-    "Interrupted",
     "EngineError",
 ]

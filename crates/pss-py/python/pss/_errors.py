@@ -5,7 +5,7 @@ the pid — and where there is one, the tid, address, path or errno — it conce
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Type
 
 
 class Error(Exception):
@@ -30,7 +30,7 @@ class Error(Exception):
         return (_rebuild, (type(self), self.msg, self.pid, details))
 
 
-def _rebuild(cls: type, msg: str, pid: Optional[int], details: dict) -> Error:
+def _rebuild(cls: Type[Error], msg: str, pid: Optional[int], details: Dict[str, Any]) -> Error:
     return cls(msg, pid, **details)
 
 
@@ -128,10 +128,6 @@ class OutputExists(OutputError):
     path: Optional[str] = None
 
 
-class Interrupted(Error):
-    """The operation was cancelled."""
-
-
 class EngineError(Error):
     """The capture engine process could not be found, started or reached, or failed."""
 
@@ -155,6 +151,5 @@ __all__ = [
     "CloneFailed",
     "OutputError",
     "OutputExists",
-    "Interrupted",
     "EngineError",
 ]

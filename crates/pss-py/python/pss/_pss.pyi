@@ -1,6 +1,6 @@
 """Type stubs of the native module ``pss._pss`` (crates/pss-py/src). Use :mod:`pss`."""
 
-from typing import Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 __version__: str
 CAPTURE_FLAGS: Dict[str, int]
@@ -21,7 +21,7 @@ class NativeSnapshot:
         full_memory: bool = False,
         overwrite: bool = False,
         sync: bool = False,
-    ) -> Dict[str, Union[int, str, list]]: ...
+    ) -> Dict[str, Any]: ...
     def free(self) -> None: ...
     def freed(self) -> bool: ...
 

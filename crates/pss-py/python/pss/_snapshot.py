@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union, cast
 
 from . import _pss
 from ._errors import NotCaptured
@@ -29,6 +29,7 @@ from ._records import (
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
 
 #: What :func:`capture` takes when no flag is given: threads with their registers, the
 #: descriptors with everything known of them, and the address space with its images.
@@ -144,16 +145,18 @@ class Snapshot:
             self._doc = json.loads(self._native.document())
         return self._doc
 
-    def _section(self, name: str, build: Any) -> Any:
+    def _cached(self, name: str, make: Callable[[], T]) -> T:
         if name not in self._cache:
-            key, keyword = _SECTIONS[name]
-            raw = self._document()[key]
-            if raw is None:
-                raise NotCaptured(
-                    f"the snapshot holds no {name} (capture with {keyword})", what=name
-                )
-            self._cache[name] = [build(r) for r in raw] if isinstance(raw, list) else build(raw)
-        return self._cache[name]
+            self._cache[name] = make()
+        return cast(T, self._cache[name])
+
+    def _raw(self, name: str) -> Any:
+        """The document's section for ``name``; :class:`NotCaptured` if it holds none."""
+        key, keyword = _SECTIONS[name]
+        raw = self._document()[key]
+        if raw is None:
+            raise NotCaptured(f"the snapshot holds no {name} (capture with {keyword})", what=name)
+        return raw
 
     @property
     def pid(self) -> int:
@@ -163,29 +166,27 @@ class Snapshot:
     @property
     def process(self) -> Process:
         """The process's facts (always captured)."""
-        if "process" not in self._cache:
-            self._cache["process"] = _process(self._document()["process"])
-        return self._cache["process"]
+        return self._cached("process", lambda: _process(self._document()["process"]))
 
     @property
     def threads(self) -> List[Thread]:
         """Its threads (``threads=True``; registers with ``contexts=True``)."""
-        return self._section("threads", _thread)
+        return self._cached("threads", lambda: [_thread(r) for r in self._raw("threads")])
 
     @property
     def handles(self) -> List[Handle]:
         """Its file descriptors (``handles=True``)."""
-        return self._section("handles", _handle)
+        return self._cached("handles", lambda: [_handle(r) for r in self._raw("handles")])
 
     @property
     def regions(self) -> List[Region]:
         """Its address space, free gaps included (``va_space=True``)."""
-        return self._section("regions", _region)
+        return self._cached("regions", lambda: [_region(r) for r in self._raw("regions")])
 
     @property
     def performance(self) -> Performance:
         """What the capture cost (``performance=True``)."""
-        return self._section("performance", _performance)
+        return self._cached("performance", lambda: _performance(self._raw("performance")))
 
     @property
     def warnings(self) -> List[SnapshotWarning]:
@@ -195,9 +196,7 @@ class Snapshot:
     @property
     def capture_info(self) -> CaptureInfo:
         """How the capture went: flags, the pause, the time taken."""
-        if "capture" not in self._cache:
-            self._cache["capture"] = _capture_info(self._document()["capture"])
-        return self._cache["capture"]
+        return self._cached("capture", lambda: _capture_info(self._document()["capture"]))
 
     @property
     def pause(self) -> float:
@@ -280,7 +279,17 @@ class Snapshot:
     ) -> DumpSummary:
         path = os.fspath(path)
         s = self._native.write_dump(path, format, filter, full_memory, overwrite, sync)
-        return DumpSummary(path=path, **s)
+        return DumpSummary(
+            path=path,
+            format=s["format"],
+            bytes=s["bytes"],
+            memory_bytes=s["memory_bytes"],
+            holes=s["holes"],
+            segments=s["segments"],
+            threads=s["threads"],
+            filter=s["filter"],
+            warnings=s["warnings"],
+        )
 
     # -- stacks --------------------------------------------------------------------------
 

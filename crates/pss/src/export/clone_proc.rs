@@ -52,7 +52,7 @@ impl CloneProc {
         let pid = clone.pid();
         let mut dir = ProcDir::open(pid).map_err(|e| gone_or(clone, e))?;
         if pidfd::has_exited(clone.pidfd()) {
-            return Err(vanished(clone));
+            return Err(clone.vanished());
         }
         let vmas = smaps::vmas(dir.read("smaps").map_err(|e| gone_or(clone, e))?)
             .iter()
@@ -93,17 +93,9 @@ fn owned_vma(v: &smaps::SmapsVma<'_>) -> CloneVma {
     }
 }
 
-/// The error for a clone that is no longer there (the engine died, or someone killed it).
-pub(crate) fn vanished(clone: &VaClone) -> Error {
-    Error::CloneVanished {
-        pid: clone.target,
-        clone: clone.pid(),
-    }
-}
-
 fn gone_or(clone: &VaClone, e: Error) -> Error {
     if pidfd::has_exited(clone.pidfd()) || matches!(e, Error::NoSuchProcess { .. }) {
-        vanished(clone)
+        clone.vanished()
     } else {
         e
     }

@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::clone_proc::vanished;
 use super::sink::Sink;
 use super::Progress;
 use crate::client::pump::Pump;
@@ -116,7 +115,7 @@ impl<'c> Copier<'c> {
         let dying = !self.unreadable.is_empty()
             && pidfd::exits_within(self.clone.pidfd(), std::time::Duration::from_millis(100));
         if dying {
-            return Err(vanished(self.clone));
+            return Err(self.clone.vanished());
         }
         Ok(())
     }
@@ -297,7 +296,7 @@ fn unreadable(
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     if pidfd::has_exited(clone.pidfd()) {
-        return Err(vanished(clone));
+        return Err(clone.vanished());
     }
     match ranges.last_mut() {
         Some(last) if last.1 == at => last.1 += len,
