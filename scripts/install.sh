@@ -14,22 +14,32 @@
 #   {bin,libexec,lib}/.debug/*.debug            debug info split off (none with --strip)
 #   share/pss/install-manifest.txt             what was installed (scripts/uninstall.sh)
 #
-# Usage: scripts/install.sh [--prefix DIR] [--strip]
+# and with --python PYTHON, the Python package `pss` into PYTHON's environment (a virtual
+# environment's python, say) with `PYTHON -m pip install ./crates/pss-py`.
+#
+# Usage: scripts/install.sh [--prefix DIR] [--strip] [--python PYTHON]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prefix=/usr/local
 strip=0
+python=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
         --prefix=*) prefix="${1#--prefix=}"; shift ;;
         --strip) strip=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --python) python="${2:?--python needs a Python interpreter}"; shift 2 ;;
+        --python=*) python="${1#--python=}"; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be an absolute path" >&2; exit 2 ;; esac
+if [ -n "$python" ] && ! "$python" -m pip --version >/dev/null 2>&1; then
+    echo "install.sh: $python cannot run pip (python3 -m venv DIR makes an environment that can)" >&2
+    exit 2
+fi
 
 cargo build --release -p pss-cli -p pss-capi -p pss --bins --lib
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -145,6 +155,10 @@ manifest+=(share/pss/install-manifest.txt)
 mkdir -p "$root/share/pss"
 printf '%s\n' "${manifest[@]}" > "$root/share/pss/install-manifest.txt"
 echo "pss $version installed under ${DESTDIR:-}$prefix (${#manifest[@]} files; scripts/uninstall.sh --prefix $prefix removes them)"
+if [ -n "$python" ]; then
+    "$python" -m pip install --quiet ./crates/pss-py
+    echo "the Python package pss installed for $python (\`$python -m pip uninstall pss\` removes it)"
+fi
 case "${DESTDIR:-}:$prefix" in
     :/usr|:/usr/local)
         # The loader's cache learns of the new library (a system prefix it already searches).

@@ -2,7 +2,8 @@
 //! all the tests here), then checks what a C project and a shell user see there — the
 //! SONAME and exported symbols of `libpss`, a program built with `pkg-config` and one with
 //! CMake's `find_package(pss)` capturing a live process through the installed library and
-//! engine, the installed `pss` command, its man pages and bash completion — and that
+//! engine, the installed `pss` command, its man pages and bash completion, the Python
+//! package installed into a new virtual environment (`--python`) — and that
 //! `scripts/uninstall.sh` removes exactly what was installed.
 
 use std::collections::BTreeSet;
@@ -42,18 +43,29 @@ fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(run(cmd).stdout).unwrap()
 }
 
-/// The prefix pss is installed in, shared by the tests (installed by the first to ask).
+/// The prefix pss is installed in, shared by the tests (installed by the first to ask),
+/// with the Python package installed into a new virtual environment ([`venv_python`]).
 fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
         let prefix = scratch("prefix");
+        let venv = scratch("venv");
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         run(Command::new("bash")
             .arg(repo().join("scripts/install.sh"))
             .arg("--prefix")
             .arg(&prefix)
+            .arg("--python")
+            .arg(venv.join("bin/python"))
             .env_remove("DESTDIR"));
         prefix
     })
+}
+
+/// The interpreter of the virtual environment the install put the Python package in.
+fn venv_python() -> PathBuf {
+    prefix();
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("install-test/venv/bin/python")
 }
 
 /// A command run the way a user of the installed pss runs it: its `PATH` holds the system
@@ -260,6 +272,22 @@ fn the_installed_command_captures_a_live_process() {
     assert_eq!(doc["process"]["process_id"], target.0.id(), "{out}");
     let version = stdout(installed("pss").arg("--version"));
     assert_eq!(version, format!("pss {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn the_python_package_is_installed_too() {
+    let target = Target::spawn();
+    let out = stdout(
+        Command::new(venv_python())
+            .arg(repo().join("examples/pss_threads.py"))
+            .arg(target.pid())
+            .env_remove("PSS_ENGINE"),
+    );
+    assert!(out.starts_with("1 thread(s), paused "), "{out}");
+    assert!(
+        out.contains(&format!("thread {} sleep: pc 0x", target.pid())),
+        "{out}"
+    );
 }
 
 /// `man -l page`, formatted as text, each run of spaces (justification) made one.
