@@ -14,16 +14,20 @@
 #   {bin,libexec,lib}/.debug/*.debug            debug info split off (none with --strip)
 #   share/pss/install-manifest.txt             what was installed (scripts/uninstall.sh)
 #
-# and with --python PYTHON, the Python package `pss` into PYTHON's environment (a virtual
-# environment's python, say) with `PYTHON -m pip install ./crates/pss-py`.
+# and the Python package `pss` (`pip install ./crates/pss-py`), with
+#   --venv DIR        into the virtual environment DIR, made first if there is none;
+#   --python PYTHON   into the environment of interpreter PYTHON (one that can run pip).
+# share/pss/python-install.txt records where, for scripts/uninstall.sh. Not with DESTDIR:
+# a staged install is packaged, and the wheel (`pip wheel ./crates/pss-py`) with it.
 #
-# Usage: scripts/install.sh [--prefix DIR] [--strip] [--python PYTHON]
+# Usage: scripts/install.sh [--prefix DIR] [--strip] [--venv DIR | --python PYTHON]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prefix=/usr/local
 strip=0
 python=""
+venv=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
@@ -31,13 +35,25 @@ while [ $# -gt 0 ]; do
         --strip) strip=1; shift ;;
         --python) python="${2:?--python needs a Python interpreter}"; shift 2 ;;
         --python=*) python="${1#--python=}"; shift ;;
+        --venv) venv="${2:?--venv needs a directory}"; shift 2 ;;
+        --venv=*) venv="${1#--venv=}"; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be an absolute path" >&2; exit 2 ;; esac
+if [ -n "$python" ] && [ -n "$venv" ]; then
+    echo "install.sh: give --venv or --python, not both" >&2; exit 2
+fi
+if [ -n "${DESTDIR:-}" ] && [ -n "$python$venv" ]; then
+    echo "install.sh: --venv and --python install into a live environment, not under DESTDIR" >&2; exit 2
+fi
+if [ -n "$venv" ] && [ ! -x "$venv/bin/python" ] && ! python3 -c 'import ensurepip' 2>/dev/null; then
+    echo "install.sh: python3 cannot make a virtual environment (Debian: apt install python3-venv)" >&2
+    exit 2
+fi
 if [ -n "$python" ] && ! "$python" -m pip --version >/dev/null 2>&1; then
-    echo "install.sh: $python cannot run pip (python3 -m venv DIR makes an environment that can)" >&2
+    echo "install.sh: $python cannot run pip (--venv DIR makes an environment that can)" >&2
     exit 2
 fi
 
@@ -52,6 +68,25 @@ manifest=()
 put() {
     install -D -m "$3" "$1" "$root/$2"
     manifest+=("$2")
+}
+
+# Installs the Python package into --venv (made if missing) or --python's environment, and
+# records where in share/pss/python-install.txt: `python PATH`, and `venv DIR` if made here.
+install_python() {
+    local record=()
+    if [ -n "$venv" ]; then
+        case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
+        if [ ! -x "$venv/bin/python" ]; then
+            python3 -m venv "$venv"
+            record+=("venv $venv")
+        fi
+        python="$venv/bin/python"
+    fi
+    "$python" -m pip install --quiet ./crates/pss-py
+    record=("python $("$python" -c 'import sys; print(sys.executable)')" "${record[@]}")
+    printf '%s\n' "${record[@]}" > "$root/share/pss/python-install.txt"
+    echo share/pss/python-install.txt >> "$root/share/pss/install-manifest.txt"
+    echo "the Python package pss installed for $python"
 }
 
 # Splits the debug info of installed ELF file $1 (relative) into .debug/NAME.debug beside
@@ -155,9 +190,8 @@ manifest+=(share/pss/install-manifest.txt)
 mkdir -p "$root/share/pss"
 printf '%s\n' "${manifest[@]}" > "$root/share/pss/install-manifest.txt"
 echo "pss $version installed under ${DESTDIR:-}$prefix (${#manifest[@]} files; scripts/uninstall.sh --prefix $prefix removes them)"
-if [ -n "$python" ]; then
-    "$python" -m pip install --quiet ./crates/pss-py
-    echo "the Python package pss installed for $python (\`$python -m pip uninstall pss\` removes it)"
+if [ -n "$python$venv" ]; then
+    install_python
 fi
 case "${DESTDIR:-}:$prefix" in
     :/usr|:/usr/local)

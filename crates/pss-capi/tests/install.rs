@@ -44,22 +44,27 @@ fn stdout(cmd: &mut Command) -> String {
 }
 
 /// The prefix pss is installed in, shared by the tests (installed by the first to ask),
-/// with the Python package installed into a new virtual environment ([`venv_python`]).
+/// with the Python package installed into a virtual environment the script makes
+/// (`--venv`, [`venv_python`]).
 fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
         let prefix = scratch("prefix");
         let venv = scratch("venv");
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new("bash")
-            .arg(repo().join("scripts/install.sh"))
-            .arg("--prefix")
-            .arg(&prefix)
-            .arg("--python")
-            .arg(venv.join("bin/python"))
-            .env_remove("DESTDIR"));
+        std::fs::remove_dir(&venv).unwrap();
+        install(&prefix, &["--venv".as_ref(), venv.as_os_str()]);
         prefix
     })
+}
+
+/// Runs `scripts/install.sh --prefix PREFIX ARGS…`, which must succeed.
+fn install(prefix: &Path, args: &[&std::ffi::OsStr]) {
+    run(Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .arg("--prefix")
+        .arg(prefix)
+        .args(args)
+        .env_remove("DESTDIR"));
 }
 
 /// The interpreter of the virtual environment the install put the Python package in.
@@ -440,4 +445,74 @@ fn a_staged_install_is_relocated_and_uninstalled_to_the_last_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, ["share"], "empty directories are removed");
+    // A staged install is packaged: it cannot reach into a Python environment.
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .args(["--prefix", "/opt/pss", "--venv", "/nonexistent/venv"])
+        .env("DESTDIR", &destdir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not under DESTDIR"));
+}
+
+#[test]
+fn uninstall_removes_the_virtual_environment_install_made() {
+    let root = scratch("made-venv");
+    let venv = root.join("venv");
+    let record = std::fs::read_to_string(prefix().join("share/pss/python-install.txt")).unwrap();
+    assert!(record.contains("venv "), "{record}");
+    // The shared prefix stays for the other tests: uninstall a copy of its record instead.
+    let prefix = root.join("prefix");
+    std::fs::create_dir_all(prefix.join("share/pss")).unwrap();
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    std::fs::write(
+        prefix.join("share/pss/python-install.txt"),
+        format!(
+            "python {}\nvenv {}\n",
+            venv.join("bin/python").display(),
+            venv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        prefix.join("share/pss/install-manifest.txt"),
+        "share/pss/python-install.txt\nshare/pss/install-manifest.txt\n",
+    )
+    .unwrap();
+    run(Command::new("bash")
+        .arg(repo().join("scripts/uninstall.sh"))
+        .arg("--prefix")
+        .arg(&prefix));
+    assert!(!venv.exists(), "the environment install.sh made is left");
+    assert_eq!(files_under(&prefix), BTreeSet::new());
+}
+
+/// Whether `python` can import the package `pss`.
+fn imports_pss(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import pss"])
+        .current_dir("/")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn uninstall_takes_the_python_package_out_of_the_environment_it_went_into() {
+    // Into an environment of the user's: the package goes, the environment stays.
+    let prefix = scratch("python-prefix");
+    let venv = scratch("python-venv");
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    let python = venv.join("bin/python");
+    install(&prefix, &["--python".as_ref(), python.as_os_str()]);
+    assert!(imports_pss(&python));
+    run(Command::new("bash")
+        .arg(repo().join("scripts/uninstall.sh"))
+        .arg("--prefix")
+        .arg(&prefix));
+    assert!(!imports_pss(&python), "pss is still importable");
+    assert!(python.exists(), "the user's environment was removed");
+    assert_eq!(files_under(&prefix), BTreeSet::new());
 }
