@@ -280,6 +280,24 @@ fn the_installed_command_captures_a_live_process() {
 }
 
 #[test]
+fn the_shell_example_runs_with_the_installed_command() {
+    let target = Target::spawn();
+    let out = stdout(
+        installed("sh")
+            .arg(repo().join("examples/pss_threads.sh"))
+            .arg(target.pid()),
+    );
+    let row = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Threads (1)"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no thread table:\n{out}"));
+    assert!(row.trim_start().starts_with(&target.pid()), "{out}");
+    assert!(out.contains(&format!("TID {} \"sleep\"", target.pid())), "{out}");
+    assert!(out.contains("nanosleep"), "{out}");
+}
+
+#[test]
 fn the_python_package_is_installed_too() {
     let target = Target::spawn();
     let out = stdout(

@@ -267,3 +267,33 @@ def test_reads_release_the_gil(spawn):
             th.join()
     # With the GIL held through a read, the counting thread could not run during any.
     assert runs >= 100, runs
+
+
+def test_a_forked_child_captures_with_its_own_engine(spawn):
+    """After fork() (multiprocessing's default), the child's captures go to an engine of
+    its own, and what it frees of the parent's snapshot leaves the parent's clone alone."""
+    t = spawn("idle", "1")
+    address = int(t.fact("pattern")[0], 16)
+    expected = bytes((i * 7 + 3) & 0xFF for i in range(64))
+    with pss.capture(t.pid, va_clone=True) as s:
+        parent_engine = pss.engine_pid()
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            ok = False
+            try:
+                os.close(r)
+                threads = pss.capture(t.pid, threads=True).threads
+                s.free()
+                ok = pss.engine_pid() != parent_engine and threads[0].tid == t.pid
+            finally:
+                os.write(w, b"1" if ok else b"0")
+                os._exit(0)
+        os.close(w)
+        answer = os.read(r, 1)
+        os.close(r)
+        os.waitpid(child, 0)
+        assert answer == b"1", "the child's capture failed or used the parent's engine"
+        assert pss.engine_pid() == parent_engine
+        assert s.read(address, 64) == expected
+    t.assert_running()
