@@ -7,18 +7,28 @@ use pss::Snapshot;
 
 use crate::units::{duration, size, utc};
 
+/// "s" unless `n` is 1.
+fn plural(n: impl TryInto<u64>) -> &'static str {
+    if n.try_into().ok() == Some(1) {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Writes the whole snapshot as text.
 pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
     let p = snap.process();
     let info = snap.capture_info();
     writeln!(
         out,
-        "Process {} ({})  parent {}  state {}  {} threads",
+        "Process {} ({})  parent {}  state {}  {} thread{}",
         p.process_id,
         p.image_file_name.display(),
         p.parent_process_id,
         p.linux.state,
-        p.linux.num_threads
+        p.linux.num_threads,
+        plural(p.linux.num_threads)
     )?;
     writeln!(
         out,
@@ -40,11 +50,12 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
     if info.threads_stopped > 0 {
         writeln!(
             out,
-            "Target paused for {} ({} threads stopped together, {} round{}); capture took {}",
+            "Target paused for {} ({} thread{} stopped together, {} round{}); capture took {}",
             duration(info.pause),
             info.threads_stopped,
+            plural(info.threads_stopped),
             info.seize_rounds,
-            if info.seize_rounds == 1 { "" } else { "s" },
+            plural(info.seize_rounds),
             duration(info.total)
         )?;
     } else {
