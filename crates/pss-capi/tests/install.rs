@@ -293,7 +293,10 @@ fn the_shell_example_runs_with_the_installed_command() {
         .nth(2)
         .unwrap_or_else(|| panic!("no thread table:\n{out}"));
     assert!(row.trim_start().starts_with(&target.pid()), "{out}");
-    assert!(out.contains(&format!("TID {} \"sleep\"", target.pid())), "{out}");
+    assert!(
+        out.contains(&format!("TID {} \"sleep\"", target.pid())),
+        "{out}"
+    );
     assert!(out.contains("nanosleep"), "{out}");
 }
 

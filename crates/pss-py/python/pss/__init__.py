@@ -11,6 +11,7 @@ The target is never left stopped, traced or with a child it did not make: everyt
 that stops or clones it happens in a private engine process (``docs/engine.md``).
 """
 
+from . import _errors
 from ._errors import (
     AccessDenied,
     AlreadyTraced,
@@ -89,24 +90,5 @@ __all__ = [
     "ObjectType",
     "MemoryState",
     "MemoryType",
-    # errors
-    "Error",
-    "NoSuchProcess",
-    "ZombieProcess",
-    "ProcessExited",
-    "AccessDenied",
-    "AlreadyTraced",
-    "TimeoutExpired",
-    "Busy",
-    "NotSupported",
-    "NotCaptured",
-    "InvalidArgument",
-    "CorruptSnapshot",
-    "SnapshotFileError",
-    "MemoryUnreadable",
-    "CloneVanished",
-    "CloneFailed",
-    "OutputError",
-    "OutputExists",
-    "EngineError",
 ]
+__all__ += _errors.__all__
