@@ -303,8 +303,11 @@ class Snapshot:
     # -- lifetime ------------------------------------------------------------------------
 
     def free(self) -> None:
-        """Lets go of the snapshot now: its clone is killed and reaped. The records already
-        read stay usable; anything else afterwards raises ``ValueError``."""
+        """Lets go of the snapshot's clone now: it is killed and reaped. The records
+        (``process``, ``threads``…) stay readable; reading memory, saving, dumping and
+        stacks afterwards raise ``ValueError``."""
+        if not self._native.freed():
+            self._document()
         self._native.free()
 
     @property
@@ -319,8 +322,6 @@ class Snapshot:
         self.free()
 
     def __repr__(self) -> str:
-        if self.freed and self._doc is None:
-            return "<pss.Snapshot (freed)>"
         info = self.capture_info
         parts = [f"pid={info.pid}", f"pause={info.pause * 1e6:.0f}µs"]
         if not self.freed and self.clone_pid is not None:
