@@ -18,6 +18,8 @@ pub struct Target {
     pub pid: i32,
     /// Every line it announced before `ready`.
     pub facts: Vec<String>,
+    /// Whether it is `pss-testbed`, whose main thread reads its commands after each answer.
+    main_reads: bool,
 }
 
 impl Target {
@@ -55,6 +57,7 @@ impl Target {
             lines: rx,
             pid,
             facts: Vec::new(),
+            main_reads: exe.file_name() == Some("pss-testbed".as_ref()),
         };
         loop {
             let line = t
@@ -65,7 +68,35 @@ impl Target {
             }
             t.facts.push(line);
         }
+        t.settle();
         t
+    }
+
+    /// Waits (bounded) until the main thread of a `pss-testbed` is back in `read()` after
+    /// an answer: it says `ready` or `pong` a moment before it gets there, and a capture
+    /// in that moment finds it elsewhere (in `say`, its registers not yet loaded). Returns
+    /// at once if the process is gone.
+    fn settle(&self) {
+        if !self.main_reads {
+            return;
+        }
+        let path = format!("/proc/{0}/task/{0}/syscall", self.pid);
+        let read_nr = libc::SYS_read.to_string();
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return;
+            };
+            if text.split(' ').next() == Some(read_nr.as_str()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the main thread of {} never went back to read() ({path}: {text})",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// The announced lines that start with `key ` (without the key).
@@ -147,6 +178,7 @@ impl Target {
         let mut seen = Vec::new();
         while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())) {
             if line == want {
+                self.settle();
                 return seen;
             }
             seen.push(line);
