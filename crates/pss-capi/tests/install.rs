@@ -441,22 +441,37 @@ fn debug_info_is_split_off_and_found_by_gdb() {
 }
 
 #[test]
-fn a_staged_install_is_relocated_and_uninstalled_to_the_last_file() {
+fn a_staged_stripped_install_is_relocated_and_uninstalled_to_the_last_file() {
     let destdir = scratch("destdir");
     let root = destdir.join("opt/pss");
     std::fs::create_dir_all(root.join("share/man/man1")).unwrap();
     std::fs::write(root.join("share/man/man1/other.1"), ".TH OTHER 1\n").unwrap();
-    let script = |name: &str| {
+    let script = |name: &str, args: &[&str]| {
         run(Command::new("bash")
             .arg(repo().join("scripts").join(name))
             .args(["--prefix", "/opt/pss"])
+            .args(args)
             .env("DESTDIR", &destdir));
     };
-    script("install.sh");
+    script("install.sh", &["--strip"]);
     let pc = std::fs::read_to_string(root.join("lib/pkgconfig/pss.pc")).unwrap();
     assert!(pc.starts_with("prefix=/opt/pss\n"), "{pc}");
     assert!(root.join("bin/pss").exists());
-    script("uninstall.sh");
+    // --strip: no debug files, and no debug sections left in any installed ELF file.
+    assert!(!files_under(&root).iter().any(|f| f.contains(".debug/")));
+    for f in [
+        "bin/pss",
+        "libexec/pss-engine",
+        "lib/libpss.so.0",
+        "lib/libpss.a",
+    ] {
+        let sections = stdout(Command::new("readelf").args(["-S", "-W"]).arg(root.join(f)));
+        assert!(
+            !sections.contains(".debug_info"),
+            "{f} keeps its debug info"
+        );
+    }
+    script("uninstall.sh", &[]);
     assert_eq!(
         files_under(&destdir),
         BTreeSet::from(["opt/pss/share/man/man1/other.1".to_string()])
