@@ -3,7 +3,7 @@
 # there: from Debian's packages gdb (gcore, and the debugger the exported cores are checked
 # with), elfutils (eu-stack, eu-readelf), lldb, and what the install test builds and reads
 # with (cmake, pkg-config, man-db); in a virtual environment of its own, target/test-venv,
-# py-spy (whose core reader checks cores of Python processes), and pytest, psutil and mypy
+# py-spy (whose core reader checks cores of Python processes), and pytest, psutil, mypy and maturin
 # (the Python package's tests). Needs root
 # (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
 set -euo pipefail
@@ -25,6 +25,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 venv=target/test-venv
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-for tool in py-spy pytest psutil mypy; do
+for tool in py-spy pytest psutil mypy maturin; do
     "$venv/bin/pip" show -q "$tool" >/dev/null 2>&1 || "$venv/bin/pip" install -q "$tool"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need beyond cargo and a C compiler
-# (gdb, elfutils, lldb, cmake, pkg-config, man-db; py-spy, pytest, psutil and mypy in
+# (gdb, elfutils, lldb, cmake, pkg-config, man-db; py-spy, pytest, psutil, mypy and maturin in
 # target/test-venv: scripts/test-deps.sh), then runs every test of the workspace — Rust,
 # the C and C++ programs against the header, the install into a temporary prefix, the
 # exports judged by gdb, lldb, eu-stack, py-spy and rust-minidump — and then the Python
