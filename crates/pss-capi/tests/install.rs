@@ -336,11 +336,24 @@ fn the_man_pages_render() {
     let dir = prefix().join("share/man/man1");
     let main = man(&dir.join("pss.1"));
     assert!(main.contains("pss - "), "{main}");
+    assert!(
+        main.contains("EXIT STATUS\nExit codes: 0 success, 1 other error"),
+        "{main}"
+    );
+    assert!(
+        main.contains("SEE ALSO\npss-capture(1), pss-dump(1)"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("pss-help"),
+        "a page that does not exist: {main}"
+    );
     for sub in ["capture", "show", "dump", "stack", "flags", "cleanup"] {
         assert!(main.contains(&format!("pss-{sub}(1)")), "{main}");
         let page = man(&dir.join(format!("pss-{sub}.1")));
         assert!(page.contains(&format!("pss-{sub} - ")), "{page}");
         assert!(page.contains("SYNOPSIS"), "{page}");
+        assert!(page.contains("SEE ALSO\npss(1)"), "{page}");
     }
     let dump = man(&dir.join("pss-dump.1"));
     assert!(dump.contains("--format"), "{dump}");

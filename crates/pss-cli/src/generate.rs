@@ -25,12 +25,28 @@ pub fn generate(dir: &Path) -> Result<()> {
     for d in [&man, &completions] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let cmd = crate::Cli::command();
-    write_man(&cmd, "pss", &man)?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    // `pss help SUB` is for the terminal; its page would be `pss --help` again.
+    let cmd = crate::Cli::command().disable_help_subcommand(true);
+    let subs: Vec<_> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let see_also: Vec<String> = subs
+        .iter()
+        .map(|s| format!("pss-{}(1)", s.get_name()))
+        .collect();
+    write_man(&cmd, "pss", &man, "EXIT STATUS", &see_also.join(", "))?;
+    for sub in subs {
         // The page's name is `pss-SUB`; clap keeps command names for the program's life.
         let name: &'static str = Box::leak(format!("pss-{}", sub.get_name()).into_boxed_str());
-        write_man(&sub.clone().name(name), name, &man)?;
+        write_man(
+            &sub.name(name),
+            name,
+            &man,
+            "NOTES",
+            "pss(1), for the exit status",
+        )?;
     }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let mut cmd = crate::Cli::command();
@@ -40,9 +56,19 @@ pub fn generate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
+/// Writes `DIR/NAME.1`: clap's page, its `after_help` under `extra` (clap calls it
+/// EXTRA), and a SEE ALSO section naming `see_also`.
+fn write_man(
+    cmd: &clap::Command,
+    name: &str,
+    dir: &Path,
+    extra: &str,
+    see_also: &str,
+) -> Result<()> {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    let page = String::from_utf8(out)?.replace(".SH EXTRA\n", &format!(".SH \"{extra}\"\n"))
+        + &format!(".SH \"SEE ALSO\"\n{see_also}\n");
     let path = dir.join(format!("{name}.1"));
-    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))
 }
