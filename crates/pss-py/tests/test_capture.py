@@ -305,3 +305,35 @@ def test_a_forked_child_captures_with_its_own_engine(spawn):
         assert pss.engine_pid() == parent_engine
         assert s.read(address, 64) == expected
     t.assert_running()
+
+
+def test_python_threads_capture_at_once(spawn):
+    """Several Python threads capture and read at the same time (the GIL released, the
+    engine shared): each gets its own target's snapshot and bytes."""
+    targets = [spawn("idle", "1") for _ in range(3)]
+    expected = bytes((i * 7 + 3) & 0xFF for i in range(256))
+    errors: list = []
+    done = [0] * len(targets)
+
+    def work(i: int) -> None:
+        t = targets[i]
+        address = int(t.fact("pattern")[0], 16)
+        try:
+            for _ in range(5):
+                with pss.capture(t.pid, va_clone=True, threads=True) as s:
+                    assert s.pid == t.pid
+                    assert sorted(th.tid for th in s.threads) == sorted(t.tids().values())
+                    assert s.read(address, 256) == expected
+                done[i] += 1
+        except Exception as e:  # reported below, with the thread it happened in
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(targets))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    assert done == [5] * len(targets)
+    for t in targets:
+        t.assert_running()
