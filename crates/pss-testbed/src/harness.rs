@@ -75,7 +75,7 @@ impl Target {
     /// Waits (bounded) until the main thread of a `pss-testbed` is back in `read()` after
     /// an answer: it says `ready` or `pong` a moment before it gets there, and a capture
     /// in that moment finds it elsewhere (in `say`, its registers not yet loaded). Returns
-    /// at once if the process is gone.
+    /// at once if the thread is gone, a zombie or stopped.
     fn settle(&self) {
         if !self.main_reads {
             return;
@@ -87,7 +87,7 @@ impl Target {
             let Ok(text) = std::fs::read_to_string(&path) else {
                 return;
             };
-            if text.split(' ').next() == Some(read_nr.as_str()) {
+            if text.split(' ').next() == Some(read_nr.as_str()) || !self.main_can_run() {
                 return;
             }
             assert!(
@@ -97,6 +97,16 @@ impl Target {
             );
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// Whether the main thread is running or asleep (not a zombie, dead or stopped).
+    fn main_can_run(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{0}/task/{0}/stat", self.pid));
+        let state = stat.ok().and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        });
+        matches!(state, Some('R' | 'S' | 'D'))
     }
 
     /// The announced lines that start with `key ` (without the key).
