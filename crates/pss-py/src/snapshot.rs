@@ -12,7 +12,7 @@ use pss::export::{self, ExportOptions, Format};
 use pss::{Error, Snapshot};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
 
 use crate::errors::to_py;
 
@@ -78,16 +78,32 @@ impl NativeSnapshot {
         })
     }
 
-    /// Reads the clone's memory at `address` into `buffer`, as much as is readable there;
-    /// how many bytes. The GIL stays held (another thread could otherwise resize the
-    /// bytearray under the read); the read runs at memory speed.
-    fn read_into(&self, address: u64, buffer: &Bound<'_, PyByteArray>) -> PyResult<usize> {
+    /// Reads the clone's memory at `address` into `buffer`, in place and with the GIL
+    /// released, as much as is readable there; how many bytes.
+    fn read_into(
+        &self,
+        py: Python<'_>,
+        address: u64,
+        buffer: &Bound<'_, PyByteArray>,
+    ) -> PyResult<usize> {
         let snap = self.get()?;
         let clone = snap.va_clone().ok_or_else(no_clone)?;
-        // SAFETY: with the GIL held and no Python code run until the slice is dropped,
-        // nothing else can resize, free or touch the bytearray's storage.
-        let buf = unsafe { buffer.as_bytes_mut() };
-        clone.read(address, buf).map_err(to_py)
+        // A buffer export of the bytearray: while it lives, CPython refuses to resize it.
+        let export = PyMemoryView::from(buffer.as_any())?;
+        let (data, len) = (buffer.data() as usize, buffer.len());
+        let n = py.detach(|| {
+            // SAFETY: `buffer` is referenced (alive) and exported (its storage neither
+            // moves nor shrinks) until after this closure, so `data..data+len` stays valid
+            // without the GIL. Other Python threads may write into it meanwhile, as they
+            // may during io.FileIO.readinto; the bytes are plain u8s either way.
+            let buf = match len {
+                0 => &mut [],
+                _ => unsafe { std::slice::from_raw_parts_mut(data as *mut u8, len) },
+            };
+            clone.read(address, buf)
+        });
+        drop(export);
+        n.map_err(to_py)
     }
 
     /// Writes the snapshot to a file (`docs/format.md`), whole or not at all.

@@ -245,7 +245,8 @@ def test_save_and_load(spawn, tmp_path):
     s.free()
 
 
-def test_reads_release_the_gil(spawn):
+@pytest.mark.parametrize("how", ["read", "read_into"])
+def test_reads_release_the_gil(spawn, how):
     """Another Python thread runs while a large read is in progress. The switch interval is
     made long, so that this thread gives the GIL up only where a call releases it: held
     through the reads, the other thread could never count during one."""
@@ -260,7 +261,9 @@ def test_reads_release_the_gil(spawn):
             time.sleep(0)  # gives the GIL back at once
 
     interval = sys.getswitchinterval()
+    into = bytearray(1 << 20)
     with pss.capture(t.pid, va_clone=True) as s:
+        read = (lambda: s.read(address, 1 << 20)) if how == "read" else (lambda: s.read_into(address, into))
         th = threading.Thread(target=count)
         sys.setswitchinterval(10.0)
         th.start()
@@ -268,13 +271,16 @@ def test_reads_release_the_gil(spawn):
             runs = 0
             for _ in range(200):
                 before = counts[0]
-                s.read(address, 1 << 20)
+                read()
                 runs += counts[0] > before
         finally:
             stop.set()
             sys.setswitchinterval(interval)
             th.join()
     assert runs >= 20, runs
+    if how == "read_into":
+        assert into[:8] == bytes((i * 7 + 3) & 0xFF for i in range(8))
+        into.extend(b"x")  # the export that pinned its size during the reads is gone
 
 
 def test_a_forked_child_captures_with_its_own_engine(spawn):

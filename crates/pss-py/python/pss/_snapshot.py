@@ -220,8 +220,9 @@ class Snapshot:
 
     def read_into(self, address: int, buffer: Any) -> int:
         """Reads the memory at ``address`` into ``buffer`` (any writable buffer: a
-        ``bytearray`` is filled in place, others through one copy), as much of it as is
-        readable there; how many bytes. :class:`pss.MemoryUnreadable` if nothing is."""
+        ``bytearray`` is filled in place without the GIL, others through one copy), as
+        much of it as is readable there; how many bytes. :class:`pss.MemoryUnreadable` if
+        nothing is."""
         if isinstance(buffer, bytearray):
             return self._native.read_into(address, buffer)
         view = memoryview(buffer).cast("B")
