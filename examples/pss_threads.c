@@ -10,28 +10,25 @@
  * then
  *   ./pss_threads PID
  */
-#define _GNU_SOURCE
 #include <processsnapshot.h>
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s PID\n", argv[0]);
         return 2;
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[1]), 0);
-    if (pidfd < 0) {
-        perror("pidfd_open");
+    /* As on Windows; the HANDLE is a pidfd. */
+    HANDLE process = OpenProcess(PROCESS_ALL_ACCESS, FALSE, (DWORD)atoi(argv[1]));
+    if (process == NULL) {
+        fprintf(stderr, "OpenProcess: error %u: %s\n", GetLastError(), PssLinuxLastErrorMessage());
         return 1;
     }
     HPSS snap;
-    DWORD rc = PssCaptureSnapshot((HANDLE)(intptr_t)pidfd,
-                                  PSS_CAPTURE_THREADS | PSS_CAPTURE_THREAD_CONTEXT, CONTEXT_ALL,
-                                  &snap);
+    DWORD rc = PssCaptureSnapshot(process, PSS_CAPTURE_THREADS | PSS_CAPTURE_THREAD_CONTEXT,
+                                  CONTEXT_ALL, &snap);
     if (rc != ERROR_SUCCESS) {
         fprintf(stderr, "PssCaptureSnapshot: error %u: %s\n", rc, PssLinuxLastErrorMessage());
         return 1;
@@ -52,7 +49,7 @@ int main(int argc, char **argv) {
         printf("\n");
     }
     PssWalkMarkerFree(marker);
-    PssFreeSnapshot((HANDLE)-1, snap);
-    close(pidfd);
+    PssFreeSnapshot(GetCurrentProcess(), snap);
+    CloseHandle(process);
     return 0;
 }

@@ -12,6 +12,8 @@ mod convert;
 mod export;
 #[path = "../src/marker.rs"]
 mod marker;
+#[path = "../src/process.rs"]
+mod process;
 #[path = "../src/registry.rs"]
 mod registry;
 #[path = "../src/shared.rs"]

@@ -4,7 +4,8 @@
  * Self-contained: it defines the Windows types it uses. Names, values and x64 layouts are the
  * Windows SDK's (see docs/capi.md for where Linux differs). Link with -lpss.
  *
- *   HANDLE  a process: a pidfd (cast to HANDLE), or (HANDLE)-1 for the calling process.
+ *   HANDLE  a process: a pidfd (cast to HANDLE), or (HANDLE)-1 for the calling process;
+ *           OpenProcess and GetCurrentProcess (below) give them as on Windows.
  *   HPSS    a snapshot; HPSSWALK a walk marker. Both are checked against a registry of live
  *           handles: any other value gives ERROR_INVALID_HANDLE.
  *
@@ -60,6 +61,7 @@ PSS_DECLARE_HANDLE(HPSSWALK);
 /* ---- Return codes ------------------------------------------------------------------------ */
 
 #define ERROR_SUCCESS 0L
+#define ERROR_TOO_MANY_OPEN_FILES 4L
 #define ERROR_ACCESS_DENIED 5L
 #define ERROR_INVALID_HANDLE 6L
 #define ERROR_NOT_ENOUGH_MEMORY 8L
@@ -544,6 +546,48 @@ DWORD WINAPI PssLinuxWriteCoreDump(HPSS SnapshotHandle, HANDLE FileHandle, DWORD
  * are MINIDUMP_TYPE's. Codes as
  * PssLinuxWriteCoreDump. */
 DWORD WINAPI PssLinuxWriteMiniDump(HPSS SnapshotHandle, HANDLE FileHandle, DWORD DumpType);
+
+/* ---- Process handles, as Windows code gets them ------------------------------------------
+ * libpss extensions behind the Win32 functions below (exported under these names only, so
+ * that they never meet another library's OpenProcess):
+ *   PssLinuxOpenProcess: a pidfd of process dwProcessId (close-on-exec unless
+ *     bInheritHandle), or NULL with the reason for PssLinuxGetLastError:
+ *     ERROR_INVALID_PARAMETER (no such process, or a thread's id, as Windows says),
+ *     ERROR_ACCESS_DENIED, ERROR_TOO_MANY_OPEN_FILES. dwDesiredAccess is not checked: a
+ *     pidfd carries no rights, and whether the process may be traced is decided at capture.
+ *   PssLinuxCloseHandle: closes a handle PssLinuxOpenProcess returned; TRUE. (HANDLE)-1 is
+ *     left alone (TRUE). Any other value: FALSE, ERROR_INVALID_HANDLE, nothing closed.
+ *   PssLinuxGetLastError: the code of the calling thread's last failed libpss call. */
+HANDLE WINAPI PssLinuxOpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwProcessId);
+BOOL WINAPI PssLinuxCloseHandle(HANDLE hObject);
+DWORD WINAPI PssLinuxGetLastError(void);
+
+/* Windows' access rights, for OpenProcess calls as written (not checked, see above). */
+#define PROCESS_TERMINATE 0x0001
+#define PROCESS_VM_READ 0x0010
+#define PROCESS_DUP_HANDLE 0x0040
+#define PROCESS_QUERY_INFORMATION 0x0400
+#define PROCESS_QUERY_LIMITED_INFORMATION 0x1000
+#define PROCESS_ALL_ACCESS 0x1FFFFF
+#ifndef TRUE
+#define TRUE 1
+#endif
+#ifndef FALSE
+#define FALSE 0
+#endif
+
+/* GetCurrentProcess, OpenProcess, CloseHandle and GetLastError, enough for Windows code to
+ * get and release the process HANDLEs the PSS functions take. Left out with
+ * PSS_NO_WIN32_PROCESS_FUNCTIONS, or PSS_NO_WINDOWS_TYPES (a program bringing its own
+ * Windows types brings its own functions). */
+#if !defined(PSS_NO_WIN32_PROCESS_FUNCTIONS) && !defined(PSS_NO_WINDOWS_TYPES)
+static inline HANDLE GetCurrentProcess(void) { return (HANDLE)(intptr_t)-1; }
+static inline HANDLE OpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwProcessId) {
+    return PssLinuxOpenProcess(dwDesiredAccess, bInheritHandle, dwProcessId);
+}
+static inline BOOL CloseHandle(HANDLE hObject) { return PssLinuxCloseHandle(hObject); }
+static inline DWORD GetLastError(void) { return PssLinuxGetLastError(); }
+#endif
 
 #ifdef __cplusplus
 }

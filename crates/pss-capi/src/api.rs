@@ -1,7 +1,7 @@
 //! The ten PSS entry points and the libpss extension, each a thin front: check the
 //! handles, call the library, convert, write the caller's buffer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +32,13 @@ const CURRENT_PROCESS: isize = -1;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The code of this thread's last failed call (`GetLastError`); successes leave it.
+    static LAST_CODE: Cell<u32> = const { Cell::new(ERROR_SUCCESS) };
+}
+
+/// The code of the calling thread's last failed call.
+pub(crate) fn last_code() -> u32 {
+    LAST_CODE.with(Cell::get)
 }
 
 /// A failed call: its code, and the message kept for `PssLinuxLastErrorMessage`.
@@ -79,6 +86,9 @@ pub(crate) fn entry(name: &str, f: impl FnOnce() -> Outcome) -> u32 {
     LAST_ERROR.with(|l| {
         *l.borrow_mut() = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     });
+    if code != ERROR_SUCCESS {
+        LAST_CODE.with(|c| c.set(code));
+    }
     code
 }
 

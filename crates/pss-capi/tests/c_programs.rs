@@ -123,6 +123,14 @@ fn the_example_lists_the_threads_of_a_process() {
         out.contains(&format!("thread {}: rip 0x", child.id())),
         "{out}"
     );
+    // The process is gone now: OpenProcess fails as on Windows.
+    let out = command(&exe).arg(child.id().to_string()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("OpenProcess: error 87: OpenProcess: no process has id"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -143,6 +151,23 @@ fn windows_clients_as_written_work() {
         "clients",
     );
     assert_eq!(run(&exe, &[]), "clients ok\n");
+}
+
+#[test]
+fn windows_code_gets_and_releases_process_handles_the_windows_way() {
+    let exe = build(
+        &["cc", "-std=c11", "-pthread"],
+        &crate_dir().join("tests/c/win32.c"),
+        "win32",
+    );
+    assert_eq!(run(&exe, &[]), "win32 ok\n");
+    // A program with Windows functions of its own leaves the header's out.
+    let exe = build(
+        &["cc", "-std=c11"],
+        &crate_dir().join("tests/c/own_win32.c"),
+        "own-win32",
+    );
+    assert_eq!(run(&exe, &[]), "own win32 ok\n");
 }
 
 #[test]
