@@ -223,13 +223,27 @@ fn the_engine_killed_at_every_step_leaves_the_target_whole() {
     let (mut t, port) = server(16);
     let pid = t.pid.to_string();
     for point in [
+        // The trampoline's mmap (before the pause) and munmap (after it), and the wait4
+        // that reaps a freed clone: self-restoring injections, from armed to unmasked.
+        "map:armed",
+        "map:entered",
+        "map:exited",
+        "map:unmasked",
         "seized",
         "clone:armed",
         "clone:entered",
         "clone:exited",
+        "unmap:armed",
+        "unmap:entered",
+        "unmap:exited",
+        "unmap:unmasked",
         "adopt",
         "answered",
         "free:killed",
+        "reap:armed",
+        "reap:entered",
+        "reap:exited",
+        "reap:unmasked",
     ] {
         let out = Command::new(pss())
             .args(["capture", &pid, "--all", "--json"])
@@ -241,6 +255,7 @@ fn the_engine_killed_at_every_step_leaves_the_target_whole() {
         // Killed before the answer: the capture fails saying so; after: it succeeded.
         match point {
             "answered" | "free:killed" => assert!(out.status.success(), "{point}: {err}"),
+            p if p.starts_with("reap:") => assert!(out.status.success(), "{point}: {err}"),
             _ => assert!(
                 err.contains("exited during the request"),
                 "{point}: {:?} {err}",

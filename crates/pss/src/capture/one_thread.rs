@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::linux::arch;
 use crate::linux::inject::{self, Injection};
 use crate::linux::mem::ProcMem;
 use crate::linux::procfs;
@@ -116,13 +115,14 @@ fn run_job<R>(
     let site = own
         .or(vdso)
         .ok_or_else(|| not_usable("no syscall instruction found (none in its vDSO)"))?;
-    let regs = arch::get_raw(tid).map_err(|e| ptrace_error(pid, tid, "PTRACE_GETREGS", e))?;
+    // Self-restoring where the process allows: an engine killed at any instant leaves the
+    // thread in its own state (linux/inject.rs).
+    let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), 0, Some((pid, mem)))
+        .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETOPTIONS/SETSIGMASK (injection)", e))?;
     let stopped = Stopped {
         mem,
-        scratch_top: (arch::stack_pointer(&regs) - arch::RED_ZONE) & !15,
+        scratch_top: inj.scratch_top(),
     };
-    let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), 0)
-        .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETOPTIONS/SETSIGMASK (injection)", e))?;
     let out = job(&mut inj, &stopped).map_err(|e| ptrace_error(pid, tid, "injected syscall", e));
     inj.restore()
         .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETREGS (restore)", e))?;

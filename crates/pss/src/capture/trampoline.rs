@@ -42,6 +42,7 @@ impl Trampoline {
         let args = [0, Self::LEN, prot, flags, u64::MAX, 0];
         let run = move || {
             with_one_thread(pid, STOP_DEADLINE, |inj, stopped| {
+                inj.failpoints("map");
                 let ret = inj
                     .syscall(libc::SYS_mmap as u64, args, Instant::now() + STOP_DEADLINE)?
                     .ret;
@@ -91,7 +92,8 @@ impl Trampoline {
 
     /// Unmaps the page from process `pid` (after the pause).
     pub fn unmap(&self, pid: i32) -> Result<(), String> {
-        let ret = inject_one(pid, libc::SYS_munmap, [self.base, self.len, 0, 0, 0, 0])?;
+        let args = [self.base, self.len, 0, 0, 0, 0];
+        let ret = inject_one(pid, "unmap", libc::SYS_munmap, args)?;
         errno(ret, "munmap")
     }
 
@@ -108,10 +110,17 @@ impl Trampoline {
     }
 }
 
-/// Runs syscall `nr` in one thread of `pid` (on the tracer thread); its return value.
-fn inject_one(pid: i32, nr: libc::c_long, args: [u64; 6]) -> Result<i64, String> {
+/// Runs syscall `nr` in one thread of `pid` (on the tracer thread), under failpoint name
+/// `name`; its return value.
+fn inject_one(
+    pid: i32,
+    name: &'static str,
+    nr: libc::c_long,
+    args: [u64; 6],
+) -> Result<i64, String> {
     let run = move || {
         with_one_thread(pid, STOP_DEADLINE, |inj, _| {
+            inj.failpoints(name);
             inj.syscall(nr as u64, args, Instant::now() + STOP_DEADLINE)
                 .map(|o| o.ret)
         })

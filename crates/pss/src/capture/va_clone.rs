@@ -150,8 +150,16 @@ pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Resu
     let (copies, failed_copies) = copy_ranges(pid, req.copy);
     let (tid, site, usable) = pick_thread(pid, stopped, req.vdso_site, mem)?;
     let seccomp = usable.seccomp;
-    let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), ptrace::OPT_TRACECLONE)
-        .map_err(|e| injection_error(pid, tid, seccomp, e))?;
+    // Not self-restoring: that would read the thread's maps and FPU state inside the pause;
+    // the clone itself runs on the trampoline, which is.
+    let mut inj = Injection::begin(
+        tid,
+        site,
+        seccomp_option(seccomp),
+        ptrace::OPT_TRACECLONE,
+        None,
+    )
+    .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let deadline = Instant::now() + CLONE_DEADLINE;
     let trampoline = match &req.trampoline {
         Err(why) => Err(why.clone()),
@@ -478,8 +486,15 @@ pub fn close_fds(
         pid: clone,
         reason: format!("closing the clone's fds: {what}"),
     };
-    let mut inj = Injection::begin(clone, site, seccomp_option(seccomp), ptrace::OPT_EXITKILL)
-        .map_err(|e| fail(e.to_string()))?;
+    // The clone dies with the engine (EXITKILL): nothing to restore for.
+    let mut inj = Injection::begin(
+        clone,
+        site,
+        seccomp_option(seccomp),
+        ptrace::OPT_EXITKILL,
+        None,
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     let out = inj
         .syscall(

@@ -5,16 +5,28 @@
 //! [`Injection::begin`] saves the thread's registers and signal mask and blocks every signal;
 //! [`Injection::syscall`] runs one syscall through its enter and exit stops
 //! (`PTRACE_SYSCALL`, no SIGTRAP is ever raised); [`Injection::restore`] — or `Drop`, on
-//! error and panic paths — puts the registers back with the syscall-restart fix-up and the
-//! mask. All waits have a deadline.
+//! error and panic paths — puts the mask and then the registers back, with the
+//! syscall-restart fix-up. All waits have a deadline.
+//!
+//! **Self-restoring** (x86_64, when the process's code has the two gadgets
+//! [`super::gadgets`] finds, and the thread no shadow stack): before the mask is touched,
+//! a signal frame giving back the thread's own state is written on its stack below the red
+//! zone, and the thread is parked on a chain: its syscalls run at a `syscall; ret` with the
+//! stack pointer on the frame, whose return slot holds a `rt_sigreturn`. With the engine
+//! alive the `ret` never runs (the engine restores the thread at the syscall-exit stop). If
+//! the engine dies at any instant — the kernel then lets the thread go — the thread finishes
+//! the syscall, returns into `rt_sigreturn` and is back in its own registers, mask and FPU
+//! state, its interrupted syscall restarting: the windows `docs/engine.md` lists under "What
+//! remains" are closed for every injection made this way.
 
 use std::io;
 use std::time::Instant;
 
 use super::arch::{self, RawRegs, SYSCALL_INSN};
 use super::failpoint;
+use super::gadgets;
 use super::mem::ProcMem;
-use super::procfs::{maps, ProcDir};
+use super::procfs::{self, maps, ProcDir};
 use super::ptrace::{self, Tid, WaitStatus};
 
 /// Where to run an injected syscall: the instruction a thread stopped in a syscall returns
@@ -49,6 +61,22 @@ pub fn vdso_site_in(pid: i32, start: u64, end: u64) -> Option<u64> {
         .map(|off| start + off as u64)
 }
 
+/// Whether `[at, at + len)` lies in the writable mapping holding the stack pointer `sp` of
+/// a thread of `pid`: the frame goes where a signal's would, never into another mapping.
+fn on_own_stack(pid: i32, sp: u64, at: u64, len: usize) -> bool {
+    let Some(buf) = ProcDir::open(pid)
+        .ok()
+        .and_then(|mut dir| dir.read("maps").ok().map(<[u8]>::to_vec))
+    else {
+        return false;
+    };
+    let inside = |l: &maps::MapLine<'_>| l.start < sp && sp <= l.end;
+    let fits = maps::parse(&buf).find(inside).is_some_and(|l| {
+        l.perms[0] == b'r' && l.perms[1] == b'w' && l.start <= at && at + len as u64 <= sp
+    });
+    fits
+}
+
 /// What one injected syscall did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -58,28 +86,43 @@ pub struct Outcome {
     pub events: Vec<(u32, u64)>,
 }
 
+/// Where a self-restoring injection parks its thread: the `syscall; ret` its syscalls run
+/// at, and the stack pointer (the signal frame's return slot) they run with.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    gadget: u64,
+    sp: u64,
+}
+
 /// A thread holding injected state. Dropping it restores the thread.
 pub struct Injection {
     tid: Tid,
     saved: RawRegs,
     saved_mask: u64,
     site: u64,
+    chain: Option<Chain>,
     restore_options: u32,
     restored: bool,
     /// The failpoint name prefix of the next syscall (`NAME:armed`, `NAME:entered`,
     /// `NAME:exited`: [`super::failpoint`]).
     failpoints: Option<&'static str>,
+    /// The failpoint name of the restore (`NAME:unmasked`, between mask and registers).
+    restore_point: Option<&'static str>,
 }
 
 impl Injection {
     /// Prepares stopped tracee `tid` for injected syscalls at `site`: saves registers and
     /// mask, blocks all signals, turns on `TRACESYSGOOD` (plus `extra_options`, e.g.
-    /// `SUSPEND_SECCOMP`). `restore_options` are the ptrace options to put back.
+    /// `SUSPEND_SECCOMP`). `restore_options` are the ptrace options to put back. With
+    /// `process` (its pid and writable `/proc/PID/mem`), the injection is made
+    /// self-restoring where it can be (the module's doc); [`Injection::self_restoring`] says
+    /// whether it is.
     pub fn begin(
         tid: Tid,
         site: u64,
         extra_options: u32,
         restore_options: u32,
+        process: Option<(i32, &ProcMem)>,
     ) -> io::Result<Injection> {
         let saved = arch::get_raw(tid)?;
         let saved_mask = ptrace::sigmask(tid)?;
@@ -87,17 +130,63 @@ impl Injection {
             tid,
             restore_options | ptrace::OPT_TRACESYSGOOD | extra_options,
         )?;
-        let inj = Injection {
+        let mut inj = Injection {
             tid,
             saved,
             saved_mask,
             site,
+            chain: None,
             restore_options,
             restored: false,
             failpoints: None,
+            restore_point: None,
         };
+        if let Some((pid, mem)) = process {
+            inj.chain = inj.park_on_chain(pid, mem);
+        }
         ptrace::set_sigmask(tid, !0)?;
         Ok(inj)
+    }
+
+    /// Writes the thread's signal frame on its stack and parks it on the chain (a harmless
+    /// `getpid` armed), if the process and thread allow; `None` leaves the thread as it was.
+    fn park_on_chain(&self, pid: i32, mem: &ProcMem) -> Option<Chain> {
+        let status = procfs::status_at(&format!("/proc/{pid}/task/{}/status", self.tid))?;
+        if status.shadow_stack {
+            return None; // its `ret` and `rt_sigreturn` would be checked against it
+        }
+        let g = gadgets::find(pid, mem)?;
+        let (regs, mask) = self.restored_state();
+        let (at, frame) = arch::restore_frame(self.tid, &regs, mask, g.restorer).ok()??;
+        if !on_own_stack(pid, arch::stack_pointer(&self.saved), at, frame.len()) {
+            return None;
+        }
+        mem.write_exact(at, &frame).ok()?;
+        let chain = Chain {
+            gadget: g.syscall_ret,
+            sp: at,
+        };
+        let mut parked = self.saved;
+        arch::prepare_syscall(&mut parked, chain.gadget, libc::SYS_getpid as u64, [0; 6]);
+        arch::set_stack_pointer(&mut parked, chain.sp);
+        arch::set_raw(self.tid, &parked).ok()?;
+        Some(chain)
+    }
+
+    /// Whether the injection is self-restoring (the module's doc).
+    #[cfg(all(test, target_arch = "x86_64"))]
+    pub fn self_restoring(&self) -> bool {
+        self.chain.is_some()
+    }
+
+    /// The first address below which the thread's stack is free for scratch data (below
+    /// its red zone, and below the signal frame of a self-restoring injection), 16-aligned.
+    pub fn scratch_top(&self) -> u64 {
+        let top = match self.chain {
+            Some(c) => c.sp,
+            None => arch::stack_pointer(&self.saved) - arch::RED_ZONE,
+        };
+        top & !15
     }
 
     /// Runs syscall `nr` with `args`; `deadline` bounds every wait.
@@ -115,7 +204,13 @@ impl Injection {
         adjust: impl FnOnce(&mut RawRegs),
     ) -> io::Result<Outcome> {
         let mut regs = self.saved;
-        arch::prepare_syscall(&mut regs, self.site, nr, args);
+        match self.chain {
+            Some(c) => {
+                arch::prepare_syscall(&mut regs, c.gadget, nr, args);
+                arch::set_stack_pointer(&mut regs, c.sp);
+            }
+            None => arch::prepare_syscall(&mut regs, self.site, nr, args),
+        }
         adjust(&mut regs);
         let point = self.failpoints.take();
         let hit = |stage: &str| {
@@ -192,6 +287,7 @@ impl Injection {
     /// Names the next syscall for the engine's test failpoints ([`super::failpoint`]).
     pub fn failpoints(&mut self, name: &'static str) {
         self.failpoints = Some(name);
+        self.restore_point = Some(name);
     }
 
     /// Puts the thread back exactly as it was (interrupted syscalls resume).
@@ -205,8 +301,13 @@ impl Injection {
         }
         self.restored = true;
         let (regs, mask) = self.restored_state();
-        arch::set_raw(self.tid, &regs)?;
+        // The mask first: a thread let go between the two is still on its chain, which
+        // gives its registers back (a signal it takes meanwhile returns to the chain too).
         ptrace::set_sigmask(self.tid, mask)?;
+        if let Some(p) = self.restore_point {
+            failpoint::hit(&format!("{p}:unmasked"));
+        }
+        arch::set_raw(self.tid, &regs)?;
         ptrace::set_options(self.tid, self.restore_options)
     }
 }
@@ -239,15 +340,47 @@ mod tests {
     }
 
     /// Stops `pid` and begins an injection at the syscall instruction its interrupted syscall
-    /// returns to (or, with `vdso`, one in its vDSO if there is none).
-    fn stop_and_begin(pid: i32, vdso: bool) -> (RawRegs, Injection) {
+    /// returns to (or, with `vdso`, one in its vDSO if there is none); self-restoring with
+    /// `chain`.
+    fn stop_and_begin(pid: i32, vdso: bool, chain: bool) -> (RawRegs, Injection) {
         stop(pid);
         let regs = arch::get_raw(pid).unwrap();
         let fallback = if vdso { vdso_site(pid) } else { None };
-        let mem = ProcMem::open(pid).unwrap();
+        let mem = ProcMem::open_rw(pid).unwrap();
         let site = find_site(&mem, &regs, fallback).expect("a syscall instruction to inject at");
-        let inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE).unwrap();
+        let process = chain.then_some((pid, &mem));
+        let inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE, process).unwrap();
+        assert_eq!(inj.self_restoring(), chain);
         (regs, inj)
+    }
+
+    /// `cat`, blocked reading its stdin.
+    fn cat() -> std::process::Child {
+        let cat = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_in_syscall(cat.id() as i32);
+        cat
+    }
+
+    /// `cat` echoes what it is given and exits cleanly: its read() was resumed, not failed.
+    fn still_echoes(mut cat: std::process::Child) {
+        let mut stdin = cat.stdin.take().unwrap();
+        stdin.write_all(b"after the injection\n").unwrap();
+        drop(stdin);
+        let mut out = String::new();
+        cat.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "after the injection\n");
+        assert!(cat.wait().unwrap().success());
+    }
+
+    /// The signals `pid` blocks (`SigBlk` of its status).
+    fn blocked(pid: i32) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
     }
 
     fn wait_in_syscall(pid: i32) {
@@ -270,15 +403,10 @@ mod tests {
 
     #[test]
     fn getpid_in_a_thread_blocked_in_read_which_then_resumes() {
-        let mut cat = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let cat = cat();
         let pid = cat.id() as i32;
-        wait_in_syscall(pid);
         // No vDSO fallback: read() returns to a syscall instruction.
-        let (regs, mut inj) = stop_and_begin(pid, false);
+        let (regs, mut inj) = stop_and_begin(pid, false, false);
         let deadline = Instant::now() + Duration::from_secs(5);
         assert_eq!(
             inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)
@@ -299,14 +427,35 @@ mod tests {
             "rip rewound onto the syscall"
         );
         ptrace::detach(pid, 0).unwrap();
-        // read() was resumed, not failed: cat echoes what it is given afterwards.
-        let mut stdin = cat.stdin.take().unwrap();
-        stdin.write_all(b"after the injection\n").unwrap();
-        drop(stdin);
-        let mut out = String::new();
-        cat.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        assert_eq!(out, "after the injection\n");
-        assert!(cat.wait().unwrap().success());
+        still_echoes(cat);
+    }
+
+    /// A self-restoring injection whose tracer lets the thread go without restoring it —
+    /// parked, or after a syscall — as the kernel does when the tracer dies: the thread
+    /// returns through its frame to its own mask and registers, its read() resumed.
+    #[test]
+    fn a_self_restoring_injection_let_go_gives_the_thread_back_its_state() {
+        for after_a_syscall in [false, true] {
+            let cat = cat();
+            let pid = cat.id() as i32;
+            let mask = blocked(pid);
+            let (_, mut inj) = stop_and_begin(pid, false, true);
+            assert_eq!(
+                blocked(pid),
+                "fffffffffffbfeff",
+                "all blocked but KILL and STOP"
+            );
+            if after_a_syscall {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let out = inj.syscall(libc::SYS_getppid as u64, [0; 6], deadline);
+                assert_eq!(out.unwrap().ret, std::process::id() as i64);
+            }
+            std::mem::forget(inj);
+            ptrace::detach(pid, 0).unwrap();
+            wait_in_syscall(pid);
+            assert_eq!(blocked(pid), mask, "the mask came back");
+            still_echoes(cat);
+        }
     }
 
     #[test]
@@ -316,7 +465,7 @@ mod tests {
         let pid = sleeper.id() as i32;
         wait_in_syscall(pid);
         std::thread::sleep(Duration::from_millis(300));
-        let (_, mut inj) = stop_and_begin(pid, true);
+        let (_, mut inj) = stop_and_begin(pid, true, true);
         let deadline = Instant::now() + Duration::from_secs(5);
         assert_eq!(
             inj.syscall(libc::SYS_getpid as u64, [0; 6], deadline)

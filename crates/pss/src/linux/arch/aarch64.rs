@@ -57,6 +57,16 @@ pub fn read_debug(_tid: Tid) -> io::Result<Option<[u64; 8]>> {
     Ok(None)
 }
 
+/// No self-restoring injection on aarch64 yet (`inject.rs`).
+pub fn restore_frame(
+    _tid: Tid,
+    _regs: &super::RawRegs,
+    _mask: u64,
+    _restorer: u64,
+) -> io::Result<Option<(u64, Vec<u8>)>> {
+    Ok(None)
+}
+
 /// No clone trampoline on aarch64 yet: the clone is injected directly
 /// (`docs/engine.md`, "No window").
 pub fn trampoline_page(

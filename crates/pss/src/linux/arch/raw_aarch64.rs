@@ -35,6 +35,16 @@ pub fn syscall_result(regs: &RawRegs) -> i64 {
 /// relative sleep restarted this way restarts with its full timeout: docs/differences.md.)
 pub fn restart_fixup(_regs: &mut RawRegs) {}
 
+/// No self-restoring injection on aarch64 yet (`inject.rs`): no gadgets to look for.
+pub const SYSCALL_RET: &[u8] = &[];
+/// See [`SYSCALL_RET`].
+pub const RESTORERS: &[&[u8]] = &[&[]];
+
+/// Sets the stack pointer.
+pub fn set_stack_pointer(regs: &mut RawRegs, sp: u64) {
+    regs[31] = sp;
+}
+
 /// The stack pointer (`sp`).
 pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[31]

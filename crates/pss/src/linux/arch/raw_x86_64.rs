@@ -20,6 +20,20 @@ const TF: u64 = 0x100;
 
 /// The `syscall` instruction.
 pub const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+/// `syscall; ret`: where a self-restoring injection runs its syscalls (`inject.rs`).
+pub const SYSCALL_RET: &[u8] = &[0x0f, 0x05, 0xc3];
+/// Signal restorers, `rt_sigreturn`: `mov rax, 15; syscall` (glibc's and musl's
+/// `__restore_rt`, Go's sigreturn) and `mov eax, 15; syscall`.
+pub const RESTORERS: &[&[u8]] = &[
+    &[0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
+    &[0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
+];
+
+/// Sets the stack pointer.
+pub fn set_stack_pointer(regs: &mut RawRegs, sp: u64) {
+    regs[RSP] = sp;
+}
+
 /// `restart_syscall`.
 const NR_RESTART_SYSCALL: u64 = 219;
 const ERESTARTSYS: i64 = -512;

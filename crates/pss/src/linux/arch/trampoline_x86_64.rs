@@ -132,6 +132,20 @@ pub fn place(page: &mut [u8], base: u64) {
     put(page, FRAME + 8 + 40 + 184, base + FPSTATE as u64);
 }
 
+/// The page's signal frame (and FPU state) moved onto a thread's own stack, below the red
+/// zone under `sp`, its return address slot holding `restorer` (an `rt_sigreturn`): where
+/// to write it, which is also the stack pointer a `syscall; ret` must run with to return
+/// into the restorer, and the bytes. `None` if the stack pointer is too low.
+pub fn stack_frame(page: &[u8], sp: u64, restorer: u64) -> Option<(u64, Vec<u8>)> {
+    let below = sp.checked_sub(super::raw_x86_64::RED_ZONE + page.len() as u64)?;
+    // The page's layout, at a base that puts the FPU state on a 64-byte boundary.
+    let base = below & !63;
+    let mut page = page.to_vec();
+    place(&mut page, base);
+    put(&mut page, FRAME, restorer);
+    Some((base + FRAME as u64, page.split_off(FRAME)))
+}
+
 /// Sets `regs` (prepared for the injected `clone` at `base + ENTRY`) to use the page's
 /// frame as stack, so that the code after the `syscall` finds it.
 pub fn stack_for(regs: &mut RawRegs, base: u64) {

@@ -61,6 +61,20 @@ pub fn read_debug(tid: Tid) -> io::Result<Option<[u64; 8]>> {
     Ok(Some(dr))
 }
 
+/// A signal frame giving back `regs` (after the restart fix-up; their stack pointer says
+/// where the frame goes), `mask` and stopped thread `tid`'s FPU state, read now, for the
+/// thread's own stack ([`super::trampoline_x86_64::stack_frame`]): its address and bytes.
+pub fn restore_frame(
+    tid: Tid,
+    regs: &super::RawRegs,
+    mask: u64,
+    restorer: u64,
+) -> io::Result<Option<(u64, Vec<u8>)>> {
+    let page = trampoline_page(tid, regs, mask)?.expect("x86_64 has a trampoline");
+    let sp = super::stack_pointer(regs);
+    Ok(super::trampoline_x86_64::stack_frame(&page, sp, restorer))
+}
+
 /// The clone trampoline's page for stopped thread `tid` ([`super::trampoline_x86_64`]):
 /// code, and a signal frame giving back `regs` (after the restart fix-up), `mask` and the
 /// thread's FPU state, read now.
