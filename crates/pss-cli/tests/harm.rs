@@ -233,6 +233,7 @@ fn the_engine_killed_at_every_step_leaves_the_target_whole() {
         "clone:armed",
         "clone:entered",
         "clone:exited",
+        "clone:unmasked",
         "unmap:armed",
         "unmap:entered",
         "unmap:exited",

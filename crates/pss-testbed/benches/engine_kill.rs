@@ -11,7 +11,8 @@
 //! contexts, handles, VA space) through this process's engine and SIGKILLs that engine (by
 //! the pid the library reports) after a delay drawn uniformly over a whole capture's time.
 //! Then the target must answer as itself, its main thread must find its registers intact
-//! (it says `main BAD` otherwise), and a `pss::cleanup` must leave it no child. A harmed
+//! (it says `main BAD` otherwise), every thread must block the signals it blocked before,
+//! and a `pss::cleanup` must leave it no child. A harmed
 //! target is counted and replaced.
 
 use std::io::Read;
@@ -46,13 +47,38 @@ fn capture(pid: i32) -> pss::Result<Snapshot> {
     )
 }
 
-/// Whether the target is whole: it answers as itself and pings back.
-fn whole(t: &mut Target, port: u16) -> bool {
+/// Whether the target is whole: it answers as itself, pings back, and every thread blocks
+/// the signals it blocked before (`masks`).
+fn whole(t: &mut Target, port: u16, before: &[(String, String)]) -> bool {
     let answered = TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut c| {
         let mut s = String::new();
         c.read_to_string(&mut s).is_ok() && s.trim() == format!("pid {}", t.pid)
     });
-    answered && catch_unwind(AssertUnwindSafe(|| t.ping())).is_ok()
+    answered && catch_unwind(AssertUnwindSafe(|| t.ping())).is_ok() && masks(t.pid) == before
+}
+
+/// Each thread's blocked signals (`SigBlk`), by tid.
+fn masks(pid: i32) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    let tid = e.file_name().to_string_lossy().into_owned();
+                    let status =
+                        std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                    let blocked = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("SigBlk:"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    (tid, blocked)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// A pseudo-random fraction in [0, 1) (xorshift; no dependency).
@@ -79,6 +105,7 @@ fn main() {
     let span = bench::median(&mut whole_capture);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let (mut killed, mut harmed) = (0, 0);
+    let mut before = masks(t.pid);
     for _ in 0..trials {
         let engine = pss::engine_pid().expect("an engine");
         let pid = t.pid;
@@ -90,9 +117,15 @@ fn main() {
         }
         let _ = capturing.join();
         let _ = pss::cleanup(Some(t.pid));
-        if !whole(&mut t, port) || !children_of(t.pid).is_empty() {
+        if !whole(&mut t, port, &before) || !children_of(t.pid).is_empty() {
             harmed += 1;
+            eprintln!(
+                "harmed: blocked signals before {before:?}, after {:?}; children {:?}",
+                masks(t.pid),
+                children_of(t.pid)
+            );
             (t, port) = server();
+            before = masks(t.pid);
         }
     }
     println!(

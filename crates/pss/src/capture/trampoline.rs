@@ -90,6 +90,11 @@ impl Trampoline {
         self.base + arch::TRAMPOLINE_ENTRY
     }
 
+    /// Where the armed page's code gives the injected thread its own state back.
+    pub fn return_path(&self) -> u64 {
+        self.base + arch::TRAMPOLINE_RETURN
+    }
+
     /// Unmaps the page from process `pid` (after the pause).
     pub fn unmap(&self, pid: i32) -> Result<(), String> {
         let args = [self.base, self.len, 0, 0, 0, 0];

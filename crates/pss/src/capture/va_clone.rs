@@ -150,9 +150,10 @@ pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Resu
     let (copies, failed_copies) = copy_ranges(pid, req.copy);
     let (tid, site, usable) = pick_thread(pid, stopped, req.vdso_site, mem)?;
     let seccomp = usable.seccomp;
-    // Not self-restoring: that would read the thread's maps and FPU state inside the pause;
-    // the clone itself runs on the trampoline, which is.
-    let mut inj = Injection::begin(
+    // Not self-restoring on the thread's stack (that would read its maps inside the pause):
+    // the armed trampoline is where it is parked before its signals are blocked, and where
+    // the clone runs, so an engine killed at any instant leaves it in its own state.
+    let mut inj = Injection::prepare(
         tid,
         site,
         seccomp_option(seccomp),
@@ -168,6 +169,13 @@ pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Resu
         }
         Ok(t) => t.arm(&inj, mem).map(|()| *t),
     };
+    let parked = match &trampoline {
+        Ok(t) => inj.park_at(t.return_path()),
+        Err(_) => Ok(()),
+    };
+    parked
+        .and_then(|()| inj.block_signals())
+        .map_err(|e| injection_error(pid, tid, seccomp, e))?;
     let outcome = inject_clone(&mut inj, trampoline.as_ref().ok(), deadline)
         .map_err(|e| clone_failed(pid, format!("the injected clone in thread {tid}: {e}")))?;
     let child = outcome.as_ref().and_then(|o| {

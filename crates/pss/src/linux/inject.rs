@@ -124,6 +124,21 @@ impl Injection {
         restore_options: u32,
         process: Option<(i32, &ProcMem)>,
     ) -> io::Result<Injection> {
+        let inj = Self::prepare(tid, site, extra_options, restore_options, process)?;
+        inj.block_signals()?;
+        Ok(inj)
+    }
+
+    /// [`Injection::begin`] without blocking the signals: for a caller that first parks the
+    /// thread somewhere that gives its state back ([`Injection::park_at`]), then calls
+    /// [`Injection::block_signals`].
+    pub fn prepare(
+        tid: Tid,
+        site: u64,
+        extra_options: u32,
+        restore_options: u32,
+        process: Option<(i32, &ProcMem)>,
+    ) -> io::Result<Injection> {
         let saved = arch::get_raw(tid)?;
         let saved_mask = ptrace::sigmask(tid)?;
         ptrace::set_options(
@@ -144,8 +159,20 @@ impl Injection {
         if let Some((pid, mem)) = process {
             inj.chain = inj.park_on_chain(pid, mem);
         }
-        ptrace::set_sigmask(tid, !0)?;
         Ok(inj)
+    }
+
+    /// Blocks every signal in the thread (they stay pending until the restore).
+    pub fn block_signals(&self) -> io::Result<()> {
+        ptrace::set_sigmask(self.tid, !0)
+    }
+
+    /// Points the thread at `at`, code that gives the thread its own state back if it runs
+    /// (a trampoline's return path), until the next syscall.
+    pub fn park_at(&self, at: u64) -> io::Result<()> {
+        let mut parked = self.saved;
+        arch::prepare_syscall(&mut parked, at, libc::SYS_getpid as u64, [0; 6]);
+        arch::set_raw(self.tid, &parked)
     }
 
     /// Writes the thread's signal frame on its stack and parks it on the chain (a harmless

@@ -79,6 +79,8 @@ pub fn trampoline_page(
 
 /// Where the clone's `svc` is in a trampoline page (none on aarch64).
 pub const TRAMPOLINE_ENTRY: u64 = 0;
+/// Where a trampoline's return path is (none on aarch64).
+pub const TRAMPOLINE_RETURN: u64 = 0;
 
 /// Fixes a trampoline page's addresses (none on aarch64).
 pub fn place_trampoline(_page: &mut [u8], _base: u64) {}

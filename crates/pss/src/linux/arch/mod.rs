@@ -21,6 +21,7 @@ pub use raw_x86_64::*;
 #[cfg(target_arch = "x86_64")]
 pub use trampoline_x86_64::{
     place as place_trampoline, stack_for as trampoline_stack, ENTRY as TRAMPOLINE_ENTRY,
+    RETURN as TRAMPOLINE_RETURN,
 };
 /// Whether this architecture has a clone trampoline.
 pub const HAS_TRAMPOLINE: bool = cfg!(target_arch = "x86_64");

@@ -25,6 +25,8 @@ use super::raw_x86_64::{RawRegs, RSP};
 
 /// Where the `syscall` the clone runs at is, from the page's start.
 pub const ENTRY: u64 = 0;
+/// Where the code that gives the injected thread its own state back starts (`parent:`).
+pub const RETURN: u64 = 0x10;
 /// Where the signal frame starts (8 mod 16, as the kernel lays frames out).
 const FRAME: usize = 0x108;
 /// Where the FPU state starts (XRSTOR needs 64-byte alignment).
