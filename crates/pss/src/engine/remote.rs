@@ -30,6 +30,7 @@ pub(super) fn install_fd(target: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<i
             let had = stopped.mem.read_exact(addr, &mut saved);
             stopped.mem.write_exact(addr, path.as_bytes())?;
             let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+            inj.failpoints("install");
             let out = inj.syscall(
                 libc::SYS_openat as u64,
                 [libc::AT_FDCWD as u64, addr, flags, 0, 0, 0],
@@ -49,6 +50,7 @@ pub(super) fn close_fd(target: BorrowedFd<'_>, fd: i32) -> Result<()> {
     let pid = pidfd::pid_of(target)?;
     let ret = tracer::run_on(Role::Capture, move || {
         with_one_thread(pid, STOP_DEADLINE, |inj, _| {
+            inj.failpoints("close");
             inj.syscall(
                 libc::SYS_close as u64,
                 [fd as u64, 0, 0, 0, 0, 0],

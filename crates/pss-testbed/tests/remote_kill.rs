@@ -1,0 +1,76 @@
+//! The engine SIGKILLed inside the syscalls it injects to put an fd into another process
+//! or close one there (a snapshot duplicated into a process, `pss::remote`): at each
+//! point of each injection the target's threads keep their registers, interrupted
+//! `read()` and blocked signals, and nothing traces it. (A test binary of its own: the
+//! failpoint is set in this process's environment, which each new engine inherits.)
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use pss_testbed::harness::Target;
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
+}
+
+/// Each thread's blocked signals, by tid.
+fn masks(pid: i32) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let blocked = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            (e.file_name().to_string_lossy().into_owned(), blocked)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pidfd(pid: i32) -> OwnedFd {
+    rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_engine_killed_inside_an_fd_injection_leaves_the_target_whole() {
+    let mut t = Target::spawn(exe(), &["threads", "2"]);
+    let before = masks(t.pid);
+    let target = pidfd(t.pid);
+    let file = std::fs::File::open("/dev/null").unwrap();
+    // Without a failpoint, both work: an fd to close afterwards.
+    let installed = pss::remote::install_fd(target.as_fd(), file.as_fd()).unwrap();
+    for point in [
+        "install:armed",
+        "install:entered",
+        "install:exited",
+        "install:unmasked",
+        "close:armed",
+        "close:entered",
+        "close:exited",
+        "close:unmasked",
+    ] {
+        pss::shutdown_engine(std::time::Duration::from_secs(5));
+        std::env::set_var("PSS_ENGINE_FAILPOINT", point);
+        let result = if point.starts_with("install") {
+            pss::remote::install_fd(target.as_fd(), file.as_fd()).map(drop)
+        } else {
+            pss::remote::close_fd(target.as_fd(), installed)
+        };
+        assert!(result.is_err(), "{point}: the engine was not killed");
+        t.assert_unharmed();
+        assert_eq!(masks(t.pid), before, "{point}: blocked signals changed");
+    }
+    std::env::remove_var("PSS_ENGINE_FAILPOINT");
+    pss::shutdown_engine(std::time::Duration::from_secs(5));
+    t.wake_parked_and_check();
+}
