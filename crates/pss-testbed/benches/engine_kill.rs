@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
 use pss_testbed::bench;
-use pss_testbed::harness::{children_of, Target};
+use pss_testbed::harness::{blocked_signals, children_of, Target};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
@@ -48,37 +48,15 @@ fn capture(pid: i32) -> pss::Result<Snapshot> {
 }
 
 /// Whether the target is whole: it answers as itself, pings back, and every thread blocks
-/// the signals it blocked before (`masks`).
+/// the signals it blocked before ([`blocked_signals`]).
 fn whole(t: &mut Target, port: u16, before: &[(String, String)]) -> bool {
     let answered = TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut c| {
         let mut s = String::new();
         c.read_to_string(&mut s).is_ok() && s.trim() == format!("pid {}", t.pid)
     });
-    answered && catch_unwind(AssertUnwindSafe(|| t.ping())).is_ok() && masks(t.pid) == before
-}
-
-/// Each thread's blocked signals (`SigBlk`), by tid.
-fn masks(pid: i32) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| {
-                    let tid = e.file_name().to_string_lossy().into_owned();
-                    let status =
-                        std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-                    let blocked = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("SigBlk:"))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
-                    (tid, blocked)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    answered
+        && catch_unwind(AssertUnwindSafe(|| t.ping())).is_ok()
+        && blocked_signals(t.pid) == before
 }
 
 /// A pseudo-random fraction in [0, 1) (xorshift; no dependency).
@@ -105,7 +83,7 @@ fn main() {
     let span = bench::median(&mut whole_capture);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let (mut killed, mut harmed) = (0, 0);
-    let mut before = masks(t.pid);
+    let mut before = blocked_signals(t.pid);
     for _ in 0..trials {
         let engine = pss::engine_pid().expect("an engine");
         let pid = t.pid;
@@ -121,11 +99,11 @@ fn main() {
             harmed += 1;
             eprintln!(
                 "harmed: blocked signals before {before:?}, after {:?}; children {:?}",
-                masks(t.pid),
+                blocked_signals(t.pid),
                 children_of(t.pid)
             );
             (t, port) = server();
-            before = masks(t.pid);
+            before = blocked_signals(t.pid);
         }
     }
     println!(

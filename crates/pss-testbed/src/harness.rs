@@ -425,3 +425,27 @@ pub fn wait_all_in_read(pid: i32) {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Each thread of `pid` with the signals it blocks (`SigBlk` of its status), by tid: what a
+/// killed engine must leave as it found it.
+pub fn blocked_signals(pid: i32) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    let status =
+                        std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                    let blocked = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("SigBlk:"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    (e.file_name().to_string_lossy().into_owned(), blocked)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

@@ -7,30 +7,10 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use pss_testbed::harness::Target;
+use pss_testbed::harness::{blocked_signals, Target};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
-}
-
-/// Each thread's blocked signals, by tid.
-fn masks(pid: i32) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-            let blocked = status
-                .lines()
-                .find_map(|l| l.strip_prefix("SigBlk:"))
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            (e.file_name().to_string_lossy().into_owned(), blocked)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn pidfd(pid: i32) -> OwnedFd {
@@ -44,7 +24,7 @@ fn pidfd(pid: i32) -> OwnedFd {
 #[test]
 fn an_engine_killed_inside_an_fd_injection_leaves_the_target_whole() {
     let mut t = Target::spawn(exe(), &["threads", "2"]);
-    let before = masks(t.pid);
+    let before = blocked_signals(t.pid);
     let target = pidfd(t.pid);
     let file = std::fs::File::open("/dev/null").unwrap();
     // Without a failpoint, both work: an fd to close afterwards.
@@ -68,7 +48,11 @@ fn an_engine_killed_inside_an_fd_injection_leaves_the_target_whole() {
         };
         assert!(result.is_err(), "{point}: the engine was not killed");
         t.assert_unharmed();
-        assert_eq!(masks(t.pid), before, "{point}: blocked signals changed");
+        assert_eq!(
+            blocked_signals(t.pid),
+            before,
+            "{point}: blocked signals changed"
+        );
     }
     std::env::remove_var("PSS_ENGINE_FAILPOINT");
     pss::shutdown_engine(std::time::Duration::from_secs(5));
