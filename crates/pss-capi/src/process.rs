@@ -36,8 +36,7 @@ fn opened() -> std::sync::MutexGuard<'static, BTreeMap<i32, i32>> {
 /// failure, with the code for `GetLastError`. The access rights are not checked here (a
 /// pidfd carries none): whether we may trace the process is decided at capture.
 #[no_mangle]
-pub extern "C" fn PssLinuxOpenProcess(access: u32, inherit: i32, pid: u32) -> *mut c_void {
-    let _ = access;
+pub extern "C" fn PssLinuxOpenProcess(_access: u32, inherit: i32, pid: u32) -> *mut c_void {
     let mut handle = std::ptr::null_mut();
     entry("OpenProcess", || {
         handle = open(pid, inherit != 0)? as isize as *mut c_void;

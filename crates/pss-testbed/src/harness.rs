@@ -80,19 +80,16 @@ impl Target {
         if !self.main_reads {
             return;
         }
-        let path = format!("/proc/{0}/task/{0}/syscall", self.pid);
-        let read_nr = libc::SYS_read.to_string();
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         loop {
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                return;
-            };
-            if text.split(' ').next() == Some(read_nr.as_str()) || !self.main_can_run() {
-                return;
+            match in_read(self.pid, self.pid) {
+                None | Some(true) => return,
+                Some(false) if !self.main_can_run() => return,
+                Some(false) => {}
             }
             assert!(
                 Instant::now() < deadline,
-                "the main thread of {} never went back to read() ({path}: {text})",
+                "the main thread of {} never went back to read()",
                 self.pid
             );
             std::thread::sleep(Duration::from_micros(200));
@@ -400,18 +397,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether thread `tid` of `pid` sleeps in `read()` (`/proc/PID/task/TID/syscall`); `None`
+/// when that cannot be read (the thread is gone).
+fn in_read(pid: i32, tid: i32) -> Option<bool> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    Some(text.split(' ').next() == Some(libc::SYS_read.to_string().as_str()))
+}
+
 /// Waits (bounded) until every thread of `pid` sleeps in `read()` (`/proc/PID/task/TID/syscall`),
 /// so that a capture and a debugger run after it see the same stacks.
 pub fn wait_all_in_read(pid: i32) {
-    let read_nr = libc::SYS_read.to_string();
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {
         let all = std::fs::read_dir(format!("/proc/{pid}/task"))
             .map(|d| {
                 d.filter_map(|e| e.ok()).all(|e| {
-                    let path = e.path().join("syscall");
-                    let text = std::fs::read_to_string(path).unwrap_or_default();
-                    text.split(' ').next() == Some(read_nr.as_str())
+                    let tid = e.file_name().to_string_lossy().parse().unwrap_or(-1);
+                    in_read(pid, tid) == Some(true)
                 })
             })
             .unwrap_or(false);

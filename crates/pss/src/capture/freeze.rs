@@ -397,7 +397,10 @@ impl Drop for Seized {
 /// Stops every thread of `req.pid`, reads what was asked, and lets them go.
 pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
     let deadline = Instant::now() + req.timeout;
-    let sw = Stopwatch::start();
+    // The whole pause's work: what the auxiliary pages and the clone do not take is thread
+    // work (stopping, reading, and letting go), so that no instant of the pause is in no
+    // phase.
+    let whole = Stopwatch::start();
     let mut costs = FreezeCosts::default();
     // Allocated now: the pause reads into it.
     let mut status_buf = Vec::with_capacity(if req.clone.is_some() { 8192 } else { 0 });
@@ -493,7 +496,6 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
             }
         }
     }
-    costs.threads = cost(&sw);
     // The memory counters at the capture instant (the clone's own differ: a fork maps no
     // file page until it is touched). One read of a small file, O(1) in the kernel.
     let status_at_pause = req.clone.is_some().then(|| {
@@ -538,10 +540,8 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         .filter(|t| t.group_stopped)
         .map(|t| t.tid)
         .collect();
-    // Letting the threads go is thread work too: the Threads counters include it.
-    let sw = Stopwatch::start();
     let (last, all_released) = set.release();
-    costs.threads = costs.threads + cost(&sw);
+    costs.threads = cost(&whole) - costs.aux_pages - costs.va_clone;
     set.clean = all_released && set.first_pending().is_none();
     wait_back_in_group_stop(req.pid, &group_stopped, &mut warnings);
     let clone = clone.transpose()?;

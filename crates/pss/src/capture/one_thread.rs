@@ -106,18 +106,21 @@ fn run_job<R>(
     let not_usable = |why: &str| Error::NotSupported {
         what: format!("running a syscall in thread {tid} of process {pid}: {why}"),
     };
-    let (own, seccomp) = match candidate(pid, tid, mem) {
-        Candidate::Usable(u) => (u.site, u.seccomp),
+    let usable = match candidate(pid, tid, mem) {
+        Candidate::Usable(u) => u,
         Candidate::Dispatching => return Err(not_usable("syscall user dispatch is on")),
         Candidate::Strict => return Err(not_usable("it is in seccomp strict mode")),
         Candidate::Unusable => return Err(not_usable("it exited")),
     };
-    let site = own
+    let site = usable
+        .site
         .or(vdso)
         .ok_or_else(|| not_usable("no syscall instruction found (none in its vDSO)"))?;
-    // Self-restoring where the process allows: an engine killed at any instant leaves the
-    // thread in its own state (linux/inject.rs).
-    let mut inj = Injection::begin(tid, site, seccomp_option(seccomp), 0, Some((pid, mem)))
+    // Self-restoring where the process allows (not with a shadow stack, which would check
+    // the chain's `ret`): an engine killed at any instant leaves the thread in its own
+    // state (linux/inject.rs).
+    let process = (!usable.shadow_stack).then_some((pid, mem));
+    let mut inj = Injection::begin(tid, site, seccomp_option(usable.seccomp), 0, process)
         .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETOPTIONS/SETSIGMASK (injection)", e))?;
     let stopped = Stopped {
         mem,

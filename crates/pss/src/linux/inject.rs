@@ -26,7 +26,7 @@ use super::arch::{self, RawRegs, SYSCALL_INSN};
 use super::failpoint;
 use super::gadgets;
 use super::mem::ProcMem;
-use super::procfs::{self, maps, ProcDir};
+use super::procfs::{maps, ProcDir};
 use super::ptrace::{self, Tid, WaitStatus};
 
 /// Where to run an injected syscall: the instruction a thread stopped in a syscall returns
@@ -114,9 +114,10 @@ impl Injection {
     /// Prepares stopped tracee `tid` for injected syscalls at `site`: saves registers and
     /// mask, blocks all signals, turns on `TRACESYSGOOD` (plus `extra_options`, e.g.
     /// `SUSPEND_SECCOMP`). `restore_options` are the ptrace options to put back. With
-    /// `process` (its pid and writable `/proc/PID/mem`), the injection is made
-    /// self-restoring where it can be (the module's doc); [`Injection::self_restoring`] says
-    /// whether it is.
+    /// `process` (its pid and writable `/proc/PID/mem`; never for a thread with a user
+    /// shadow stack, whose `ret` and `rt_sigreturn` would be checked against it — the
+    /// caller knows from the thread's status), the injection is made self-restoring where
+    /// it can be (the module's doc).
     pub fn begin(
         tid: Tid,
         site: u64,
@@ -178,10 +179,6 @@ impl Injection {
     /// Writes the thread's signal frame on its stack and parks it on the chain (a harmless
     /// `getpid` armed), if the process and thread allow; `None` leaves the thread as it was.
     fn park_on_chain(&self, pid: i32, mem: &ProcMem) -> Option<Chain> {
-        let status = procfs::status_at(&format!("/proc/{pid}/task/{}/status", self.tid))?;
-        if status.shadow_stack {
-            return None; // its `ret` and `rt_sigreturn` would be checked against it
-        }
         let g = gadgets::find(pid, mem)?;
         let (regs, mask) = self.restored_state();
         let (at, frame) = arch::restore_frame(self.tid, &regs, mask, g.restorer).ok()??;

@@ -9,6 +9,18 @@ pub struct PhaseCost {
     pub wall: Duration,
 }
 
+impl std::ops::Sub for PhaseCost {
+    type Output = PhaseCost;
+
+    /// What is left of a phase once a part of it is taken out (never below zero).
+    fn sub(self, other: PhaseCost) -> PhaseCost {
+        PhaseCost {
+            cycles: self.cycles.saturating_sub(other.cycles),
+            wall: self.wall.saturating_sub(other.wall),
+        }
+    }
+}
+
 impl std::ops::Add for PhaseCost {
     type Output = PhaseCost;
 
