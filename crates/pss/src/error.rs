@@ -129,9 +129,11 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
-    /// The kernel refused to make the VA clone inside the target (`clone` returned an error:
-    /// out of memory, `pids.max` reached, a frozen cgroup…). The target was restored.
-    #[error("the VA clone of process {pid} could not be made: {reason}; the target was restored and released")]
+    /// The VA clone could not be made inside the target (`clone` returned an error: out of
+    /// memory, `pids.max` reached…; or it did not come back in time). The reason says what
+    /// state the target was left in: restored and released, or a thread still inside the
+    /// injected call.
+    #[error("the VA clone of process {pid} could not be made: {reason}")]
     CloneFailed {
         /// The target pid.
         pid: i32,

@@ -394,53 +394,52 @@ impl Drop for Seized {
     }
 }
 
-/// Stops every thread of `req.pid`, reads what was asked, and lets them go.
-pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
-    let deadline = Instant::now() + req.timeout;
-    // The whole pause's work: what the auxiliary pages and the clone do not take is thread
-    // work (stopping, reading, and letting go), so that no instant of the pause is in no
-    // phase.
-    let whole = Stopwatch::start();
-    let mut costs = FreezeCosts::default();
-    // Allocated now: the pause reads into it.
-    let mut status_buf = Vec::with_capacity(if req.clone.is_some() { 8192 } else { 0 });
-    let mut set = Seized::new(req.pid);
-    let mut warnings = Vec::new();
-    let task_dir = format!("/proc/{}/task", req.pid);
+/// Seizes and interrupts every thread of `pid` but those in `skip`, re-listing its tasks
+/// until no new one appears (at most `max_rounds` times), and waits until all are stopped,
+/// within `timeout`. The stopped set (dropping it lets them go) and the rounds it took.
+fn stop_all(
+    pid: i32,
+    skip: &[Tid],
+    timeout: Duration,
+    max_rounds: u32,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Seized, u32)> {
+    let deadline = Instant::now() + timeout;
+    let mut set = Seized::new(pid);
+    let task_dir = format!("/proc/{pid}/task");
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let tids = procfs::list_numeric(req.pid, &task_dir).map_err(|e| match e {
+        let tids = procfs::list_numeric(pid, &task_dir).map_err(|e| match e {
             Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
             e => e,
         })?;
         let mut new: Vec<Tid> = tids
             .into_iter()
-            .filter(|t| !set.tasks.contains_key(t) && !req.skip.contains(t))
+            .filter(|t| !set.tasks.contains_key(t) && !skip.contains(t))
             .collect();
         // The leader first: two engines that meet on one target both start there, so the
         // second waits for the first before it holds any thread (and neither waits for a
         // thread the other holds while holding one it needs).
-        new.sort_by_key(|&t| (t != req.pid, t));
+        new.sort_by_key(|&t| (t != pid, t));
         if new.is_empty() && rounds > 1 {
-            break;
+            return Ok((set, rounds));
         }
-        if rounds > req.max_rounds {
+        if rounds > max_rounds {
             warnings.push(Warning {
                 tid: None,
                 fd: None,
                 message: format!(
-                    "threads kept appearing after {} listing rounds; {} newest not captured",
-                    req.max_rounds,
+                    "threads kept appearing after {max_rounds} listing rounds; {} newest not captured",
                     new.len()
                 ),
             });
-            break;
+            return Ok((set, rounds));
         }
         for tid in new {
             if !set.seize(tid, deadline)? {
-                if tid == req.pid {
-                    return Err(Error::ProcessExited { pid: req.pid });
+                if tid == pid {
+                    return Err(Error::ProcessExited { pid });
                 }
                 warnings.push(Warning {
                     tid: Some(tid),
@@ -449,9 +448,55 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
                 });
             }
         }
-        set.wait_stopped(deadline, req.timeout, &mut warnings)?;
+        set.wait_stopped(deadline, timeout, warnings)?;
     }
+}
 
+/// Stops every thread of `pid` (within `timeout`, waiting for a capture of it by another
+/// engine), runs `job` with the stopped threads' tids, and lets them go — re-entering a
+/// group stop they were in. For work no thread of the target may see happen, such as
+/// reaping a clone's zombie from under a reaper that waits with `__WALL`.
+pub(super) fn with_all_stopped<R>(
+    pid: i32,
+    timeout: Duration,
+    job: impl FnOnce(&[Tid]) -> R,
+) -> Result<R> {
+    let mut warnings = Vec::new();
+    let (mut set, _) = stop_all(pid, &[], timeout, 10, &mut warnings)?;
+    let stopped: Vec<(Tid, bool)> = set
+        .tasks
+        .iter()
+        .filter_map(|(t, s)| match s {
+            TaskState::Stopped { group } => Some((*t, *group)),
+            _ => None,
+        })
+        .collect();
+    let tids: Vec<Tid> = stopped.iter().map(|(t, _)| *t).collect();
+    let out = job(&tids);
+    let (_, all_released) = set.release();
+    set.clean = all_released && set.first_pending().is_none();
+    let group: Vec<Tid> = stopped.iter().filter(|(_, g)| *g).map(|(t, _)| *t).collect();
+    wait_back_in_group_stop(pid, &group, &mut warnings);
+    Ok(out)
+}
+
+/// Stops every thread of `req.pid`, reads what was asked, and lets them go.
+pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
+    // The whole pause's work: what the auxiliary pages and the clone do not take is thread
+    // work (stopping, reading, and letting go), so that no instant of the pause is in no
+    // phase.
+    let whole = Stopwatch::start();
+    let mut costs = FreezeCosts::default();
+    // Allocated now: the pause reads into it.
+    let mut status_buf = Vec::with_capacity(if req.clone.is_some() { 8192 } else { 0 });
+    let mut warnings = Vec::new();
+    let (mut set, rounds) = stop_all(
+        req.pid,
+        &req.skip,
+        req.timeout,
+        req.max_rounds,
+        &mut warnings,
+    )?;
     failpoint::hit("seized");
     let mut stopped: Vec<(Tid, bool)> = set
         .tasks

@@ -12,7 +12,7 @@ use crate::records::{CopiedRange, MemoryHole};
 
 use super::ledger;
 use super::trampoline::Trampoline;
-use super::va_clone::{self, Zombie};
+use super::va_clone::{self, Reaped, Zombie};
 
 /// A clone the engine traces (with `PTRACE_O_EXITKILL`) on its keeper thread.
 pub(crate) struct HeldClone {
@@ -55,16 +55,19 @@ impl Drop for HeldClone {
             .as_ref()
             .is_some_and(|fd| pidfd::has_exited(fd.as_fd()));
         let zombie = self.zombie.clone();
-        let left = tracer::run_on(Role::Keeper, move || va_clone::free(zombie, target_exited))
-            .unwrap_or_else(|_| Some(self.zombie.clone()));
+        let reaped = tracer::run_on(Role::Keeper, move || va_clone::free(zombie, target_exited))
+            .unwrap_or(Reaped::Later);
         let entry = self.ledger.take();
-        match left {
-            None => {
+        match reaped {
+            Reaped::Gone => {
                 if let Some(e) = entry {
                     e.done();
                 }
             }
-            Some(z) => lock_pending().push((z, entry)),
+            Reaped::Later => lock_pending().push((self.zombie.clone(), entry)),
+            // Not retried: nothing this engine can do (its ledger file stays, for a
+            // `pss cleanup` with the right privileges).
+            Reaped::Never(_) => {}
         }
     }
 }
@@ -74,17 +77,21 @@ fn lock_pending() -> std::sync::MutexGuard<'static, Vec<(Zombie, Option<ledger::
 }
 
 /// Tries once more to reap every zombie a free could not; returns how many are left.
+/// One that can never be reaped by this engine is dropped from the list (its ledger file
+/// stays).
 pub(crate) fn retry_pending() -> usize {
     let pending = std::mem::take(&mut *lock_pending());
     let mut left = Vec::new();
     for (z, entry) in pending {
         let try_z = z.clone();
-        if tracer::run_on(Role::Keeper, move || try_z.reap()).unwrap_or(false) {
-            if let Some(e) = entry {
-                e.done();
+        match tracer::run_on(Role::Keeper, move || try_z.reap()).unwrap_or(Reaped::Later) {
+            Reaped::Gone => {
+                if let Some(e) = entry {
+                    e.done();
+                }
             }
-        } else {
-            left.push((z, entry));
+            Reaped::Later => left.push((z, entry)),
+            Reaped::Never(_) => {}
         }
     }
     let mut slot = lock_pending();

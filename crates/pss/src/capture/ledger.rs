@@ -18,7 +18,8 @@ use crate::linux::procfs;
 use crate::linux::statedir;
 use crate::linux::tracer::{self, Role};
 
-use super::va_clone::Zombie;
+use super::trampoline::Trampoline;
+use super::va_clone::{Reaped, Zombie};
 
 /// How long after the pause began a clone made in it may have started (its `starttime`),
 /// for a file whose clone was never recorded.
@@ -72,6 +73,18 @@ impl Entry {
         let _ = std::fs::remove_file(&self.path);
     }
 
+    /// The injected `clone` did not come back: thread `tid` of the target is still inside
+    /// it, and the clone it makes (at any later time) is to be reaped — and the trampoline
+    /// page it returns through unmapped — by a later sweep once the thread is back. The
+    /// file stays, and is swept even while this engine lives.
+    pub fn stuck(mut self, tid: i32, trampoline: Option<Trampoline>) {
+        self.lines += &format!("stuck_tid={tid}\n");
+        if let Some(t) = trampoline {
+            self.lines += &format!("trampoline_base={}\ntrampoline_len={}\n", t.base, t.len);
+        }
+        self.write();
+    }
+
     /// A pause that failed may still have made a clone no one recorded (the thread could
     /// not be restored after it, say): reaps what fits, then drops the file.
     pub fn settle(self) {
@@ -79,7 +92,7 @@ impl Entry {
         if let (Some(&t), Some(&t_start), Some(&since)) =
             (rec.get("target"), rec.get("target_start"), rec.get("since"))
         {
-            for z in unrecorded(t as i32, t_start, since) {
+            for z in unrecorded(t as i32, t_start, since, Some(WINDOW)) {
                 reap_stray(&z);
             }
         }
@@ -139,11 +152,21 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
             continue;
         };
         let t = t as i32;
-        if running(engine as i32, engine_start) || target.is_some_and(|p| p != t) {
+        let stuck_tid = get("stuck_tid").map(|v| v as i32);
+        let live_writer = running(engine as i32, engine_start) && stuck_tid.is_none();
+        if live_writer || target.is_some_and(|p| p != t) {
             continue;
         }
         if !running(t, t_start) {
             let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(tid) = stuck_tid {
+            let line = sweep_stuck(t, t_start, since, tid, &rec);
+            if line.ends_with("reaped") {
+                let _ = std::fs::remove_file(&path);
+            }
+            report.push(format!("clone of process {t} (left by engine {engine}): {line}"));
             continue;
         }
         let zombies = match (get("clone"), get("clone_in_target"), get("clone_start")) {
@@ -154,21 +177,21 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
                 clone_in_target: ct as i32,
                 clone_start: cs,
             }],
-            _ => unrecorded(t, t_start, since),
+            _ => unrecorded(t, t_start, since, Some(WINDOW)),
         };
         let mut all_gone = true;
         for z in zombies {
-            let gone = reap_stray(&z);
+            let reaped = reap_stray(&z);
             report.push(format!(
                 "clone {} of process {t} (left by engine {engine}): {}",
                 z.clone,
-                if gone {
-                    "reaped"
-                } else {
-                    "could not be reaped yet"
+                match &reaped {
+                    Reaped::Gone => "reaped".to_string(),
+                    Reaped::Later => "could not be reaped yet".to_string(),
+                    Reaped::Never(why) => format!("cannot be reaped: {why}"),
                 }
             ));
-            all_gone &= gone;
+            all_gone &= reaped == Reaped::Gone;
         }
         if all_gone {
             let _ = std::fs::remove_file(&path);
@@ -177,27 +200,65 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
     report
 }
 
+/// A clone whose injected `clone` did not come back in thread `tid` of `target`: once the
+/// thread has left the call, the clone it made (a child with exit signal 0 started after the
+/// pause began at `since`) is reaped and the trampoline it returned through unmapped. What
+/// became of it, ending in `reaped` when nothing is left.
+fn sweep_stuck(
+    target: i32,
+    target_start: u64,
+    since: u64,
+    tid: i32,
+    rec: &HashMap<String, u64>,
+) -> String {
+    let in_clone = procfs::syscall::read(target, tid)
+        .and_then(|s| s.call)
+        .is_some_and(|(nr, _)| nr == libc::SYS_clone);
+    if in_clone {
+        return format!(
+            "thread {tid} is still inside the injected clone(); nothing to reap yet"
+        );
+    }
+    let mut left = 0;
+    for z in unrecorded(target, target_start, since, None) {
+        if reap_stray(&z) != Reaped::Gone {
+            left += 1;
+        }
+    }
+    if let (Some(&base), Some(&len)) = (rec.get("trampoline_base"), rec.get("trampoline_len")) {
+        if (Trampoline { base, len }).unmap(target).is_err() {
+            left += 1;
+        }
+    }
+    if left > 0 {
+        format!("thread {tid} is back; {left} thing(s) could not be cleaned up yet")
+    } else {
+        format!("thread {tid} is back; its clone reaped")
+    }
+}
+
 /// Kills a stray clone that still runs (one made without a trampoline), then reaps it.
-fn reap_stray(z: &Zombie) -> bool {
+fn reap_stray(z: &Zombie) -> Reaped {
     if z.gone() {
-        return true;
+        return Reaped::Gone;
     }
     z.kill_if_alive();
     let z = z.clone();
-    tracer::run_on(Role::Capture, move || z.reap()).unwrap_or(false)
+    tracer::run_on(Role::Capture, move || z.reap()).unwrap_or(Reaped::Later)
 }
 
 /// The children of `target` that look like a clone made in a pause that began at `since`
-/// (exit signal 0, started within [`WINDOW`] of it): a dead engine recorded no more.
-fn unrecorded(target: i32, target_start: u64, since: u64) -> Vec<Zombie> {
-    let window = procfs::ticks_in(WINDOW);
+/// (exit signal 0, started after it, within `window` if given): a dead engine recorded no
+/// more.
+fn unrecorded(target: i32, target_start: u64, since: u64, window: Option<Duration>) -> Vec<Zombie> {
+    let window = window.map_or(u64::MAX - since, procfs::ticks_in);
     procfs::children_of(target)
         .into_iter()
         .filter_map(|pid| {
             let st = procfs::stat_at(&format!("/proc/{pid}/stat"))?;
             let ns = procfs::status_at(&format!("/proc/{pid}/status"))?;
             let fits =
-                st.exit_signal == 0 && st.starttime >= since && st.starttime <= since + window;
+                st.exit_signal == 0 && st.starttime >= since && st.starttime <= since.saturating_add(window);
             fits.then_some(Zombie {
                 target,
                 target_start,

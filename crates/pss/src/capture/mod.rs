@@ -367,11 +367,22 @@ fn pause(
     // The trampoline is mapped before the pause and unmapped after it: the pause pays for
     // neither syscall.
     let mut trampoline = None;
+    let mut stuck = None;
     if let Some(c) = req.clone.as_mut() {
         c.trampoline = Trampoline::map(pid);
         trampoline = c.trampoline.as_ref().ok().copied();
+        stuck = Some(c.stuck.clone());
     }
     let (frozen, entry) = locked_freeze(pid, pidfd, req);
+    let stuck = stuck.and_then(|s| *s.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Some(tid) = stuck {
+        // A thread is still inside the injected clone, and returns through the trampoline
+        // when it completes: the page stays, and the ledger keeps the clone to come.
+        if let Some(entry) = entry {
+            entry.stuck(tid, trampoline);
+        }
+        return Err(frozen.err().unwrap_or_else(|| Error::Internal("a clone stuck yet made".into())));
+    }
     let unmapped = trampoline.map(|t| t.unmap(pid));
     match frozen {
         Ok(mut f) => {
@@ -447,7 +458,7 @@ fn adopt_clone(
             // Free it by hand: there is no HeldClone to do it.
             let z = zombie.clone();
             let left = tracer::run_on(Role::Keeper, move || va_clone::free(z, false));
-            if let (Some(entry), Ok(None)) = (ledger, left) {
+            if let (Some(entry), Ok(va_clone::Reaped::Gone)) = (ledger, left) {
                 entry.done();
             }
             return Err(e);

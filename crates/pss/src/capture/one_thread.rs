@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::linux::inject::{self, Injection};
+use crate::linux::inject::{self, Injection, SelfRestore};
 use crate::linux::mem::ProcMem;
+use crate::linux::own_stack;
 use crate::linux::procfs;
 use crate::linux::ptrace::{self, Tid, WaitStatus};
 use crate::linux::statedir::TargetLock;
@@ -21,9 +22,6 @@ use super::va_clone::{candidate, seccomp_option, Candidate};
 pub(crate) struct Stopped<'a> {
     /// `/proc/PID/mem`, writable.
     pub mem: &'a ProcMem,
-    /// The first address below the thread's stack pointer and red zone: scratch memory the
-    /// thread's code does not use (a signal frame would go there).
-    pub scratch_top: u64,
 }
 
 /// Stops one thread of `pid` (waiting up to `stop_deadline` for it, and for a capture of
@@ -41,20 +39,9 @@ pub(crate) fn with_one_thread<R>(
         pid,
         waited_ms: asked.elapsed().as_millis() as u64,
     })?;
-    let vdso = inject::vdso_site(pid);
-    let tids = procfs::list_numeric(pid, &format!("/proc/{pid}/task"))
-        .map_err(|_| Error::ProcessExited { pid })?;
-    let tid = tids
-        .into_iter()
-        .find(|&t| {
-            procfs::stat_at(&format!("/proc/{pid}/task/{t}/stat"))
-                .is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'D'))
-        })
-        .ok_or(Error::NotSupported {
-            what: format!(
-                "running a syscall in process {pid}: every thread is exiting or in uninterruptible sleep"
-            ),
-        })?;
+    let maps = std::fs::read(format!("/proc/{pid}/maps")).map_err(|_| Error::ProcessExited { pid })?;
+    let vdso = inject::vdso_site_from_maps(pid, &maps);
+    let tid = choose_thread(pid, &maps, None)?;
     let mem = ProcMem::open_rw(pid)
         .map_err(|e| Error::from_proc_io(pid, format!("/proc/{pid}/mem"), e))?;
     if let Err(e) = ptrace::seize(tid, 0) {
@@ -87,7 +74,7 @@ pub(crate) fn with_one_thread<R>(
             Ok(_) | Err(_) => return Err(Error::ProcessExited { pid }),
         }
     };
-    let out = run_job(pid, tid, vdso, &mem, job);
+    let out = run_job(pid, tid, vdso, &maps, &mem, job);
     if ptrace::detach(tid, 0).is_err() {
         tracer::release_later([tid]);
     } else if group {
@@ -96,10 +83,75 @@ pub(crate) fn with_one_thread<R>(
     out
 }
 
+/// Runs `job` like [`with_one_thread`] in one of the threads `tids` of `pid`, which the
+/// caller has stopped (and lets go afterwards).
+pub(crate) fn with_stopped_thread<R>(
+    pid: i32,
+    tids: &[Tid],
+    job: impl FnOnce(&mut Injection, &Stopped<'_>) -> std::io::Result<R>,
+) -> Result<R> {
+    let maps =
+        std::fs::read(format!("/proc/{pid}/maps")).map_err(|_| Error::ProcessExited { pid })?;
+    let vdso = inject::vdso_site_from_maps(pid, &maps);
+    let tid = choose_thread(pid, &maps, Some(tids))?;
+    let mem = ProcMem::open_rw(pid)
+        .map_err(|e| Error::from_proc_io(pid, format!("/proc/{pid}/mem"), e))?;
+    run_job(pid, tid, vdso, &maps, &mem, job)
+}
+
+/// The thread to stop (among `among`, else any of the process's): one that is not exiting,
+/// in uninterruptible sleep or in seccomp strict mode, nor under a seccomp filter we may
+/// not suspend; preferring one blocked in a syscall on what looks like its own stack (the
+/// main thread on `[stack]` first), whose stack a self-restoring injection may use
+/// ([`own_stack`]).
+fn choose_thread(pid: i32, maps: &[u8], among: Option<&[Tid]>) -> Result<Tid> {
+    let tids = match among {
+        Some(t) => t.to_vec(),
+        None => procfs::list_numeric(pid, &format!("/proc/{pid}/task"))
+            .map_err(|_| Error::ProcessExited { pid })?,
+    };
+    let may_suspend = ptrace::may_suspend_seccomp();
+    let mut filtered = 0;
+    let mut best: Option<(u8, Tid)> = None;
+    for t in tids {
+        let Some(st) = procfs::status_at(&format!("/proc/{pid}/task/{t}/status")) else {
+            continue;
+        };
+        if matches!(st.state, b'Z' | b'X' | b'D') || st.seccomp == 1 {
+            continue;
+        }
+        if st.seccomp == 2 && !may_suspend {
+            filtered += 1;
+            continue;
+        }
+        let rank = match own_stack::likely_own(pid, t, maps) {
+            Some(true) if t == pid => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+            None => 3,
+        };
+        if best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, t));
+        }
+        if rank == 0 {
+            break;
+        }
+    }
+    let why = if filtered > 0 {
+        "every other thread runs under a seccomp filter, which only CAP_SYS_ADMIN may suspend (a filter could kill the process for an injected syscall)"
+    } else {
+        "every thread is exiting, in uninterruptible sleep or in seccomp strict mode"
+    };
+    best.map(|(_, t)| t).ok_or(Error::NotSupported {
+        what: format!("running a syscall in process {pid}: {why}"),
+    })
+}
+
 fn run_job<R>(
     pid: i32,
     tid: Tid,
     vdso: Option<u64>,
+    maps: &[u8],
     mem: &ProcMem,
     job: impl FnOnce(&mut Injection, &Stopped<'_>) -> std::io::Result<R>,
 ) -> Result<R> {
@@ -116,20 +168,34 @@ fn run_job<R>(
         .site
         .or(vdso)
         .ok_or_else(|| not_usable("no syscall instruction found (none in its vDSO)"))?;
-    // Self-restoring where the process allows (not with a shadow stack, which would check
-    // the chain's `ret`): an engine killed at any instant leaves the thread in its own
-    // state (linux/inject.rs).
-    let process = (!usable.shadow_stack).then_some((pid, mem));
+    // Self-restoring where the process allows: its frame on the thread's own stack only
+    // (linux/own_stack.rs), and not with a shadow stack, which would check the chain's
+    // `ret`. An engine killed at any instant then leaves the thread in its own state.
+    let process = self_restore(pid, tid, usable.shadow_stack, maps, mem);
     let mut inj = Injection::begin(tid, site, seccomp_option(usable.seccomp), 0, process)
         .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETOPTIONS/SETSIGMASK (injection)", e))?;
-    let stopped = Stopped {
-        mem,
-        scratch_top: inj.scratch_top(),
-    };
+    let stopped = Stopped { mem };
     let out = job(&mut inj, &stopped).map_err(|e| ptrace_error(pid, tid, "injected syscall", e));
     inj.restore()
         .map_err(|e| ptrace_error(pid, tid, "PTRACE_SETREGS (restore)", e))?;
     out
+}
+
+/// What a self-restoring injection into stopped thread `tid` needs, if its stack is known
+/// to be its own.
+fn self_restore<'m>(
+    pid: i32,
+    tid: Tid,
+    shadow_stack: bool,
+    maps: &[u8],
+    mem: &'m ProcMem,
+) -> Option<SelfRestore<'m>> {
+    if shadow_stack {
+        return None;
+    }
+    let regs = crate::linux::arch::get_raw(tid).ok()?;
+    let stack = own_stack::find(pid, tid, &regs, maps, mem).ok()?;
+    Some(SelfRestore { pid, mem, stack })
 }
 
 fn ptrace_error(pid: i32, tid: Tid, request: &'static str, source: std::io::Error) -> Error {

@@ -4,6 +4,7 @@
 //!
 //! Everything here that touches ptrace runs on the tracer thread.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -15,6 +16,8 @@ use crate::linux::{arch, failpoint, tracer};
 use crate::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
 use super::trampoline::Trampoline;
+use super::{freeze, one_thread};
+use crate::linux::statedir::TargetLock;
 
 /// `anon_inode:[userfaultfd]`: a target holding one is refused (fork waits on its monitor).
 const USERFAULTFD: &[u8] = b"anon_inode:[userfaultfd]";
@@ -44,6 +47,8 @@ pub struct CloneRequest {
     /// Ranges to copy from the stopped target (forked-away ones and shared ones, within
     /// their limits), each with a buffer of its size faulted in before the pause.
     pub copy: Vec<CopiedRange>,
+    /// Set when the injected `clone` did not come back in time: the thread left in it.
+    pub stuck: Arc<Mutex<Option<Tid>>>,
 }
 
 /// A clone made during the pause, before it is adopted.
@@ -83,10 +88,10 @@ pub struct CopyPlan {
 pub fn preflight(pid: i32, dir: &mut ProcDir, plan: CopyPlan) -> Result<(CloneRequest, Preflight)> {
     for fd in procfs::list_numeric(pid, &format!("/proc/{pid}/fd"))? {
         if let Ok(link) = dir.readlink(&format!("fd/{fd}")) {
-            if link.as_encoded_bytes() == USERFAULTFD {
+            if link.as_encoded_bytes() == USERFAULTFD && !failpoint::test_skips("uffd") {
                 return Err(Error::NotSupported {
                     what: format!(
-                        "a VA clone of process {pid}: it holds a userfaultfd (fd {fd}), and a fork would wait for its monitor (see docs/differences.md)"
+                        "a VA clone of process {pid}: it holds a userfaultfd (fd {fd}), and a fork may then wait, unbounded, for the process that reads it (see docs/differences.md); refused before any pause, the target untouched"
                     ),
                 });
             }
@@ -102,6 +107,14 @@ pub fn preflight(pid: i32, dir: &mut ProcDir, plan: CopyPlan) -> Result<(CloneRe
     for v in smaps::vmas(&smaps_buf) {
         let m = &v.map;
         let len = m.end - m.start;
+        if v.userfaultfd && !failpoint::test_skips("uffd") {
+            return Err(Error::NotSupported {
+                what: format!(
+                    "a VA clone of process {pid}: its memory at {:#x}-{:#x} is registered with a userfaultfd, and a fork may then wait, unbounded, for the process that reads it (see docs/differences.md); refused before any pause, the target untouched",
+                    m.start, m.end
+                ),
+            });
+        }
         if m.pathname == b"[vdso]" {
             vdso = Some((m.start, m.end));
         }
@@ -137,6 +150,7 @@ pub fn preflight(pid: i32, dir: &mut ProcDir, plan: CopyPlan) -> Result<(CloneRe
             vdso_site: vdso.and_then(|(start, end)| inject::vdso_site_in(pid, start, end)),
             trampoline: Err("not mapped yet".into()),
             copy,
+            stuck: Arc::default(),
         },
         found,
     ))
@@ -161,7 +175,7 @@ pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Resu
         None,
     )
     .map_err(|e| injection_error(pid, tid, seccomp, e))?;
-    let deadline = Instant::now() + CLONE_DEADLINE;
+    let deadline = Instant::now() + clone_deadline();
     let trampoline = match &req.trampoline {
         Err(why) => Err(why.clone()),
         Ok(_) if usable.shadow_stack => {
@@ -176,8 +190,22 @@ pub fn make(pid: i32, stopped: &[Tid], req: CloneRequest, mem: &ProcMem) -> Resu
     parked
         .and_then(|()| inj.block_signals())
         .map_err(|e| injection_error(pid, tid, seccomp, e))?;
-    let outcome = inject_clone(&mut inj, trampoline.as_ref().ok(), deadline)
-        .map_err(|e| clone_failed(pid, format!("the injected clone in thread {tid}: {e}")))?;
+    let outcome = match inject_clone(&mut inj, trampoline.as_ref().ok(), deadline) {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            // The thread is inside the kernel's clone (a userfaultfd or FUSE peer, or memory
+            // pressure, holds it) and cannot be restored from here.
+            inj.abandon();
+            *req.stuck.lock().unwrap_or_else(|p| p.into_inner()) = Some(tid);
+            return Err(stuck(pid, tid, trampoline.is_ok()));
+        }
+        Err(e) => {
+            return Err(clone_failed(
+                pid,
+                format!("the injected clone in thread {tid}: {e}"),
+            ))
+        }
+    };
     let child = outcome.as_ref().and_then(|o| {
         o.events
             .iter()
@@ -450,8 +478,39 @@ fn injection_error(pid: i32, tid: Tid, seccomp: bool, e: std::io::Error) -> Erro
     }
 }
 
+/// A clone that could not be made, the target restored and released.
 fn clone_failed(pid: i32, reason: String) -> Error {
-    Error::CloneFailed { pid, reason }
+    Error::CloneFailed {
+        pid,
+        reason: format!("{reason}; the target was restored and released"),
+    }
+}
+
+/// The truth about a thread left inside the injected `clone` past its deadline.
+fn stuck(pid: i32, tid: Tid, trampoline: bool) -> Error {
+    let after = if trampoline {
+        format!(
+            "when the call completes it returns by itself to its own registers, signal mask and syscall, and the clone it makes exits at once; that clone's zombie is recorded, and `pss cleanup {pid}` reaps it (and unmaps pss's 16 KiB trampoline page) once thread {tid} is back"
+        )
+    } else {
+        format!(
+            "there was no trampoline, so when the call completes thread {tid} resumes with injected registers and may crash; the clone it makes is recorded, and `pss cleanup {pid}` kills and reaps it"
+        )
+    };
+    Error::CloneFailed {
+        pid,
+        reason: format!(
+            "thread {tid} did not come back from the injected clone() within {} s: it is still inside it, blocked in the kernel (a userfaultfd or FUSE peer, or memory pressure, can hold it), and the other threads were released; {after}",
+            clone_deadline().as_secs_f32()
+        ),
+    }
+}
+
+/// How long the injected `clone` may take: [`CLONE_DEADLINE`], or for the tests a shorter
+/// one from `PSS_ENGINE_TEST_CLONE_DEADLINE_MS` ([`failpoint::test_setting`]).
+fn clone_deadline() -> Duration {
+    failpoint::test_setting("PSS_ENGINE_TEST_CLONE_DEADLINE_MS")
+        .map_or(CLONE_DEADLINE, Duration::from_millis)
 }
 
 /// Kills a clone that could not be handed out and collects its exit (tracer side only).
@@ -466,7 +525,10 @@ fn discard(clone: i32) {
 /// Waits for the first stop of the freshly made clone `clone`, then puts `EXITKILL` on it.
 /// After the pause. On error the caller frees the clone as usual (kill, [`free`]).
 pub fn adopt(clone: i32) -> Result<()> {
-    let fail = |reason: String| Error::CloneFailed { pid: clone, reason };
+    let fail = |reason: String| Error::CloneFailed {
+        pid: clone,
+        reason: format!("{reason}; the target had been released"),
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     match ptrace::wait_report(clone, false, deadline) {
         Ok(WaitStatus::Stopped { .. }) => {}
@@ -492,7 +554,7 @@ pub fn close_fds(
 ) -> Result<()> {
     let fail = |what: String| Error::CloneFailed {
         pid: clone,
-        reason: format!("closing the clone's fds: {what}"),
+        reason: format!("closing the clone's fds: {what}; the target had been released"),
     };
     // The clone dies with the engine (EXITKILL): nothing to restore for.
     let mut inj = Injection::begin(
@@ -573,38 +635,107 @@ impl Zombie {
     }
 
     /// One attempt at reaping (on the tracer thread): one thread of the target runs
-    /// `wait4(clone, NULL, WNOHANG | __WALL)` in a brief second pause. Whether nothing is
-    /// left to reap afterwards; `false` when the target could not be stopped now (another
-    /// capture or tracer, a thread in uninterruptible sleep), for a retry.
-    pub fn reap(&self) -> bool {
+    /// `wait4(clone, NULL, WNOHANG | __WALL)` in a brief second pause.
+    pub fn reap(&self) -> Reaped {
         if self.gone() {
-            return true;
+            return Reaped::Gone;
         }
+        let run = one_thread::with_one_thread(self.target, REAP_STOP_DEADLINE, |inj, _| {
+            self.inject_wait4(inj)
+        });
+        self.outcome(run.map(drop))
+    }
+
+    /// Runs the `wait4` that reaps the clone in the thread `inj` holds.
+    fn inject_wait4(&self, inj: &mut Injection) -> std::io::Result<inject::Outcome> {
         let options = (libc::WNOHANG | libc::__WALL) as u64;
         let pid = self.clone_in_target as u64;
-        let _ = super::one_thread::with_one_thread(self.target, REAP_STOP_DEADLINE, |inj, _| {
-            inj.failpoints("reap");
-            inj.syscall(
-                libc::SYS_wait4 as u64,
-                [pid, 0, options, 0, 0, 0],
-                Instant::now() + Duration::from_secs(1),
-            )
+        inj.failpoints("reap");
+        inj.syscall(
+            libc::SYS_wait4 as u64,
+            [pid, 0, options, 0, 0, 0],
+            Instant::now() + Duration::from_secs(1),
+        )
+    }
+
+    /// What an attempt that ended with `run` achieved.
+    fn outcome(&self, run: Result<()>) -> Reaped {
+        match run {
+            _ if self.gone() => Reaped::Gone,
+            Err(Error::NotSupported { what }) => Reaped::Never(what),
+            _ => Reaped::Later,
+        }
+    }
+
+    /// Collects the killed clone's exit and reaps its zombie with every thread of the
+    /// target stopped, so that none of them can collect it first: for a target with a
+    /// thread waiting for any child with `__WALL` or `__WCLONE` (a reaper such as an init
+    /// or a supervisor), which would otherwise get our clone's pid. `None` if the target
+    /// could not be stopped (the exit is then not collected yet).
+    fn collect_and_reap_hidden(&self) -> Option<Reaped> {
+        let key = crate::linux::pidfd::identity(self.target);
+        let deadline = Instant::now() + REAP_STOP_DEADLINE;
+        let _turn = TargetLock::acquire(key, deadline).ok()?;
+        let run = freeze::with_all_stopped(self.target, REAP_STOP_DEADLINE, |tids| {
+            // Only now does the zombie become the target's to see (a zombie tracee is its
+            // tracer's alone until collected).
+            wait_exit(self.clone, Instant::now() + Duration::from_secs(5));
+            tracer::clone_released();
+            failpoint::hit("free:killed");
+            one_thread::with_stopped_thread(self.target, tids, |inj, _| self.inject_wait4(inj))
         });
-        self.gone()
+        match run {
+            Ok(reaped) => Some(self.outcome(reaped.map(drop))),
+            Err(_) => None,
+        }
     }
 }
 
+/// What an attempt at reaping a clone's zombie in its target achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaped {
+    /// Nothing is left to reap.
+    Gone,
+    /// The target could not be stopped now (another capture or tracer, a thread in
+    /// uninterruptible sleep): try again later.
+    Later,
+    /// It cannot be done by this engine (every usable thread runs under a seccomp filter
+    /// it may not suspend): the zombie stays, recorded in the ledger, until the target
+    /// exits or a `pss cleanup` with the right privileges reaps it.
+    Never(String),
+}
+
+/// Whether a thread of `pid` is blocked waiting for any child with `__WALL` or `__WCLONE`
+/// (`wait4` or `waitid`): it would collect a clone's zombie before our `wait4` does.
+pub fn waits_for_clones(pid: i32) -> bool {
+    let wants_clones = |options: u64| options & (libc::__WALL | libc::__WCLONE) as u64 != 0;
+    let Ok(tids) = procfs::list_numeric(pid, &format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tids.into_iter()
+        .any(|tid| match procfs::syscall::read(pid, tid).and_then(|s| s.call) {
+            Some((nr, a)) if nr == libc::SYS_wait4 => wants_clones(a[2]),
+            Some((nr, a)) if nr == libc::SYS_waitid => wants_clones(a[3]),
+            _ => false,
+        })
+}
+
 /// Collects the exit of a clone killed through its pidfd (on the tracer thread that traces
-/// it), then makes one attempt at reaping its zombie in the target. The zombie, if it is
-/// still there.
-pub fn free(zombie: Zombie, target_exited: bool) -> Option<Zombie> {
+/// it), then makes one attempt at reaping its zombie in the target — with every thread of
+/// the target stopped first if one of them waits for clones ([`waits_for_clones`]).
+pub fn free(zombie: Zombie, target_exited: bool) -> Reaped {
+    if !target_exited && waits_for_clones(zombie.target) {
+        if let Some(reaped) = zombie.collect_and_reap_hidden() {
+            return reaped;
+        }
+    }
     wait_exit(zombie.clone, Instant::now() + Duration::from_secs(5));
     tracer::clone_released();
     failpoint::hit("free:killed");
-    if target_exited || zombie.reap() {
-        None
+    if target_exited {
+        Reaped::Gone
     } else {
-        Some(zombie)
+        zombie.reap()
     }
 }
 

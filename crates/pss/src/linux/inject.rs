@@ -26,7 +26,8 @@ use super::arch::{self, RawRegs, SYSCALL_INSN};
 use super::failpoint;
 use super::gadgets;
 use super::mem::ProcMem;
-use super::procfs::{maps, ProcDir};
+use super::own_stack::OwnStack;
+use super::procfs::maps;
 use super::ptrace::{self, Tid, WaitStatus};
 
 /// Where to run an injected syscall: the instruction a thread stopped in a syscall returns
@@ -42,10 +43,16 @@ pub fn find_site(mem: &ProcMem, regs: &RawRegs, vdso_site: Option<u64>) -> Optio
 }
 
 /// The address of a `syscall` instruction in the vDSO of `pid` (read before the pause).
+#[cfg(test)]
 pub fn vdso_site(pid: i32) -> Option<u64> {
-    let mut dir = ProcDir::open(pid).ok()?;
+    let mut dir = super::procfs::ProcDir::open(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();
-    let vdso = maps::parse(&buf).find(|l| l.pathname == b"[vdso]")?;
+    vdso_site_from_maps(pid, &buf)
+}
+
+/// [`vdso_site`] for a caller that has read the process's `maps`.
+pub fn vdso_site_from_maps(pid: i32, maps_buf: &[u8]) -> Option<u64> {
+    let vdso = maps::parse(maps_buf).find(|l| l.pathname == b"[vdso]")?;
     vdso_site_in(pid, vdso.start, vdso.end)
 }
 
@@ -61,20 +68,16 @@ pub fn vdso_site_in(pid: i32, start: u64, end: u64) -> Option<u64> {
         .map(|off| start + off as u64)
 }
 
-/// Whether `[at, at + len)` lies in the writable mapping holding the stack pointer `sp` of
-/// a thread of `pid`: the frame goes where a signal's would, never into another mapping.
-fn on_own_stack(pid: i32, sp: u64, at: u64, len: usize) -> bool {
-    let Some(buf) = ProcDir::open(pid)
-        .ok()
-        .and_then(|mut dir| dir.read("maps").ok().map(<[u8]>::to_vec))
-    else {
-        return false;
-    };
-    let inside = |l: &maps::MapLine<'_>| l.start < sp && sp <= l.end;
-    let fits = maps::parse(&buf).find(inside).is_some_and(|l| {
-        l.perms[0] == b'r' && l.perms[1] == b'w' && l.start <= at && at + len as u64 <= sp
-    });
-    fits
+/// What makes an injection self-restoring: the process (its pid and writable
+/// `/proc/PID/mem`) and the part of the thread's own stack its signal frame may go on
+/// ([`super::own_stack`]: never the mapping that merely holds the stack pointer).
+pub struct SelfRestore<'a> {
+    /// The process.
+    pub pid: i32,
+    /// Its `/proc/PID/mem`, writable.
+    pub mem: &'a ProcMem,
+    /// The thread's own stack.
+    pub stack: OwnStack,
 }
 
 /// What one injected syscall did.
@@ -101,6 +104,9 @@ pub struct Injection {
     saved_mask: u64,
     site: u64,
     chain: Option<Chain>,
+    /// The bytes of the thread's stack the chain's frame covers, put back after the
+    /// registers, and the `/proc/PID/mem` to put them back through.
+    covered: Option<(u64, Vec<u8>, ProcMem)>,
     restore_options: u32,
     restored: bool,
     /// The failpoint name prefix of the next syscall (`NAME:armed`, `NAME:entered`,
@@ -114,16 +120,15 @@ impl Injection {
     /// Prepares stopped tracee `tid` for injected syscalls at `site`: saves registers and
     /// mask, blocks all signals, turns on `TRACESYSGOOD` (plus `extra_options`, e.g.
     /// `SUSPEND_SECCOMP`). `restore_options` are the ptrace options to put back. With
-    /// `process` (its pid and writable `/proc/PID/mem`; never for a thread with a user
-    /// shadow stack, whose `ret` and `rt_sigreturn` would be checked against it — the
-    /// caller knows from the thread's status), the injection is made self-restoring where
-    /// it can be (the module's doc).
+    /// `process` (never for a thread with a user shadow stack, whose `ret` and
+    /// `rt_sigreturn` would be checked against it — the caller knows from the thread's
+    /// status), the injection is made self-restoring where it can be (the module's doc).
     pub fn begin(
         tid: Tid,
         site: u64,
         extra_options: u32,
         restore_options: u32,
-        process: Option<(i32, &ProcMem)>,
+        process: Option<SelfRestore<'_>>,
     ) -> io::Result<Injection> {
         let inj = Self::prepare(tid, site, extra_options, restore_options, process)?;
         inj.block_signals()?;
@@ -138,7 +143,7 @@ impl Injection {
         site: u64,
         extra_options: u32,
         restore_options: u32,
-        process: Option<(i32, &ProcMem)>,
+        process: Option<SelfRestore<'_>>,
     ) -> io::Result<Injection> {
         let saved = arch::get_raw(tid)?;
         let saved_mask = ptrace::sigmask(tid)?;
@@ -152,13 +157,14 @@ impl Injection {
             saved_mask,
             site,
             chain: None,
+            covered: None,
             restore_options,
             restored: false,
             failpoints: None,
             restore_point: None,
         };
-        if let Some((pid, mem)) = process {
-            inj.chain = inj.park_on_chain(pid, mem);
+        if let Some(process) = process {
+            inj.chain = inj.park_on_chain(&process);
         }
         Ok(inj)
     }
@@ -176,16 +182,23 @@ impl Injection {
         arch::set_raw(self.tid, &parked)
     }
 
-    /// Writes the thread's signal frame on its stack and parks it on the chain (a harmless
-    /// `getpid` armed), if the process and thread allow; `None` leaves the thread as it was.
-    fn park_on_chain(&self, pid: i32, mem: &ProcMem) -> Option<Chain> {
-        let g = gadgets::find(pid, mem)?;
+    /// Writes the thread's signal frame on its own stack (saving the bytes it covers) and
+    /// parks it on the chain (a harmless `getpid` armed), if the process and thread allow;
+    /// `None` leaves the thread and its stack as they were.
+    fn park_on_chain(&mut self, p: &SelfRestore<'_>) -> Option<Chain> {
+        let g = gadgets::find(p.pid, p.mem)?;
         let (regs, mask) = self.restored_state();
         let (at, frame) = arch::restore_frame(self.tid, &regs, mask, g.restorer).ok()??;
-        if !on_own_stack(pid, arch::stack_pointer(&self.saved), at, frame.len()) {
+        if !p.stack.holds(at, frame.len() as u64) {
             return None;
         }
-        mem.write_exact(at, &frame).ok()?;
+        let mut before = vec![0u8; frame.len()];
+        if !p.mem.read_exact(at, &mut before) {
+            return None;
+        }
+        let put_back = p.mem.try_clone().ok()?;
+        p.mem.write_exact(at, &frame).ok()?;
+        self.covered = Some((at, before, put_back));
         let chain = Chain {
             gadget: g.syscall_ret,
             sp: at,
@@ -193,24 +206,25 @@ impl Injection {
         let mut parked = self.saved;
         arch::prepare_syscall(&mut parked, chain.gadget, libc::SYS_getpid as u64, [0; 6]);
         arch::set_stack_pointer(&mut parked, chain.sp);
-        arch::set_raw(self.tid, &parked).ok()?;
+        if arch::set_raw(self.tid, &parked).is_err() {
+            self.put_back_covered();
+            return None;
+        }
         Some(chain)
+    }
+
+    /// Puts back the stack bytes the chain's frame covered (once the thread no longer
+    /// needs the frame). Below the stack pointer, so a failure harms nothing.
+    fn put_back_covered(&mut self) {
+        if let Some((at, bytes, mem)) = self.covered.take() {
+            let _ = mem.write_exact(at, &bytes);
+        }
     }
 
     /// Whether the injection is self-restoring (the module's doc).
     #[cfg(all(test, target_arch = "x86_64"))]
     pub fn self_restoring(&self) -> bool {
         self.chain.is_some()
-    }
-
-    /// The first address below which the thread's stack is free for scratch data (below
-    /// its red zone, and below the signal frame of a self-restoring injection), 16-aligned.
-    pub fn scratch_top(&self) -> u64 {
-        let top = match self.chain {
-            Some(c) => c.sp,
-            None => arch::stack_pointer(&self.saved) - arch::RED_ZONE,
-        };
-        top & !15
     }
 
     /// Runs syscall `nr` with `args`; `deadline` bounds every wait.
@@ -314,6 +328,15 @@ impl Injection {
         self.restore_point = Some(name);
     }
 
+    /// Gives up on a thread that is still inside an injected syscall (it did not come back
+    /// before the deadline): nothing is restored by us. A self-restoring injection (the
+    /// chain, or a trampoline's return path) gives the thread its own state back by itself
+    /// when the syscall completes; its frame then stays below its stack pointer.
+    pub fn abandon(mut self) {
+        self.restored = true;
+        self.covered = None;
+    }
+
     /// Puts the thread back exactly as it was (interrupted syscalls resume).
     pub fn restore(mut self) -> io::Result<()> {
         self.restore_inner()
@@ -332,6 +355,7 @@ impl Injection {
             failpoint::hit(&format!("{p}:unmasked"));
         }
         arch::set_raw(self.tid, &regs)?;
+        self.put_back_covered();
         ptrace::set_options(self.tid, self.restore_options)
     }
 }
@@ -372,7 +396,13 @@ mod tests {
         let fallback = if vdso { vdso_site(pid) } else { None };
         let mem = ProcMem::open_rw(pid).unwrap();
         let site = find_site(&mem, &regs, fallback).expect("a syscall instruction to inject at");
-        let process = chain.then_some((pid, &mem));
+        let maps = std::fs::read(format!("/proc/{pid}/maps")).unwrap();
+        let stack = super::super::own_stack::find(pid, pid, &regs, &maps, &mem).unwrap();
+        let process = chain.then_some(SelfRestore {
+            pid,
+            mem: &mem,
+            stack,
+        });
         let inj = Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE, process).unwrap();
         assert_eq!(inj.self_restoring(), chain);
         (regs, inj)

@@ -40,6 +40,13 @@ impl ProcMem {
         })
     }
 
+    /// A second handle on the same open file (`dup`).
+    pub fn try_clone(&self) -> std::io::Result<ProcMem> {
+        Ok(ProcMem {
+            file: self.file.try_clone()?,
+        })
+    }
+
     /// Writes all of `buf` at `addr` (`pwrite`).
     pub fn write_exact(&self, addr: u64, buf: &[u8]) -> std::io::Result<()> {
         self.file.write_all_at(buf, addr)

@@ -9,6 +9,7 @@ pub mod failpoint;
 pub mod gadgets;
 pub mod inject;
 pub mod mem;
+pub mod own_stack;
 pub mod memfd;
 pub mod pagemap;
 pub mod pidfd;

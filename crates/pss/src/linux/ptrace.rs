@@ -22,6 +22,14 @@ pub const OPT_EXITKILL: u32 = libc::PTRACE_O_EXITKILL as u32;
 /// `PTRACE_O_SUSPEND_SECCOMP`: the tracee's seccomp filters do not apply (needs
 /// `CAP_SYS_ADMIN`).
 pub const OPT_SUSPEND_SECCOMP: u32 = libc::PTRACE_O_SUSPEND_SECCOMP as u32;
+/// Whether this process may set [`OPT_SUSPEND_SECCOMP`]: it has `CAP_SYS_ADMIN` and no
+/// seccomp filter of its own (the kernel's two conditions).
+pub fn may_suspend_seccomp() -> bool {
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    super::procfs::status_at("/proc/self/status")
+        .is_some_and(|s| s.cap_eff & CAP_SYS_ADMIN != 0 && s.seccomp == 0)
+}
+
 /// The stop signal of a syscall-enter or syscall-exit stop under `TRACESYSGOOD`.
 pub const SYSCALL_STOP: i32 = libc::SIGTRAP | 0x80;
 

@@ -114,9 +114,15 @@ fn hand_back(tid: Tid) {
 fn poll_deferred() -> bool {
     DEFERRED.with(|d| {
         let mut list = d.borrow_mut();
+        let mut born = Vec::new();
         list.retain(|&tid| match ptrace::wait_nohang(tid, true) {
             Ok(None) => true,
             Ok(Some(WaitStatus::Stopped { sig, event })) => {
+                if event == ptrace::EVENT_CLONE {
+                    // Its new thread (or a clone a stuck injection made, which exits at
+                    // once from the trampoline) was auto-attached: let it go at its stop.
+                    born.extend(ptrace::event_msg(tid).ok().map(|t| t as Tid));
+                }
                 let sig = if event == 0 && sig != ptrace::SYSCALL_STOP {
                     sig
                 } else {
@@ -131,6 +137,7 @@ fn poll_deferred() -> bool {
             }
             Ok(Some(_)) | Err(_) => false,
         });
+        list.extend(born);
         !list.is_empty()
     })
 }

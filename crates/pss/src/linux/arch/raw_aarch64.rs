@@ -50,5 +50,12 @@ pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[31]
 }
 
+/// aarch64's TLS ABI (variant I) has no TCB self-pointer to recognise a thread library's
+/// stack by (and `tpidr_el0` is not in these registers): no thread stack is known, so
+/// nothing is ever written on one (`linux/own_stack.rs`).
+pub fn tcb_self_pointer_at(_regs: &RawRegs) -> Option<u64> {
+    None
+}
+
 /// AAPCS64 has no red zone; 128 bytes are left anyway, as on x86_64.
 pub const RED_ZONE: u64 = 128;

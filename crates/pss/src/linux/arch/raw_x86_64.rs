@@ -15,6 +15,7 @@ const ORIG_RAX: usize = 15;
 const RIP: usize = 16;
 const EFLAGS: usize = 18;
 pub(super) const RSP: usize = 19;
+const FS_BASE: usize = 21;
 /// The trap flag (single-step) in `eflags`.
 const TF: u64 = 0x100;
 
@@ -94,6 +95,12 @@ pub fn restart_fixup(regs: &mut RawRegs) {
 /// The stack pointer (`rsp`).
 pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[RSP]
+}
+
+/// The thread pointer (`fs_base`), where the x86_64 TLS ABI puts a TCB whose first word
+/// is its own address (glibc, musl, bionic): `linux/own_stack.rs` checks it.
+pub fn tcb_self_pointer_at(regs: &RawRegs) -> Option<u64> {
+    Some(regs[FS_BASE])
 }
 
 /// Bytes below the stack pointer that the ABI lets a function use without moving it (the

@@ -6,6 +6,7 @@ pub mod maps;
 pub mod smaps;
 pub mod stat;
 pub mod status;
+pub mod syscall;
 
 use std::ffi::{CStr, OsString};
 use std::io;

@@ -22,6 +22,9 @@ pub struct SmapsVma<'a> {
     pub io: bool,
     /// A hugetlbfs mapping (VmFlags `ht`).
     pub hugetlb: bool,
+    /// Registered with a userfaultfd (VmFlags `um` missing, `uw` write-protect, `ui`
+    /// minor faults): a fork may wait for whoever reads that userfaultfd.
+    pub userfaultfd: bool,
     /// Bytes of anonymous pages (`Anonymous:`): a private file mapping with some was written.
     pub anonymous: u64,
     /// Bytes swapped out (`Swap:`).
@@ -40,6 +43,7 @@ pub fn vmas(buf: &[u8]) -> Vec<SmapsVma<'_>> {
                     v.dont_dump |= f == b"dd";
                     v.io |= f == b"io" || f == b"pf";
                     v.hugetlb |= f == b"ht";
+                    v.userfaultfd |= matches!(f, b"um" | b"uw" | b"ui");
                 }
             }
         } else if let Some(kb) = line.strip_prefix(b"Anonymous:") {
@@ -60,6 +64,7 @@ pub fn vmas(buf: &[u8]) -> Vec<SmapsVma<'_>> {
                     dont_dump: false,
                     io: false,
                     hugetlb: false,
+                    userfaultfd: false,
                     anonymous: 0,
                     swap: 0,
                 });

@@ -39,6 +39,8 @@ pub struct Status {
     pub threads: u64,
     /// Whether `x86_Thread_features:` has the user shadow stack (`shstk`) on.
     pub shadow_stack: bool,
+    /// The effective capabilities (`CapEff:`).
+    pub cap_eff: u64,
     /// The last `NSpid:` value: the pid in the process's own (innermost) pid namespace.
     pub ns_pid: i32,
 }
@@ -75,6 +77,7 @@ pub fn parse(buf: &[u8]) -> Status {
             b"x86_Thread_features" => {
                 s.shadow_stack = v.split(|c| c.is_ascii_whitespace()).any(|w| w == b"shstk");
             }
+            b"CapEff" => s.cap_eff = super::hex_u64(v).unwrap_or(0),
             b"Uid" => s.uid = first_id(v),
             b"Gid" => s.gid = first_id(v),
             _ => {}
@@ -95,7 +98,7 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nCapEff:\t0000000000200000\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
@@ -104,6 +107,7 @@ mod tests {
         assert_eq!(s.vm_peak, 8192);
         assert_eq!(s.vm_rss, 102400);
         assert_eq!(s.seccomp, 2);
+        assert_eq!(s.cap_eff, 1 << 21);
         assert_eq!(s.threads, 5);
         assert!(s.shadow_stack);
         assert_eq!(s.ns_pid, 3);
