@@ -722,8 +722,7 @@ fn backoff(polls: u32) {
 }
 
 fn process_alive(pid: i32) -> bool {
-    procfs::stat_at(&format!("/proc/{pid}/stat"))
-        .is_some_and(|s| s.state != b'Z' && s.state != b'X')
+    procfs::process_alive(pid, None)
 }
 
 fn tracer_of(pid: i32, tid: Tid) -> Option<i32> {

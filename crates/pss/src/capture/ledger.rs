@@ -105,6 +105,29 @@ impl Entry {
     }
 }
 
+/// A ledger file's text; with `owner`, only a regular file (not a link) that user owns.
+fn read_entry(path: &std::path::Path, owner: Option<u32>) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || owner.is_some_and(|uid| m.uid() != uid) || m.len() > 4096 {
+        return None;
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The real uid of process `pid`.
+fn owner_of(pid: i32) -> Option<u32> {
+    procfs::status_at(&format!("/proc/{pid}/status")).map(|s| s.uid)
+}
+
 fn start_of(pid: i32) -> Option<u64> {
     procfs::stat_at(&format!("/proc/{pid}/stat")).map(|s| s.starttime)
 }
@@ -112,17 +135,33 @@ fn start_of(pid: i32) -> Option<u64> {
 /// Whether `pid` is the process that started at `start` and has not exited (a zombie
 /// has: an engine's zombie waits for an init that may never reap it).
 fn running(pid: i32, start: u64) -> bool {
-    procfs::stat_at(&format!("/proc/{pid}/stat"))
-        .is_some_and(|s| s.starttime == start && !matches!(s.state, b'Z' | b'X'))
+    procfs::process_alive(pid, Some(start))
 }
 
 /// Reaps what the files of dead engines name (of `target` only, if given); returns one line
 /// per clone found. Runs injections on the tracer thread.
 pub fn sweep(target: Option<i32>) -> Vec<String> {
-    let Some(dir) = statedir::dir().map(|d| d.join("clones")) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    match statedir::dir() {
+        Some(d) => sweep_dir(&d.join("clones"), target, None),
+        None => Vec::new(),
+    }
+}
+
+/// [`sweep`], and for root also the ledgers of other users' engines ([`statedir::other_users`]),
+/// for their targets only: what `pss cleanup` does (an unprivileged engine cannot reap a
+/// clone in a target that has since installed a seccomp filter; root can).
+pub fn sweep_all(target: Option<i32>) -> Vec<String> {
+    let mut report = sweep(target);
+    for (dir, uid) in statedir::other_users() {
+        report.extend(sweep_dir(&dir.join("clones"), target, Some(uid)));
+    }
+    report
+}
+
+/// Sweeps the ledger directory `dir`; with `owner`, a directory of that user's, whose
+/// files are taken only if that user owns them and only for targets that user owns.
+fn sweep_dir(dir: &std::path::Path, target: Option<i32>, owner: Option<u32>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut report = Vec::new();
@@ -130,7 +169,7 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
         // `NAME.new` is a file being written — or left by an engine killed before it
         // renamed it: read like the others, and dropped once old if it is incomplete.
         let path = e.path();
-        let Some(rec) = std::fs::read_to_string(&path).ok().map(|t| parse(&t)) else {
+        let Some(rec) = read_entry(&path, owner).map(|t| parse(&t)) else {
             continue;
         };
         let old = e
@@ -159,6 +198,9 @@ pub fn sweep(target: Option<i32>) -> Vec<String> {
         }
         if !running(t, t_start) {
             let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if owner.is_some_and(|uid| owner_of(t) != Some(uid)) {
             continue;
         }
         if let Some(tid) = stuck_tid {

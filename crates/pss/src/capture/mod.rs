@@ -199,7 +199,8 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
             clone: clone_req,
             aux_stack_limit: want_aux.then_some(opts.aux_stack_limit),
             mappings: if want_aux {
-                let buf = dir.read("maps").map_err(exited)?;
+                let mut mm = ProcDir::open_mm(pid).map_err(exited)?;
+                let buf = mm.read("maps").map_err(exited)?;
                 maps::parse(buf).map(|m| (m.start, m.end)).collect()
             } else {
                 Vec::new()
@@ -301,7 +302,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
         let source_dir = match clone_dir.as_mut() {
             Some(d) => d,
             None => {
-                own_dir = ProcDir::open(pid).map_err(exited)?;
+                own_dir = ProcDir::open_mm(pid).map_err(exited)?;
                 &mut own_dir
             }
         };

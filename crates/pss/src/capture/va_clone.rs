@@ -103,7 +103,7 @@ pub fn preflight(pid: i32, dir: &mut ProcDir, plan: CopyPlan) -> Result<(CloneRe
     let mut budget = plan.forked_away_limit;
     let mut shared_budget = plan.shared_limit;
     let mut vdso = None;
-    let smaps_buf = dir.read("smaps")?.to_vec();
+    let smaps_buf = ProcDir::open_mm(pid)?.read("smaps")?.to_vec();
     for v in smaps::vmas(&smaps_buf) {
         let m = &v.map;
         let len = m.end - m.start;
@@ -607,8 +607,7 @@ impl Zombie {
     /// names a child of it that started when the clone did.
     pub fn gone(&self) -> bool {
         let stat = |pid: i32| procfs::stat_at(&format!("/proc/{pid}/stat"));
-        let target_alive = stat(self.target)
-            .is_some_and(|s| s.starttime == self.target_start && !matches!(s.state, b'Z' | b'X'));
+        let target_alive = procfs::process_alive(self.target, Some(self.target_start));
         !target_alive
             || !stat(self.clone)
                 .is_some_and(|s| s.ppid == self.target && s.starttime == self.clone_start)

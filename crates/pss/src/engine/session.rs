@@ -167,7 +167,7 @@ impl Session {
                     .map_err(bad_request)?;
                 let mut lines = std::mem::take(&mut self.swept);
                 lines.retain(|l| target.map_or(true, |p| l.contains(&format!(" of process {p} "))));
-                lines.extend(ledger::sweep(target));
+                lines.extend(ledger::sweep_all(target));
                 let mut w = Writer::default();
                 w.seq(&lines, |w, line| w.str(line));
                 Ok((w.buf, Vec::new()))

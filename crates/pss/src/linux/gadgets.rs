@@ -79,7 +79,7 @@ struct Code {
 
 /// Scans the executable file mappings, the C library and the dynamic loader first.
 fn scan(pid: i32, mem: &ProcMem) -> Option<Gadgets> {
-    let mut dir = ProcDir::open(pid).ok()?;
+    let mut dir = ProcDir::open_mm(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();
     let mut code: Vec<Code> = maps::parse(&buf)
         .filter(|l| l.perms[2] == b'x' && l.pathname.starts_with(b"/"))

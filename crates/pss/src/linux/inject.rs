@@ -45,7 +45,7 @@ pub fn find_site(mem: &ProcMem, regs: &RawRegs, vdso_site: Option<u64>) -> Optio
 /// The address of a `syscall` instruction in the vDSO of `pid` (read before the pause).
 #[cfg(test)]
 pub fn vdso_site(pid: i32) -> Option<u64> {
-    let mut dir = super::procfs::ProcDir::open(pid).ok()?;
+    let mut dir = super::procfs::ProcDir::open_mm(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();
     vdso_site_from_maps(pid, &buf)
 }

@@ -10,10 +10,11 @@ pub struct ProcMem {
 }
 
 impl ProcMem {
-    /// Opens `/proc/PID/mem` read-only.
+    /// Opens `/proc/PID/mem` read-only (a live thread's, if the leader has exited:
+    /// [`super::procfs::mm_dir`]).
     pub fn open(pid: i32) -> std::io::Result<ProcMem> {
         Ok(ProcMem {
-            file: File::open(format!("/proc/{pid}/mem"))?,
+            file: File::open(format!("{}/mem", super::procfs::mm_dir(pid)))?,
         })
     }
 
@@ -36,7 +37,7 @@ impl ProcMem {
             file: std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
-                .open(format!("/proc/{pid}/mem"))?,
+                .open(format!("{}/mem", super::procfs::mm_dir(pid)))?,
         })
     }
 

@@ -32,6 +32,37 @@ fn find() -> Option<PathBuf> {
     tries.into_iter().find(|d| usable(d, uid))
 }
 
+/// For root: the state directories of other users' engines (`/tmp/pss-UID`,
+/// `/run/user/UID/pss`), each with its owner — only those that are directories owned by
+/// the uid they are named for and writable by nobody else, so that root's `pss cleanup`
+/// can reap the clones a user's engine could not (one it may not suspend a seccomp filter
+/// for). Empty for anyone else.
+pub fn other_users() -> Vec<(PathBuf, u32)> {
+    if !rustix::process::geteuid().is_root() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let named = |dir: &str, prefix: &str, suffix: &str| -> Vec<(PathBuf, u32)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let uid: u32 = name.to_str()?.strip_prefix(prefix)?.parse().ok()?;
+                let path = e.path().join(suffix);
+                let owned = std::fs::symlink_metadata(&path)
+                    .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o022 == 0);
+                (uid != 0 && owned).then_some((path, uid))
+            })
+            .collect()
+    };
+    found.extend(named("/tmp", "pss-", ""));
+    found.extend(named("/run/user", "", "pss"));
+    found
+}
+
 /// Makes `dir` (mode 0700) if missing; whether it is a directory owned by `uid` that
 /// nobody else may write to.
 fn usable(dir: &Path, uid: u32) -> bool {

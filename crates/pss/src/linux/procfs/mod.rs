@@ -35,6 +35,12 @@ impl ProcDir {
         Self::open_path(pid, PathBuf::from(format!("/proc/{pid}")))
     }
 
+    /// Opens the directory whose `maps`, `smaps` and `mem` describe process `pid`'s address
+    /// space ([`mm_dir`]).
+    pub fn open_mm(pid: i32) -> Result<ProcDir> {
+        Self::open_path(pid, PathBuf::from(mm_dir(pid)))
+    }
+
     /// Opens `/proc/PID/task`, to read each thread's files as `TID/stat` through one fd.
     pub fn open_tasks(pid: i32) -> Result<ProcDir> {
         Self::open_path(pid, PathBuf::from(format!("/proc/{pid}/task")))
@@ -117,6 +123,41 @@ pub fn read_at(dir: &impl AsFd, name: &str, buf: &mut Vec<u8>) -> io::Result<()>
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// The `/proc` directory whose memory files (`maps`, `smaps`, `mem`) describe process
+/// `pid`'s address space: `/proc/PID`, or — when its leader has exited while other threads
+/// live (`pthread_exit` from `main`), whose own files then read as empty or fail with
+/// `ESRCH` — `/proc/PID/task/TID` of a live thread.
+pub fn mm_dir(pid: i32) -> String {
+    let leader = format!("/proc/{pid}");
+    if !stat_at(&format!("{leader}/stat")).is_some_and(|s| s.state == b'Z') {
+        return leader;
+    }
+    let live = list_numeric(pid, &format!("{leader}/task"))
+        .unwrap_or_default()
+        .into_iter()
+        .find(|&t| {
+            stat_at(&format!("{leader}/task/{t}/stat"))
+                .is_some_and(|s| !matches!(s.state, b'Z' | b'X'))
+        });
+    live.map_or(leader, |t| format!("/proc/{pid}/task/{t}"))
+}
+
+/// Whether process `pid` (the one that started at `start`, if given) has not exited: its
+/// leader runs, or — a zombie leader after `pthread_exit` from `main` — other threads do.
+pub fn process_alive(pid: i32, start: Option<u64>) -> bool {
+    let Some(st) = stat_at(&format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    if start.is_some_and(|s| s != st.starttime) {
+        return false;
+    }
+    match st.state {
+        b'X' => false,
+        b'Z' => status_at(&format!("/proc/{pid}/status")).is_some_and(|s| s.threads > 1),
+        _ => true,
     }
 }
 
