@@ -135,3 +135,81 @@ fn a_late_seccomp_filter_costs_no_wakeups_and_cleanup_reaps_later() {
     assert_left_alone(pid, "late seccomp, after cleanup");
     assert_eq!(t.ask("ping", ""), "pong");
 }
+
+/// Whether a thread of `pid` sits in uninterruptible sleep.
+fn has_thread_in_d(pid: i32) -> bool {
+    thread_states(pid).iter().any(|&(_, s)| s == 'D')
+}
+
+/// Memory registered with a userfaultfd that another process reads: a clone is refused
+/// before any pause, saying why, and the target is untouched.
+#[test]
+fn memory_registered_with_a_foreign_userfaultfd_is_refused_before_the_pause() {
+    let mut t = Target::spawn(&sibling("pss-testbed"), &["uffd-foreign"]);
+    let range = t.fact_u64("uffd-range", 0);
+    let p = t.pid.to_string();
+    for args in [
+        vec!["capture", &p, "--flags", "va-clone"],
+        vec!["stack", "--deep", &p],
+    ] {
+        let o = pss_run(&args, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(6), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{range:#x}")) && err.contains("userfaultfd"),
+            "{args:?}: {err}"
+        );
+    }
+    let o = pss_run(&["dump", &p, "-o", "-"], &[]);
+    assert_eq!(o.status.code(), Some(6));
+    assert!(!has_thread_in_d(t.pid));
+    assert_eq!(t.ask("ping", ""), "pong");
+    assert_left_alone(t.pid, "foreign uffd");
+}
+
+/// With that refusal switched off (a test hook), the injected clone blocks in the kernel:
+/// pss says so — which thread, that it will come back by itself, how to clean up — rather
+/// than "restored"; the ledger keeps the clone to come, and once the userfaultfd's reader
+/// answers, the thread is back in its own state and `pss cleanup` reaps the clone and
+/// unmaps the trampoline.
+#[test]
+fn a_clone_stuck_in_the_kernel_is_told_truthfully_and_cleaned_up_once_it_returns() {
+    let mut t = Target::spawn(&sibling("pss-testbed"), &["uffd-foreign"]);
+    let helper = t.fact_u64("uffd-helper", 0) as i32;
+    let p = t.pid.to_string();
+    let hooks = [
+        ("PSS_ENGINE_TEST_SKIP", "uffd"),
+        ("PSS_ENGINE_TEST_CLONE_DEADLINE_MS", "500"),
+    ];
+    let o = pss_run(&["capture", &p, "--flags", "va-clone"], &hooks);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("is still inside it") && err.contains(&format!("pss cleanup {p}")),
+        "{err}"
+    );
+    assert!(!err.contains("restored"), "{err}");
+    assert!(has_thread_in_d(t.pid), "the thread should still be in the clone");
+    let report = pss_ok(&["cleanup", &p]);
+    assert!(report.contains("still inside"), "{report}");
+    // The userfaultfd's reader answers: the clone completes.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(helper).unwrap(),
+        rustix::process::Signal::USR1,
+    )
+    .unwrap();
+    wait_states(t.pid, |s| s != 'D', "left the clone");
+    let report = pss_ok(&["cleanup", &p]);
+    assert!(report.contains("reaped"), "{report}");
+    assert_left_alone(t.pid, "stuck clone, after cleanup");
+    // The main thread (the one the clone was injected into) checks its registers after
+    // every read: its answer says they came back.
+    assert_eq!(t.ask("ping", ""), "pong");
+    let maps = std::fs::read_to_string(format!("/proc/{p}/maps")).unwrap();
+    assert!(
+        !maps
+            .lines()
+            .any(|l| l.contains(" r-xp ") && l.split_whitespace().count() == 5),
+        "the trampoline is still mapped:\n{maps}"
+    );
+}

@@ -42,6 +42,7 @@ fn exercise(zoo: Zoo) {
     let p = pid.to_string();
     let out = work_dir(zoo.name);
     let load = Load::start(port, pid, 4);
+    load.wait_answers(20, zoo.name);
     for i in 0..CAPTURES {
         let o = pss_run(&["capture", &p, "--flags", "va-clone"], &[]);
         assert!(
@@ -80,7 +81,9 @@ fn exercise(zoo: Zoo) {
     });
     assert_left_alone(pid, zoo.name);
     // It still serves, as itself.
-    Load::start(port, pid, 1).finish(zoo.name);
+    let after = Load::start(port, pid, 1);
+    after.wait_answers(10, zoo.name);
+    after.finish(zoo.name);
     eprintln!(
         "{}: {CAPTURES} clone captures, 2 dumps, 2 stacks under load ({answered} answers), memory unchanged",
         zoo.name

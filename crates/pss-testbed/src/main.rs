@@ -14,7 +14,8 @@
 //! [seccomp] [uffd] [jit=NxKIB] [maps=N] [threads=N]` (see `va.rs` for its facts and extra
 //! commands), `server MIB` (a TCP
 //! server that answers with its pid, see `server.rs`), `strict` (one thread in seccomp
-//! strict mode, answering `ping` only).
+//! strict mode, answering `ping` only), `uffd-foreign` (memory registered with a userfaultfd
+//! another process holds, see `uffd.rs`).
 
 use pss_testbed::reg_value;
 
@@ -22,6 +23,7 @@ mod fds;
 mod park;
 mod regions;
 mod server;
+mod uffd;
 mod va;
 
 use std::io::Write;
@@ -85,6 +87,10 @@ fn main() {
                 num(1, 0) as usize,
                 &args[2.min(args.len())..],
             ));
+        }
+        "uffd-foreign" => {
+            uffd::setup();
+            parked = park::Parked::spawn(1);
         }
         "strict" => {
             // Only this thread, then seccomp strict mode: it may read, write and exit.

@@ -136,6 +136,18 @@ impl Load {
         }
     }
 
+    /// Waits (30 s at most) until the clients have had `n` answers in all.
+    pub fn wait_answers(&self, n: u64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ok.load(Ordering::Relaxed) < n {
+            let errors = self.errors.lock().unwrap();
+            assert!(errors.is_empty(), "{what}: clients saw errors: {errors:?}");
+            drop(errors);
+            assert!(Instant::now() < deadline, "{what}: fewer than {n} answers");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Stops the clients; the answers they got, failing the test on any error.
     pub fn finish(self, what: &str) -> u64 {
         self.stop.store(true, Ordering::Relaxed);

@@ -167,7 +167,12 @@ impl Session {
                     .map_err(bad_request)?;
                 let mut lines = std::mem::take(&mut self.swept);
                 lines.retain(|l| target.map_or(true, |p| l.contains(&format!(" of process {p} "))));
-                lines.extend(ledger::sweep_all(target));
+                for line in ledger::sweep_all(target) {
+                    // The start's sweep may have reported the same clone already.
+                    if !lines.contains(&line) {
+                        lines.push(line);
+                    }
+                }
                 let mut w = Writer::default();
                 w.seq(&lines, |w, line| w.str(line));
                 Ok((w.buf, Vec::new()))
