@@ -18,6 +18,11 @@ use crate::records::{
 
 type FileKey = (u32, u32, u64);
 
+/// A `maps` line's path as the file system knows it (`\012` back to a newline).
+fn path_of(l: &MapLine<'_>) -> OsString {
+    OsString::from_vec(maps::unescape(l.pathname).into_owned())
+}
+
 /// Reads the address space of the process behind `dir`. With `sections`, file-backed
 /// regions get their file name, and images their load base, extent and build-id.
 ///
@@ -108,7 +113,7 @@ pub fn capture(dir: &mut ProcDir, sections: bool, extra: &[u8]) -> Result<Vec<Me
         let section =
             (sections && (mem_type != MemType::Private) && !l.pathname.is_empty()).then(|| {
                 let mut s = SectionInformation {
-                    mapped_file_name: Some(PathBuf::from(OsString::from_vec(l.pathname.to_vec()))),
+                    mapped_file_name: Some(PathBuf::from(path_of(l))),
                     ..SectionInformation::default()
                 };
                 if image {
@@ -149,7 +154,7 @@ pub fn capture(dir: &mut ProcDir, sections: bool, extra: &[u8]) -> Result<Vec<Me
                 offset: l.offset,
                 dev: (l.dev_major, l.dev_minor),
                 inode: l.inode,
-                pathname: OsString::from_vec(l.pathname.to_vec()),
+                pathname: path_of(l),
             }),
         });
         prev_end = prev_end.max(l.end);

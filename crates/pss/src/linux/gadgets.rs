@@ -5,9 +5,11 @@
 //! in its memory), and remembered per process (they do not move while it lives).
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use super::arch;
+use super::files;
 use super::mem::ProcMem;
 use super::procfs::{self, maps, ProcDir};
 
@@ -69,10 +71,9 @@ fn still_there(mem: &ProcMem, g: &Gadgets) -> bool {
 struct Code {
     start: u64,
     end: u64,
-    /// Its file, through the process's root (`/proc/PID/root/PATH`), and the file offset
-    /// of `start`: reading the page cache is several times faster than reading the
-    /// process's memory, and the text is the file's bytes (checked in memory afterwards).
-    file: String,
+    /// The file offset of `start`: its file ([`files::open_mapping_file`]) is read, the
+    /// page cache being several times faster than the process's memory, and the text the
+    /// file's bytes (checked in memory afterwards).
     offset: u64,
     rank: u8,
 }
@@ -86,16 +87,24 @@ fn scan(pid: i32, mem: &ProcMem) -> Option<Gadgets> {
         .map(|l| Code {
             start: l.start,
             end: l.end,
-            file: format!("/proc/{pid}/root{}", String::from_utf8_lossy(l.pathname)),
             offset: l.offset,
             rank: rank(l.pathname),
         })
         .collect();
     code.sort_by_key(|c| (c.rank, c.start));
+    // Opened only now, in rank order and within the budget: usually the loader's alone.
+    let lines: Vec<_> = maps::parse(&buf).collect();
+    let open = |c: &Code| {
+        let l = lines.iter().find(|l| l.start == c.start)?;
+        let path = maps::unescape(l.pathname);
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&path));
+        files::open_mapping_file(pid, (l.start, l.end), path, ((l.dev_major, l.dev_minor), l.inode))
+            .ok()
+    };
     // From the files first; if what they say is not in memory (a file replaced on disk, a
     // patched text), from memory.
     let from_files = search(&code, |c| {
-        let file = std::fs::File::open(&c.file).ok();
+        let file = open(c);
         move |at: u64, buf: &mut [u8]| {
             use std::os::unix::fs::FileExt;
             let offset = at - c.start + c.offset;

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod clock;
 pub mod elf;
 pub mod failpoint;
+pub mod files;
 pub mod gadgets;
 pub mod inject;
 pub mod mem;

@@ -18,6 +18,7 @@
 //! ```
 
 mod cfi;
+mod elf_file;
 mod memory;
 mod modules;
 mod symbols;

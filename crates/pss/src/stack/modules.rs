@@ -4,7 +4,6 @@
 //! on first use. Loaded once per build-id and kept by the [`super::Walker`].
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
+use super::elf_file;
 use super::symbols::Symbolizer;
+use crate::linux::files;
 use crate::records::{MemType, MemoryRegion};
 
 /// Section bytes shared between the walker's images and the unwinder's modules.
@@ -61,15 +62,14 @@ pub(crate) struct Image {
 }
 
 impl Image {
-    /// Reads the ELF file at `path`.
-    fn from_file(path: &Path) -> Option<Image> {
-        let file = std::fs::File::open(path).ok()?;
-        let handle = file.try_clone().ok();
-        let cache = object::ReadCache::new(file);
-        let elf = object::File::parse(&cache).ok()?;
-        let mut image = Self::from_object(&elf, path.to_owned());
-        image.handle = handle;
-        Some(image)
+    /// Reads the ELF file `file` (opened from `path`), every size bounded
+    /// ([`elf_file`]); `Err` says what is wrong with it.
+    fn from_file(file: std::fs::File, path: &Path) -> Result<Image, String> {
+        let cache = elf_file::open(&file)?;
+        let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
+        let mut image = Self::from_object(&elf, Some(&file), path.to_owned());
+        image.handle = Some(file);
+        Ok(image)
     }
 
     /// The vDSO of this process (the kernel's: the same image in every process of the host).
@@ -77,7 +77,7 @@ impl Image {
         let bytes = crate::linux::vdso::own_image()?;
         let mut image = {
             let elf = object::File::parse(&bytes[..]).ok()?;
-            let mut image = Self::from_object(&elf, PathBuf::from("[vdso]"));
+            let mut image = Self::from_object(&elf, None, PathBuf::from("[vdso]"));
             image.own_symbols = elf
                 .dynamic_symbols()
                 .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
@@ -94,7 +94,13 @@ impl Image {
         Some(image)
     }
 
-    fn from_object<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>, file: PathBuf) -> Image {
+    /// What stacks need of `elf`; its unwind sections read from `file` (bounded), or from
+    /// `elf` itself for the vDSO, which is in memory.
+    fn from_object<'d, R: object::ReadRef<'d>>(
+        elf: &object::File<'d, R>,
+        file: Option<&std::fs::File>,
+        path: PathBuf,
+    ) -> Image {
         let page = crate::linux::page_size();
         let loads: Vec<_> = elf.segments().collect();
         let first_vaddr = loads.iter().map(|s| s.address()).min().unwrap_or(0) & !(page - 1);
@@ -102,10 +108,12 @@ impl Image {
             elf.section_by_name(name)
                 .map(|s| s.address()..s.address() + s.size())
         };
-        let data = |name: &str| {
-            elf.section_by_name(name)
+        let data = |name: &str| match file {
+            Some(f) => elf_file::section(elf, f, name).map(Bytes),
+            None => elf
+                .section_by_name(name)
                 .and_then(|s| s.data().ok())
-                .map(|d| Bytes(Arc::from(d)))
+                .map(|d| Bytes(Arc::from(d))),
         };
         let unwind = framehop::ExplicitModuleSectionInfo {
             base_svma: 0,
@@ -119,7 +127,7 @@ impl Image {
             ..Default::default()
         };
         Image {
-            file,
+            file: path,
             first_vaddr,
             unwind,
             segments: loads
@@ -166,6 +174,7 @@ impl Image {
         }
         Some(self.symbolizer.get_or_init(|| {
             Symbolizer::new(
+                self.handle.as_ref(),
                 &self.file,
                 self.build_id.as_deref(),
                 self.debuglink.as_deref(),
@@ -185,12 +194,12 @@ pub(crate) struct ImageCache {
 }
 
 impl ImageCache {
-    /// The image of `region`'s module, found for process `pid`: at its path, else through
-    /// `/proc/PID/root` (another mount namespace); with a warning when none matches the
-    /// build-id captured.
+    /// The image of `region`'s module (mapped from `path`), found for process `pid`
+    /// ([`find_image`]); with a warning when none matches the build-id captured.
     fn image(
         &mut self,
         pid: u32,
+        region: &MemoryRegion,
         path: &Path,
         captured_id: Option<&[u8]>,
         warnings: &mut Vec<String>,
@@ -199,14 +208,19 @@ impl ImageCache {
         if let Some(found) = self.images.get(&key) {
             return found.clone();
         }
-        let found = find_image(pid, path, captured_id, warnings).map(Arc::new);
+        let found = find_image(pid, region, path, captured_id, warnings).map(Arc::new);
         self.images.insert(key, found.clone());
         found
     }
 }
 
+/// The module file behind `region` of process `pid` — the very file mapped, through
+/// `map_files` where we may, else at `path` (in our root, then in the process's) if it is
+/// still the inode mapped — read and checked against the build-id captured. Never a link
+/// the target planted, a FIFO, a device, a file on FUSE ([`files`]).
 fn find_image(
     pid: u32,
+    region: &MemoryRegion,
     path: &Path,
     captured_id: Option<&[u8]>,
     warnings: &mut Vec<String>,
@@ -219,29 +233,30 @@ fn find_image(
         }
         return Some(image);
     }
-    let mut in_root = OsString::from(format!("/proc/{pid}/root"));
-    in_root.push(path.as_os_str());
-    let mut mismatch = None;
-    for candidate in [path.to_owned(), PathBuf::from(in_root)] {
-        let Some(image) = Image::from_file(&candidate) else {
-            continue;
-        };
-        match captured_id {
-            Some(id) if image.build_id() != Some(id) => mismatch = Some(candidate),
-            _ => return Some(image),
+    let (dev, ino) = region
+        .linux
+        .as_ref()
+        .map_or(((0, 0), 0), |l| (l.dev, l.inode));
+    let span = (region.base_address, region.base_address + region.region_size);
+    let opened = files::open_mapping_file(pid as i32, span, path, (dev, ino))
+        .map_err(|e| e.to_string())
+        .and_then(|f| Image::from_file(f, path));
+    let shown = path.display();
+    match opened {
+        Ok(image) if captured_id.is_some_and(|id| image.build_id() != Some(id)) => {
+            warnings.push(format!(
+                "{shown} is not the file the process had mapped (its build-id differs: replaced since?); its frames have no unwind data or names"
+            ));
+            None
+        }
+        Ok(image) => Some(image),
+        Err(why) => {
+            warnings.push(format!(
+                "{shown} cannot be read ({why}); its frames have no unwind data or names"
+            ));
+            None
         }
     }
-    match mismatch {
-        Some(p) => warnings.push(format!(
-            "{} is not the file the process had mapped (its build-id differs: replaced since?); its frames have no unwind data or names",
-            p.display()
-        )),
-        None => warnings.push(format!(
-            "{} cannot be read; its frames have no unwind data or names",
-            path.display()
-        )),
-    }
-    None
 }
 
 /// The modules of a VA space: one per ELF image (its first region), read through `cache`.
@@ -260,7 +275,7 @@ pub(crate) fn modules(
         })
         .filter_map(|(r, s)| {
             let path = s.mapped_file_name.clone()?;
-            let image = cache.image(pid, &path, s.build_id.as_deref(), warnings);
+            let image = cache.image(pid, r, &path, s.build_id.as_deref(), warnings);
             let start = r.base_address;
             let bias = start.wrapping_sub(image.as_ref().map_or(0, |i| i.first_vaddr));
             Some(Module {

@@ -46,6 +46,25 @@ impl MapLine<'_> {
     }
 }
 
+/// A `maps` path as the file system knows it: the kernel writes a newline in a path as
+/// `\012` (and nothing else escaped, so a name that really holds a backslash and `012`
+/// reads the same; callers that open the file check it is the inode mapped).
+pub fn unescape(path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const NL: &[u8] = b"\\012";
+    if !path.windows(NL.len()).any(|w| w == NL) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(i) = rest.windows(NL.len()).position(|w| w == NL) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'\n');
+        rest = &rest[i + NL.len()..];
+    }
+    out.extend_from_slice(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Iterates over the lines of a `maps` file; malformed lines are skipped.
 pub fn parse(buf: &[u8]) -> impl Iterator<Item = MapLine<'_>> {
     buf.split(|&c| c == b'\n').filter_map(parse_line)
@@ -88,6 +107,12 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newlines_come_back() {
+        assert_eq!(&*unescape(b"/tmp/a\\012b\\012"), b"/tmp/a\nb\n");
+        assert_eq!(&*unescape(b"/usr/lib/libc.so.6"), b"/usr/lib/libc.so.6");
+    }
 
     #[test]
     fn parses_lines() {
