@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo and a C compiler, and nothing that is already
 # there: from Debian's packages gdb (gcore, and the debugger the exported cores are checked
-# with), elfutils (eu-stack, eu-readelf), lldb, and what the install test builds and reads
-# with (cmake, pkg-config, man-db); in a virtual environment of its own, target/test-venv,
+# with), elfutils (eu-stack, eu-readelf), lldb, what the install test builds and reads
+# with (cmake, pkg-config, man-db), the static C library (libc6-dev), and the runtimes of
+# the runtime zoo (crates/pss-cli/tests/zoo.rs): Go (golang-go), a JDK
+# (default-jdk-headless), node (nodejs) and BEAM (erlang-base); in a virtual environment of
+# its own, target/test-venv,
 # py-spy (whose core reader checks cores of Python processes), and pytest, psutil, mypy and maturin
 # (the Python package's tests). Needs root
 # (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
@@ -15,6 +18,12 @@ command -v lldb >/dev/null || need+=(lldb)
 command -v cmake >/dev/null || need+=(cmake)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v man >/dev/null || need+=(man-db)
+command -v go >/dev/null || need+=(golang-go)
+command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v node >/dev/null || need+=(nodejs)
+command -v escript >/dev/null || need+=(erlang-base)
+command -v setpriv >/dev/null || need+=(util-linux)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need+=(libc6-dev)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

@@ -562,13 +562,16 @@ HANDLE WINAPI PssLinuxOpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DW
 BOOL WINAPI PssLinuxCloseHandle(HANDLE hObject);
 DWORD WINAPI PssLinuxGetLastError(void);
 
-/* Windows' access rights, for OpenProcess calls as written (not checked, see above). */
+/* Windows' access rights, for OpenProcess calls as written (not checked, see above); left
+ * out with the process functions below, whose companions they are. */
+#if !defined(PSS_NO_WIN32_PROCESS_FUNCTIONS) && !defined(PSS_NO_WINDOWS_TYPES)
 #define PROCESS_TERMINATE 0x0001
 #define PROCESS_VM_READ 0x0010
 #define PROCESS_DUP_HANDLE 0x0040
 #define PROCESS_QUERY_INFORMATION 0x0400
 #define PROCESS_QUERY_LIMITED_INFORMATION 0x1000
 #define PROCESS_ALL_ACCESS 0x1FFFFF
+#endif
 #ifndef TRUE
 #define TRUE 1
 #endif
@@ -577,7 +580,8 @@ DWORD WINAPI PssLinuxGetLastError(void);
 #endif
 
 /* GetCurrentProcess, OpenProcess, CloseHandle and GetLastError, enough for Windows code to
- * get and release the process HANDLEs the PSS functions take. Left out with
+ * get and release the process HANDLEs the PSS functions take (and the PROCESS_* rights
+ * above). Left out with
  * PSS_NO_WIN32_PROCESS_FUNCTIONS, or PSS_NO_WINDOWS_TYPES (a program bringing its own
  * Windows types brings its own functions). */
 #if !defined(PSS_NO_WIN32_PROCESS_FUNCTIONS) && !defined(PSS_NO_WINDOWS_TYPES)

@@ -153,6 +153,41 @@ fn windows_clients_as_written_work() {
     assert_eq!(run(&exe, &[]), "clients ok\n");
 }
 
+/// The README's "from a build tree" recipe, as written (`-L target/PROFILE -lpss` with an
+/// rpath there, no `LD_LIBRARY_PATH`): the program finds `libpss.so.0` and the engine.
+#[test]
+fn the_readme_build_tree_recipe_runs() {
+    let profile = lib_dir().parent().unwrap().to_path_buf();
+    let root = crate_dir().join("../..");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pss_threads-build-tree");
+    let st = Command::new("cc")
+        .arg("-I")
+        .arg(root.join("crates/pss-capi/include"))
+        .arg(root.join("examples/pss_threads.c"))
+        .arg(format!("-L{}", profile.display()))
+        .arg("-lpss")
+        .arg(format!("-Wl,-rpath,{}", profile.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let got = Command::new(&out)
+        .arg(sleeper.id().to_string())
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let text = String::from_utf8_lossy(&got.stdout);
+    assert!(
+        got.status.success() && text.starts_with("1 thread(s)"),
+        "{text}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+}
+
 #[test]
 fn windows_code_gets_and_releases_process_handles_the_windows_way() {
     let exe = build(

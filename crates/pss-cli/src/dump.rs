@@ -133,6 +133,7 @@ fn capture(args: &DumpArgs) -> Result<Snapshot> {
     let mut options = CaptureOptions::new(export::CAPTURE_FLAGS, ContextFlags::ALL);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
     options.forked_away = args.forked_away.into();
+    crate::interrupt::live_target();
     Ok(Snapshot::capture_with(Target::Pid(args.pid), &options)?)
 }
 
@@ -228,7 +229,7 @@ fn print_text(snap: &Snapshot, s: &ExportSummary, path: &Path, to_stdout: bool, 
         .map(ToString::to_string)
         .chain(s.warnings.iter().cloned())
     {
-        eprintln!("pss: warning: {w}");
+        eprintln!("pss: warning: {}", crate::escape::shown(&w));
     }
 }
 

@@ -16,6 +16,15 @@ static SAVING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// interruption) is then not reported; the signal thread exits.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Set by a command that captures a live process (not `pss show`, nor `pss stack FILE`):
+/// only then is there a target to speak of.
+static LIVE_TARGET: AtomicBool = AtomicBool::new(false);
+
+/// Notes that this command captures a live process.
+pub fn live_target() {
+    LIVE_TARGET.store(true, Ordering::SeqCst);
+}
+
 /// How long the engine may take to release everything after a signal.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,8 +73,12 @@ fn finish(sig: i32) -> ! {
         SIGTERM => "SIGTERM",
         _ => "SIGHUP",
     };
-    if released {
-        eprintln!("pss: interrupted by {name}; the target was released, its clone freed");
+    if !LIVE_TARGET.load(Ordering::SeqCst) {
+        eprintln!("pss: interrupted by {name}");
+    } else if released {
+        eprintln!(
+            "pss: interrupted by {name}; the target was released, and no clone of it is left"
+        );
     } else {
         eprintln!(
             "pss: interrupted by {name}; the engine is still releasing the target (it finishes by itself)"

@@ -3,6 +3,7 @@
 //! The command is a front: every capture decision lives in the `pss` library.
 
 mod dump;
+mod escape;
 mod generate;
 mod interrupt;
 mod stack;
@@ -181,8 +182,8 @@ fn finish(result: Result<()>) -> ExitCode {
             interrupt::wait_if_interrupted();
             // Library errors already name their cause; others get anyhow's chain.
             match e.downcast_ref::<pss::Error>() {
-                Some(pe) => eprintln!("pss: {pe}"),
-                None => eprintln!("pss: {e:#}"),
+                Some(pe) => eprintln!("pss: {}", escape::shown(&pe.to_string())),
+                None => eprintln!("pss: {}", escape::shown(&format!("{e:#}"))),
             }
             ExitCode::from(exit_code(&e))
         }
@@ -262,6 +263,7 @@ fn capture(args: &CaptureArgs) -> Result<()> {
     let mut options = CaptureOptions::new(flags, context_flags);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
     options.forked_away = args.forked_away.into();
+    crate::interrupt::live_target();
     let snap = Snapshot::capture_with(Target::Pid(args.pid), &options)?;
     if let Some(path) = &args.save {
         interrupt::saving(path.clone());
@@ -295,7 +297,7 @@ fn cleanup(args: &CleanupArgs) -> Result<()> {
         println!("nothing to clean up");
     }
     for line in lines {
-        println!("{line}");
+        println!("{}", escape::shown(&line));
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
 use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target};
 
+use crate::escape::{shown, shown_os};
 use crate::{units, usage};
 
 #[derive(clap::Args)]
@@ -61,7 +62,7 @@ pub fn stack(args: &StackArgs) -> Result<()> {
     }
     out.flush()?;
     for w in &stacks.warnings {
-        eprintln!("pss: warning: {w}");
+        eprintln!("pss: warning: {}", shown(&w.to_string()));
     }
     Ok(())
 }
@@ -74,6 +75,7 @@ fn capture(pid: i32, args: &StackArgs) -> Result<Snapshot> {
     // The registers unwinding needs, not the vector state: a shorter pause.
     let mut options = CaptureOptions::new(flags, ContextFlags::CONTROL | ContextFlags::INTEGER);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
+    crate::interrupt::live_target();
     Ok(Snapshot::capture_with(Target::Pid(pid), &options)?)
 }
 
@@ -94,7 +96,7 @@ pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Resul
         out,
         "PID {} ({}): {n} thread{}, paused {}",
         p.process_id,
-        p.linux.comm.to_string_lossy(),
+        shown_os(&p.linux.comm),
         if n == 1 { "" } else { "s" },
         units::duration(snap.capture_info().pause)
     )?;
@@ -103,7 +105,7 @@ pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Resul
             out,
             "TID {} \"{}\" {}:",
             t.thread_id,
-            t.name.to_string_lossy(),
+            shown_os(&t.name),
             t.state
         )?;
         frames(out, &t.frames, usize::MAX)?;
@@ -117,18 +119,18 @@ pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Resul
 /// Prints up to `most` frames, `#n address function (file:line) [module]`.
 pub fn frames(out: &mut impl Write, frames: &[Frame], most: usize) -> io::Result<()> {
     for (i, f) in frames.iter().enumerate().take(most) {
-        let function = f.function.as_deref().unwrap_or("??");
+        let function = f.function.as_deref().map_or("??".into(), shown);
         let inlined = if f.inlined { " (inlined)" } else { "" };
         let place = match (&f.file, f.line) {
-            (Some(file), Some(line)) => format!(" ({}:{line})", file.display()),
-            (Some(file), None) => format!(" ({})", file.display()),
+            (Some(file), Some(line)) => format!(" ({}:{line})", shown_os(file.as_os_str())),
+            (Some(file), None) => format!(" ({})", shown_os(file.as_os_str())),
             _ => String::new(),
         };
         let module = f
             .module
             .as_ref()
             .and_then(|m| m.file_name())
-            .map(|n| format!(" [{}]", n.to_string_lossy()))
+            .map(|n| format!(" [{}]", shown_os(n)))
             .unwrap_or_default();
         writeln!(
             out,

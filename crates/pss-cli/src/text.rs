@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use pss::records::{MemState, MemType, PageProtection};
 use pss::Snapshot;
 
+use crate::escape::{shown, shown_os};
 use crate::units::{duration, size, utc};
 
 /// "s" unless `n` is 1.
@@ -24,7 +25,7 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
         out,
         "Process {} ({})  parent {}  state {}  {} thread{}",
         p.process_id,
-        p.image_file_name.display(),
+        shown_os(p.image_file_name.as_os_str()),
         p.parent_process_id,
         p.linux.state,
         p.linux.num_threads,
@@ -112,7 +113,7 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
                 t.linux.syscall.map_or("-".into(), |n| n.to_string()),
                 ip,
                 sp,
-                t.linux.name.to_string_lossy()
+                shown_os(&t.linux.name)
             )?;
         }
     }
@@ -129,9 +130,7 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
                 h.handle,
                 h.type_name.name(),
                 h.object_type.value(),
-                h.object_name
-                    .as_deref()
-                    .map_or("".into(), |n| n.to_string_lossy())
+                h.object_name.as_deref().map_or(String::new(), shown_os)
             )?;
         }
     }
@@ -148,12 +147,8 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
                 .section
                 .as_ref()
                 .and_then(|s| s.mapped_file_name.as_ref())
-                .map(|p| p.display().to_string())
-                .or_else(|| {
-                    r.linux
-                        .as_ref()
-                        .map(|l| l.pathname.to_string_lossy().into_owned())
-                })
+                .map(|p| shown_os(p.as_os_str()))
+                .or_else(|| r.linux.as_ref().map(|l| shown_os(&l.pathname)))
                 .unwrap_or_default();
             writeln!(
                 out,
@@ -171,7 +166,7 @@ pub fn snapshot(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
     if !snap.warnings().is_empty() {
         writeln!(out, "\nWarnings")?;
         for w in snap.warnings() {
-            writeln!(out, "  {w}")?;
+            writeln!(out, "  {}", shown(&w.to_string()))?;
         }
     }
     Ok(())
@@ -195,7 +190,7 @@ fn top_frames(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
             out,
             "  TID {} \"{}\":",
             t.thread_id,
-            t.name.to_string_lossy()
+            shown_os(&t.name)
         )?;
         crate::stack::frames(out, &t.frames, TOP_FRAMES)?;
     }

@@ -4,6 +4,7 @@
 //! and `fdinfo` only when basic or type-specific information is asked for (or the kind needs
 //! it to pick its object type). All lookups are relative to directory fds opened once.
 
+use std::ffi::OsString;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
@@ -84,7 +85,16 @@ pub fn capture(
                 warnings.push(closed(fd));
                 continue;
             }
-            Err(e) => return Err(Error::from_proc_io(pid, format!("{fd_path}/{fd}"), e)),
+            // A path longer than a page (the kernel will not say it), or anything else that
+            // keeps its name from us: the handle stays, without a name.
+            Err(e) => {
+                warnings.push(Warning {
+                    tid: None,
+                    fd: Some(fd),
+                    message: format!("its name could not be read ({e}); it is left out"),
+                });
+                OsString::new()
+            }
         };
         let capture_time = SystemTime::now();
         let (mut kind, needs_stat) = classify(link.as_bytes());
@@ -121,11 +131,12 @@ pub fn capture(
                     continue;
                 }
                 Err(e) => {
-                    return Err(Error::from_proc_io(
-                        pid,
-                        format!("/proc/{pid}/fdinfo/{fd}"),
-                        e,
-                    ))
+                    warnings.push(Warning {
+                        tid: None,
+                        fd: Some(fd),
+                        message: format!("its fdinfo could not be read ({e}); its flags and type-specific information are left out"),
+                    });
+                    None
                 }
             }
         } else {
