@@ -186,12 +186,7 @@ fn top_frames(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
         "\nStacks (top {TOP_FRAMES} frames; `pss stack` prints them whole)"
     )?;
     for t in &stacks.threads {
-        writeln!(
-            out,
-            "  TID {} \"{}\":",
-            t.thread_id,
-            shown_os(&t.name)
-        )?;
+        writeln!(out, "  TID {} \"{}\":", t.thread_id, shown_os(&t.name))?;
         crate::stack::frames(out, &t.frames, TOP_FRAMES)?;
     }
     Ok(())

@@ -89,12 +89,10 @@ fn a_wall_reaper_never_sees_a_clone() {
 fn a_late_seccomp_filter_costs_no_wakeups_and_cleanup_reaps_later() {
     let exe = build_c("lateseccomp", false);
     let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
-    let mut t = Target::spawn(std::path::Path::new("setpriv"), &[
-        nobody[0],
-        nobody[1],
-        nobody[2],
-        exe.to_str().unwrap(),
-    ]);
+    let mut t = Target::spawn(
+        std::path::Path::new("setpriv"),
+        &[nobody[0], nobody[1], nobody[2], exe.to_str().unwrap()],
+    );
     let pid = t.fact_u64("pid", 0) as i32;
     // A dump into a pipe holds the clone until the pipe is read: meanwhile the filter goes in.
     let mut dump = Command::new("setpriv")
@@ -126,7 +124,11 @@ fn a_late_seccomp_filter_costs_no_wakeups_and_cleanup_reaps_later() {
     std::thread::sleep(Duration::from_millis(300));
     let before = switches(pid);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(switches(pid), before, "the target was woken up after pss exited");
+    assert_eq!(
+        switches(pid),
+        before,
+        "the target was woken up after pss exited"
+    );
     let zombies = clone_children(pid);
     assert_eq!(zombies.len(), 1, "the clone's zombie stays: {zombies:?}");
     // Root may suspend the filter.
@@ -189,7 +191,10 @@ fn a_clone_stuck_in_the_kernel_is_told_truthfully_and_cleaned_up_once_it_returns
         "{err}"
     );
     assert!(!err.contains("restored"), "{err}");
-    assert!(has_thread_in_d(t.pid), "the thread should still be in the clone");
+    assert!(
+        has_thread_in_d(t.pid),
+        "the thread should still be in the clone"
+    );
     let report = pss_ok(&["cleanup", &p]);
     assert!(report.contains("still inside"), "{report}");
     // The userfaultfd's reader answers: the clone completes.

@@ -93,8 +93,14 @@ fn exercise(zoo: Zoo) {
 /// Builds the Go server, statically (`CGO_ENABLED=0`) or with cgo.
 fn build_go(cgo: bool) -> PathBuf {
     let name = if cgo { "go-cgo" } else { "go-static" };
+    build_go_program(name, "server.go", cgo)
+}
+
+/// Builds the Go program `zoo/SOURCE` (with cgo if asked) in a directory `name` of its own.
+fn build_go_program(name: &str, source: &str, cgo: bool) -> PathBuf {
     let dir = work_dir(name);
-    std::fs::copy(zoo_src().join("server.go"), dir.join("server.go")).unwrap();
+    let target = source.trim_end_matches(".txt");
+    std::fs::copy(zoo_src().join(source), dir.join(target)).unwrap();
     if cgo {
         std::fs::copy(zoo_src().join("cgo.go.txt"), dir.join("cgo.go")).unwrap();
     }
@@ -188,4 +194,39 @@ fn c_server() {
 #[test]
 fn static_c_server() {
     exercise(Zoo::new("c-static", build_c("server", true), &[]));
+}
+
+/// Go's threads read as Go: idle threads end at `runtime.mcall` (their `g0`'s base), a
+/// goroutine blocked in `read()` reaches its own function and ends at `runtime.goexit`, and
+/// no chain is "cut short" (`runtime.systemstack` switches are followed). Static and cgo.
+#[test]
+fn go_stacks_read_as_go() {
+    for cgo in [false, true] {
+        let name = if cgo { "go-stacks-cgo" } else { "go-stacks" };
+        let exe = build_go_program(name, "stacks.go.txt", cgo);
+        let t = Target::spawn(&exe, &[]);
+        let p = t.pid.to_string();
+        // Until the goroutines are parked and the reader sits in read().
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let text = pss_ok(&["stack", "--deep", &p]);
+        assert!(!text.contains("cut short"), "{name}:\n{text}");
+        let reader = text
+            .split("TID ")
+            .find(|t| t.contains("main.readForever"))
+            .unwrap_or_else(|| panic!("{name}: no thread in main.readForever:\n{text}"));
+        let last = reader
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .last()
+            .unwrap();
+        assert!(last.contains("runtime.goexit"), "{name}:\n{reader}");
+        assert!(
+            text.split("TID ").any(|t| t
+                .lines()
+                .filter(|l| l.starts_with('#'))
+                .last()
+                .is_some_and(|l| l.contains("runtime.mcall"))),
+            "{name}: no idle thread ends at runtime.mcall:\n{text}"
+        );
+    }
 }

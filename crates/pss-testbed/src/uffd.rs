@@ -37,7 +37,10 @@ pub fn setup() {
             "userfaultfd",
         ) as i32;
         let mut api = [UFFD_API, UFFD_FEATURE_EVENT_FORK, 0];
-        check(libc::ioctl(uffd, UFFDIO_API, api.as_mut_ptr()) as _, "UFFDIO_API");
+        check(
+            libc::ioctl(uffd, UFFDIO_API, api.as_mut_ptr()) as _,
+            "UFFDIO_API",
+        );
         let region = libc::mmap(
             std::ptr::null_mut(),
             LEN,

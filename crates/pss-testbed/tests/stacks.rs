@@ -360,7 +360,11 @@ fn a_module_replaced_on_disk_is_read_as_mapped_or_not_at_all() {
         "{:?}",
         gone.warnings
     );
-    assert_eq!(named_in_exe(&gone), Vec::<String>::new(), "no name taken from the wrong file");
+    assert_eq!(
+        named_in_exe(&gone),
+        Vec::<String>::new(),
+        "no name taken from the wrong file"
+    );
 }
 
 #[test]

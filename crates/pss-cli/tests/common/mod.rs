@@ -34,7 +34,9 @@ pub fn zoo_src() -> PathBuf {
 
 /// A directory of this test run's own for `name` (built targets, dumps).
 pub fn work_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zoo").join(name);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("zoo")
+        .join(name);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -59,9 +61,17 @@ pub fn build_c(name: &str, static_link: bool) -> PathBuf {
     let suffix = if static_link { "-static" } else { "" };
     let exe = work_dir("bin").join(format!("{name}{suffix}"));
     let mut cc = Command::new("cc");
-    cc.args(["-O1", "-g", "-Wall", "-Werror", "-pthread", "-Wl,-z,now", "-o"])
-        .arg(&exe)
-        .arg(zoo_src().join(format!("{name}.c")));
+    cc.args([
+        "-O1",
+        "-g",
+        "-Wall",
+        "-Werror",
+        "-pthread",
+        "-Wl,-z,now",
+        "-o",
+    ])
+    .arg(&exe)
+    .arg(zoo_src().join(format!("{name}.c")));
     if static_link {
         cc.arg("-static");
     }
@@ -301,7 +311,12 @@ impl Memory {
             .collect();
         if let Some(&first) = changed.first() {
             let mapping = self.maps.lines().find(|l| {
-                let (s, e) = l.split_whitespace().next().unwrap().split_once('-').unwrap();
+                let (s, e) = l
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .split_once('-')
+                    .unwrap();
                 u64::from_str_radix(s, 16).unwrap() <= first
                     && first < u64::from_str_radix(e, 16).unwrap()
             });
@@ -363,8 +378,9 @@ pub fn assert_left_alone(pid: i32, what: &str) {
             .iter()
             .filter(|(t, _)| {
                 std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status")).is_ok_and(|s| {
-                    s.lines()
-                        .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+                    s.lines().any(|l| {
+                        l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0")
+                    })
                 })
             })
             .map(|(t, _)| *t)

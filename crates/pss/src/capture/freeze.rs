@@ -475,7 +475,11 @@ pub(super) fn with_all_stopped<R>(
     let out = job(&tids);
     let (_, all_released) = set.release();
     set.clean = all_released && set.first_pending().is_none();
-    let group: Vec<Tid> = stopped.iter().filter(|(_, g)| *g).map(|(t, _)| *t).collect();
+    let group: Vec<Tid> = stopped
+        .iter()
+        .filter(|(_, g)| *g)
+        .map(|(t, _)| *t)
+        .collect();
     wait_back_in_group_stop(pid, &group, &mut warnings);
     Ok(out)
 }

@@ -4,8 +4,8 @@
 //! and `fdinfo` only when basic or type-specific information is asked for (or the kind needs
 //! it to pick its object type). All lookups are relative to directory fds opened once.
 
-use std::ffi::OsString;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
 

@@ -208,7 +208,9 @@ fn sweep_dir(dir: &std::path::Path, target: Option<i32>, owner: Option<u32>) -> 
             if line.ends_with("reaped") {
                 let _ = std::fs::remove_file(&path);
             }
-            report.push(format!("clone of process {t} (left by engine {engine}): {line}"));
+            report.push(format!(
+                "clone of process {t} (left by engine {engine}): {line}"
+            ));
             continue;
         }
         let zombies = match (get("clone"), get("clone_in_target"), get("clone_start")) {
@@ -257,9 +259,7 @@ fn sweep_stuck(
         .and_then(|s| s.call)
         .is_some_and(|(nr, _)| nr == libc::SYS_clone);
     if in_clone {
-        return format!(
-            "thread {tid} is still inside the injected clone(); nothing to reap yet"
-        );
+        return format!("thread {tid} is still inside the injected clone(); nothing to reap yet");
     }
     let mut left = 0;
     for z in unrecorded(target, target_start, since, None) {
@@ -299,8 +299,9 @@ fn unrecorded(target: i32, target_start: u64, since: u64, window: Option<Duratio
         .filter_map(|pid| {
             let st = procfs::stat_at(&format!("/proc/{pid}/stat"))?;
             let ns = procfs::status_at(&format!("/proc/{pid}/status"))?;
-            let fits =
-                st.exit_signal == 0 && st.starttime >= since && st.starttime <= since.saturating_add(window);
+            let fits = st.exit_signal == 0
+                && st.starttime >= since
+                && st.starttime <= since.saturating_add(window);
             fits.then_some(Zombie {
                 target,
                 target_start,

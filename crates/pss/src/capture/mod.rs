@@ -382,7 +382,9 @@ fn pause(
         if let Some(entry) = entry {
             entry.stuck(tid, trampoline);
         }
-        return Err(frozen.err().unwrap_or_else(|| Error::Internal("a clone stuck yet made".into())));
+        return Err(frozen
+            .err()
+            .unwrap_or_else(|| Error::Internal("a clone stuck yet made".into())));
     }
     let unmapped = trampoline.map(|t| t.unmap(pid));
     match frozen {

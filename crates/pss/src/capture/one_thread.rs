@@ -39,7 +39,8 @@ pub(crate) fn with_one_thread<R>(
         pid,
         waited_ms: asked.elapsed().as_millis() as u64,
     })?;
-    let maps = std::fs::read(format!("{}/maps", procfs::mm_dir(pid))).map_err(|_| Error::ProcessExited { pid })?;
+    let maps = std::fs::read(format!("{}/maps", procfs::mm_dir(pid)))
+        .map_err(|_| Error::ProcessExited { pid })?;
     let vdso = inject::vdso_site_from_maps(pid, &maps);
     let tid = choose_thread(pid, &maps, None)?;
     let mem = ProcMem::open_rw(pid)
@@ -90,8 +91,8 @@ pub(crate) fn with_stopped_thread<R>(
     tids: &[Tid],
     job: impl FnOnce(&mut Injection, &Stopped<'_>) -> std::io::Result<R>,
 ) -> Result<R> {
-    let maps =
-        std::fs::read(format!("{}/maps", procfs::mm_dir(pid))).map_err(|_| Error::ProcessExited { pid })?;
+    let maps = std::fs::read(format!("{}/maps", procfs::mm_dir(pid)))
+        .map_err(|_| Error::ProcessExited { pid })?;
     let vdso = inject::vdso_site_from_maps(pid, &maps);
     let tid = choose_thread(pid, &maps, Some(tids))?;
     let mem = ProcMem::open_rw(pid)

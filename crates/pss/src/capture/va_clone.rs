@@ -711,12 +711,13 @@ pub fn waits_for_clones(pid: i32) -> bool {
     let Ok(tids) = procfs::list_numeric(pid, &format!("/proc/{pid}/task")) else {
         return false;
     };
-    tids.into_iter()
-        .any(|tid| match procfs::syscall::read(pid, tid).and_then(|s| s.call) {
+    tids.into_iter().any(
+        |tid| match procfs::syscall::read(pid, tid).and_then(|s| s.call) {
             Some((nr, a)) if nr == libc::SYS_wait4 => wants_clones(a[2]),
             Some((nr, a)) if nr == libc::SYS_waitid => wants_clones(a[3]),
             _ => false,
-        })
+        },
+    )
 }
 
 /// Collects the exit of a clone killed through its pidfd (on the tracer thread that traces

@@ -29,12 +29,15 @@ pub(super) fn install_fd(target: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<i
         with_one_thread(pid, STOP_DEADLINE, |inj, stopped| {
             let deadline = Instant::now() + SYSCALL_DEADLINE;
             let page = map_page(inj, deadline)?;
-            let opened = stopped.mem.write_exact(page, path.as_bytes()).and_then(|()| {
-                let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
-                inj.failpoints("install");
-                let args = [libc::AT_FDCWD as u64, page, flags, 0, 0, 0];
-                inj.syscall(libc::SYS_openat as u64, args, deadline)
-            });
+            let opened = stopped
+                .mem
+                .write_exact(page, path.as_bytes())
+                .and_then(|()| {
+                    let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+                    inj.failpoints("install");
+                    let args = [libc::AT_FDCWD as u64, page, flags, 0, 0, 0];
+                    inj.syscall(libc::SYS_openat as u64, args, deadline)
+                });
             let unmapped = inj.syscall(libc::SYS_munmap as u64, [page, PAGE, 0, 0, 0, 0], deadline);
             let n = opened?.ret;
             unmapped?;
@@ -52,7 +55,11 @@ fn map_page(inj: &mut Injection, deadline: Instant) -> std::io::Result<u64> {
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
     let ret = inj
-        .syscall(libc::SYS_mmap as u64, [0, PAGE, prot, flags, u64::MAX, 0], deadline)?
+        .syscall(
+            libc::SYS_mmap as u64,
+            [0, PAGE, prot, flags, u64::MAX, 0],
+            deadline,
+        )?
         .ret;
     if (-4095..0).contains(&ret) {
         return Err(std::io::Error::from_raw_os_error(-ret as i32));

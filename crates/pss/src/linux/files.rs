@@ -130,7 +130,10 @@ fn reopen_regular(fd: OwnedFd) -> io::Result<File> {
             "on a FUSE file system, whose server could block every read",
         ));
     }
-    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()));
+    let path = format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())
+    );
     let file = openat(
         CWD,
         path,

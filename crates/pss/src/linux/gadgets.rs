@@ -98,8 +98,13 @@ fn scan(pid: i32, mem: &ProcMem) -> Option<Gadgets> {
         let l = lines.iter().find(|l| l.start == c.start)?;
         let path = maps::unescape(l.pathname);
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&path));
-        files::open_mapping_file(pid, (l.start, l.end), path, ((l.dev_major, l.dev_minor), l.inode))
-            .ok()
+        files::open_mapping_file(
+            pid,
+            (l.start, l.end),
+            path,
+            ((l.dev_major, l.dev_minor), l.inode),
+        )
+        .ok()
     };
     // From the files first; if what they say is not in memory (a file replaced on disk, a
     // patched text), from memory.

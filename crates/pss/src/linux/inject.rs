@@ -512,6 +512,47 @@ mod tests {
         }
     }
 
+    /// A self-restoring injection writes its frame below the stack pointer and puts back
+    /// what was there: after the restore, not one byte below the stack pointer differs.
+    #[test]
+    fn the_bytes_under_a_self_restoring_frame_are_put_back() {
+        let cat = cat();
+        let pid = cat.id() as i32;
+        stop(pid);
+        let regs = arch::get_raw(pid).unwrap();
+        let sp = arch::stack_pointer(&regs);
+        let mem = ProcMem::open_rw(pid).unwrap();
+        let below = |mem: &ProcMem| {
+            let mut b = vec![0u8; 16 << 10];
+            assert!(mem.read_exact(sp - b.len() as u64, &mut b));
+            b
+        };
+        let before = below(&mem);
+        let site = find_site(&mem, &regs, None).unwrap();
+        let maps = std::fs::read(format!("/proc/{pid}/maps")).unwrap();
+        let stack = super::super::own_stack::find(pid, pid, &regs, &maps, &mem).unwrap();
+        let process = SelfRestore {
+            pid,
+            mem: &mem,
+            stack,
+        };
+        let mut inj =
+            Injection::begin(pid, site, 0, ptrace::OPT_TRACECLONE, Some(process)).unwrap();
+        assert!(inj.self_restoring());
+        assert_ne!(
+            below(&mem),
+            before,
+            "the frame is on the stack while injected"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        inj.syscall(libc::SYS_getppid as u64, [0; 6], deadline)
+            .unwrap();
+        inj.restore().unwrap();
+        assert_eq!(below(&mem), before, "put back");
+        ptrace::detach(pid, 0).unwrap();
+        still_echoes(cat);
+    }
+
     #[test]
     fn a_relative_sleep_still_ends_on_time() {
         let started = Instant::now();

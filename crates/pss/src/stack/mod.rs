@@ -19,6 +19,7 @@
 
 mod cfi;
 mod elf_file;
+mod go;
 mod memory;
 mod modules;
 mod symbols;
@@ -56,16 +57,20 @@ pub enum FrameHow {
     FramePointer,
     /// From the registers a signal frame saved: the frame the signal interrupted.
     SignalFrame,
+    /// Across a stack switch the unwind tables cannot describe: from Go's `g0` stack back
+    /// to the goroutine's, after `runtime.systemstack`.
+    StackSwitch,
 }
 
 impl FrameHow {
-    /// A short name (`context`, `cfi`, `frame-pointer`, `signal-frame`).
+    /// A short name (`context`, `cfi`, `frame-pointer`, `signal-frame`, `stack-switch`).
     pub fn name(self) -> &'static str {
         match self {
             FrameHow::Context => "context",
             FrameHow::Cfi => "cfi",
             FrameHow::FramePointer => "frame-pointer",
             FrameHow::SignalFrame => "signal-frame",
+            FrameHow::StackSwitch => "stack-switch",
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 use super::elf_file;
+use super::go;
 use super::symbols::Symbolizer;
 use crate::linux::files;
 use crate::records::{MemType, MemoryRegion};
@@ -50,6 +51,8 @@ pub(crate) struct Image {
     pub unwind: framehop::ExplicitModuleSectionInfo<Bytes>,
     /// For the vDSO: its dynamic symbols (no file holds them for the symbolizer).
     pub own_symbols: Vec<(Range<u64>, String)>,
+    /// For a Go program: its runtime's stack-switching functions ([`go`]).
+    pub go: Option<go::GoRuntime>,
     /// `(svma range, file offset)` of each loaded segment, to read code bytes.
     segments: Vec<(Range<u64>, u64)>,
     /// For the vDSO: its bytes (no file holds them).
@@ -68,6 +71,7 @@ impl Image {
         let cache = elf_file::open(&file)?;
         let elf = object::File::parse(&cache).map_err(|e| e.to_string())?;
         let mut image = Self::from_object(&elf, Some(&file), path.to_owned());
+        image.go = go::GoRuntime::of(&elf);
         image.handle = Some(file);
         Ok(image)
     }
@@ -135,6 +139,7 @@ impl Image {
                 .map(|s| (s.address()..s.address() + s.size(), s.file_range().0))
                 .collect(),
             own_symbols: Vec::new(),
+            go: None,
             bytes: None,
             handle: None,
             build_id: elf.build_id().ok().flatten().map(<[u8]>::to_vec),
@@ -237,7 +242,10 @@ fn find_image(
         .linux
         .as_ref()
         .map_or(((0, 0), 0), |l| (l.dev, l.inode));
-    let span = (region.base_address, region.base_address + region.region_size);
+    let span = (
+        region.base_address,
+        region.base_address + region.region_size,
+    );
     let opened = files::open_mapping_file(pid as i32, span, path, (dev, ino))
         .map_err(|e| e.to_string())
         .and_then(|f| Image::from_file(f, path));

@@ -6,6 +6,7 @@
 
 use framehop::{FrameAddress, Unwinder};
 
+use super::go::GoFrame;
 use super::memory::StackMemory;
 use super::modules::{Bytes, Module};
 use super::{cfi, FrameHow, StackEnd};
@@ -26,6 +27,16 @@ mod arch {
     /// The instruction pointer and the unwinder's registers of a stopped thread.
     pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
         (g.rip, Regs::new(g.rip, g.rsp, g.rbp))
+    }
+
+    /// The unwinder's registers of a frame at `ip` with stack pointer `sp`, frame pointer `bp`.
+    pub fn at(ip: u64, sp: u64, bp: u64) -> Regs {
+        Regs::new(ip, sp, bp)
+    }
+
+    /// The stack pointer (`rsp`).
+    pub fn stack_pointer(r: &Regs) -> u64 {
+        r.sp()
     }
 
     /// `mov $15, %rax; syscall`: `rt_sigreturn`, the whole of glibc's and musl's
@@ -61,6 +72,17 @@ mod arch {
     /// The program counter and the unwinder's registers of a stopped thread.
     pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
         (g.pc, Regs::new(g.regs[30], g.sp, g.regs[29]))
+    }
+
+    /// The unwinder's registers of a frame with link register `lr`, stack pointer `sp`,
+    /// frame pointer `fp`.
+    pub fn at(lr: u64, sp: u64, fp: u64) -> Regs {
+        Regs::new(lr, sp, fp)
+    }
+
+    /// The stack pointer.
+    pub fn stack_pointer(r: &Regs) -> u64 {
+        r.sp()
     }
 
     /// `mov x8, #139; svc #0`: `rt_sigreturn`, the vDSO's `__kernel_rt_sigreturn`.
@@ -135,6 +157,28 @@ impl Walk {
             if frames.len() >= MAX_FRAMES {
                 return (frames, StackEnd::TooDeep { limit: MAX_FRAMES });
             }
+            match go_frame(modules, at) {
+                Some(GoFrame::Outermost) => return (frames, StackEnd::Complete),
+                Some(GoFrame::SystemStack) => {
+                    let Some(ret) = self.follow_systemstack(modules, &mut regs, mem) else {
+                        let why = "runtime.systemstack's switch could not be followed back to the goroutine's stack";
+                        return (frames, StackEnd::BadFrame(why.into()));
+                    };
+                    frames.push(RawFrame {
+                        address: ret,
+                        is_return: true,
+                        how: FrameHow::StackSwitch,
+                    });
+                    match FrameAddress::from_return_address(ret) {
+                        Some(a) => at = a,
+                        None => {
+                            return (frames, StackEnd::BadFrame("a null return address".into()))
+                        }
+                    }
+                    continue;
+                }
+                None => {}
+            }
             let mut read = |a: u64| mem.word(a);
             let found = self
                 .unwinder
@@ -179,6 +223,76 @@ impl Walk {
             }
         }
     }
+}
+
+impl Walk {
+    /// From a frame of Go's `runtime.systemstack` on `g0` back to the goroutine that
+    /// called it. The function systemstack called saved the frame pointer it was called
+    /// with — that of the goroutine's function `F`, systemstack's caller (nothing between
+    /// touched it) — just below its return address, where Go's prologue puts it; `F`'s
+    /// return address is the word below that frame that the unwind tables take to exactly
+    /// it — found by trying the code addresses among the 4 KiB below. Sets `regs` to `F`'s
+    /// frame; the return address into `F`.
+    fn follow_systemstack(
+        &mut self,
+        modules: &[Module],
+        regs: &mut arch::Regs,
+        mem: &mut StackMemory<'_>,
+    ) -> Option<u64> {
+        if !cfg!(target_arch = "x86_64") {
+            // arm64's Go keeps its frame record and link register otherwise: not followed.
+            return None;
+        }
+        let bp = mem.word(arch::stack_pointer(regs).checked_sub(16)?).ok()?;
+        let caller_ret = mem.word(bp.checked_add(8)?).ok()?;
+        for slot in (1..=512u64).map(|i| bp.wrapping_sub(8 * i)) {
+            let Ok(word) = mem.word(slot) else { break };
+            if !calls_systemstack(modules, word) {
+                continue;
+            }
+            let Some(at) = FrameAddress::from_return_address(word) else {
+                continue;
+            };
+            let mut trial = arch::at(word, slot + 8, bp);
+            let mut read = |a: u64| mem.word(a);
+            let unwound = self
+                .unwinder
+                .unwind_frame(at, &mut trial, &mut self.cache, &mut read);
+            let lands = matches!(unwound, Ok(Some(r)) if r == caller_ret)
+                && arch::stack_pointer(&trial) == bp + 16;
+            if lands {
+                *regs = arch::at(word, slot + 8, bp);
+                return Some(word);
+            }
+        }
+        None
+    }
+}
+
+/// Whether `ret` returns from a direct call of `runtime.systemstack` (`call rel32`, as Go
+/// compiles every call of it): the goroutine's side of the switch.
+fn calls_systemstack(modules: &[Module], ret: u64) -> bool {
+    let Some(m) = module_of(modules, ret) else {
+        return false;
+    };
+    let Some((image, go)) = m.image.as_ref().and_then(|i| Some((i, i.go.as_ref()?))) else {
+        return false;
+    };
+    let mut call = [0u8; 5];
+    let svma = ret.wrapping_sub(m.bias);
+    if !image.read(svma.wrapping_sub(5), &mut call) || call[0] != 0xe8 {
+        return false;
+    }
+    let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
+    let target = svma.wrapping_add_signed(i64::from(rel));
+    go.at(target) == Some(GoFrame::SystemStack)
+}
+
+/// What the Go runtime function holding the frame at `at` means for the walk, if any.
+fn go_frame(modules: &[Module], at: FrameAddress) -> Option<GoFrame> {
+    let addr = at.address_for_lookup();
+    let m = module_of(modules, addr)?;
+    m.image.as_ref()?.go.as_ref()?.at(addr.wrapping_sub(m.bias))
 }
 
 /// How the caller of the frame at `at` was found: from its module's CFI, else by frame

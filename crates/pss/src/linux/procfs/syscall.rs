@@ -57,9 +57,13 @@ mod tests {
 
     #[test]
     fn in_a_syscall_outside_one_and_running() {
-        let line = b"61 0xffffffffffffffff 0x7ffd1 0x40000000 0x0 0x0 0x0 0x7ffc8a2b1e28 0x7f3a1b2c3d4e\n";
+        let line =
+            b"61 0xffffffffffffffff 0x7ffd1 0x40000000 0x0 0x0 0x0 0x7ffc8a2b1e28 0x7f3a1b2c3d4e\n";
         let s = parse(line).unwrap();
-        assert_eq!(s.call, Some((61, [u64::MAX, 0x7ffd1, 0x4000_0000, 0, 0, 0])));
+        assert_eq!(
+            s.call,
+            Some((61, [u64::MAX, 0x7ffd1, 0x4000_0000, 0, 0, 0]))
+        );
         assert_eq!((s.sp, s.pc), (0x7ffc8a2b1e28, 0x7f3a1b2c3d4e));
         let s = parse(b"-1 0x7ffc8a2b1e28 0x7f3a1b2c3d4e\n").unwrap();
         assert_eq!((s.call, s.sp), (None, 0x7ffc8a2b1e28));
