@@ -222,3 +222,73 @@ fn file_build_id(f: &File) -> Option<Vec<u8>> {
     let elf = object::File::parse(&cache).ok()?;
     elf.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs `cmd`, which must succeed.
+    fn run(cmd: &mut Command) {
+        let st = cmd.status().unwrap();
+        assert!(st.success(), "{cmd:?}");
+    }
+
+    /// A module whose DWARF is in a separate file beside it (`.gnu_debuglink`), the debug
+    /// file truncated to nothing once the symbolizer has it: names still come, from the
+    /// bytes read (a mapped file would have killed us with SIGBUS here).
+    #[test]
+    fn a_debug_file_truncated_meanwhile_costs_nothing() {
+        let dir = std::env::temp_dir().join(format!("pss-symbols-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (src, module, debug) = (dir.join("m.c"), dir.join("m.so"), dir.join("m.debug"));
+        std::fs::write(&src, "int pss_named_here(int x) { return x * 3 + 1; }\n").unwrap();
+        run(Command::new("cc")
+            .args(["-shared", "-fPIC", "-g", "-O0", "-o"])
+            .arg(&module)
+            .arg(&src));
+        run(Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&module)
+            .arg(&debug));
+        run(Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg("--add-gnu-debuglink")
+            .arg(&debug)
+            .arg(&module));
+        let file = files::open_regular(&module, Links::Refuse).unwrap();
+        let cache = elf_file::open(&file).unwrap();
+        let elf = object::File::parse(&cache).unwrap();
+        let build_id = elf.build_id().unwrap().map(<[u8]>::to_vec);
+        let link = elf.gnu_debuglink().unwrap().map(|(n, _)| n.to_vec());
+        let addr = elf
+            .symbols()
+            .find(|s| s.name() == Ok("pss_named_here"))
+            .unwrap()
+            .address();
+        let symbolizer = Symbolizer::new(
+            Some(&file),
+            &module,
+            build_id.as_deref(),
+            link.as_deref(),
+            true,
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&debug)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let names = symbolizer.names(addr + 4);
+        assert_eq!(
+            names.last().and_then(|n| n.function.as_deref()),
+            Some("pss_named_here")
+        );
+        assert_eq!(
+            names.last().and_then(|n| n.line),
+            Some(1),
+            "the line came from DWARF"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
