@@ -154,19 +154,31 @@ fn windows_clients_as_written_work() {
 }
 
 /// The README's "from a build tree" recipe, as written (`-L target/PROFILE -lpss` with an
-/// rpath there, no `LD_LIBRARY_PATH`): the program finds `libpss.so.0` and the engine.
+/// rpath there, no `LD_LIBRARY_PATH`): the build leaves `libpss.so.0 -> libpss.so` beside
+/// the library, so the program finds it, and the engine beside it. (Run in a copy of that
+/// directory holding this test build's library and engine: `cargo test` refreshes those,
+/// not `target/PROFILE/libpss.so`.)
 #[test]
 fn the_readme_build_tree_recipe_runs() {
     let profile = lib_dir().parent().unwrap().to_path_buf();
+    let link = std::fs::read_link(profile.join("libpss.so.0"))
+        .expect("the build leaves libpss.so.0 beside libpss.so");
+    assert_eq!(link, Path::new("libpss.so"));
+    let tree = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("build-tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(lib_dir().join("libpss.so"), tree.join("libpss.so")).unwrap();
+    std::os::unix::fs::symlink(&link, tree.join("libpss.so.0")).unwrap();
+    std::fs::copy(profile.join("pss-engine"), tree.join("pss-engine")).unwrap();
     let root = crate_dir().join("../..");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pss_threads-build-tree");
+    let out = tree.join("pss_threads");
     let st = Command::new("cc")
         .arg("-I")
         .arg(root.join("crates/pss-capi/include"))
         .arg(root.join("examples/pss_threads.c"))
-        .arg(format!("-L{}", profile.display()))
+        .arg(format!("-L{}", tree.display()))
         .arg("-lpss")
-        .arg(format!("-Wl,-rpath,{}", profile.display()))
+        .arg(format!("-Wl,-rpath,{}", tree.display()))
         .arg("-o")
         .arg(&out)
         .status()
