@@ -395,3 +395,33 @@ fn a_target_in_seccomp_strict_mode_is_refused_a_clone_with_the_true_reason() {
     assert!(o.status.success(), "{}", stderr(&o));
     t.assert_unharmed();
 }
+
+/// `pss show` ended by SIGTERM (here blocked writing into a full pipe) touched no process:
+/// it says what ended it and nothing about a target or a clone.
+#[test]
+fn pss_show_ended_by_a_signal_speaks_of_no_target() {
+    let t = Target::spawn(&testbed(), &["many", "2", "2000", "2000"]);
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("show-sigterm.pss");
+    let pid = t.pid.to_string();
+    let f = file.to_str().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let o = run(&["capture", &pid, "--all", "--save", f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    drop(t);
+    // Its standard output a pipe nobody reads: it blocks once the pipe is full.
+    let mut show = Command::new(pss())
+        .args(["show", f])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(show.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(show.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = show.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert_eq!(err.trim(), "pss: interrupted by SIGTERM");
+    let _ = std::fs::remove_file(&file);
+}

@@ -214,17 +214,12 @@ fn go_stacks_read_as_go() {
             .split("TID ")
             .find(|t| t.contains("main.readForever"))
             .unwrap_or_else(|| panic!("{name}: no thread in main.readForever:\n{text}"));
-        let last = reader
-            .lines()
-            .filter(|l| l.starts_with('#'))
-            .last()
-            .unwrap();
+        let last = reader.lines().rfind(|l| l.starts_with('#')).unwrap();
         assert!(last.contains("runtime.goexit"), "{name}:\n{reader}");
         assert!(
             text.split("TID ").any(|t| t
                 .lines()
-                .filter(|l| l.starts_with('#'))
-                .last()
+                .rfind(|l| l.starts_with('#'))
                 .is_some_and(|l| l.contains("runtime.mcall"))),
             "{name}: no idle thread ends at runtime.mcall:\n{text}"
         );

@@ -403,7 +403,8 @@ class Frame:
     inlined: bool
     """A call inlined into the next frame (same address)."""
     how: str
-    """How it was found: ``context``, ``cfi``, ``frame-pointer``, ``signal-frame``."""
+    """How it was found: ``context``, ``cfi``, ``frame-pointer``, ``signal-frame``,
+    ``stack-switch`` (Go: back from ``runtime.systemstack`` to the goroutine)."""
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ fn choose_thread(pid: i32, maps: &[u8], among: Option<&[Tid]>) -> Result<Tid> {
             Some(false) => 2,
             None => 3,
         };
-        if best.is_none_or(|(r, _)| rank < r) {
+        if best.map_or(true, |(r, _)| rank < r) {
             best = Some((rank, t));
         }
         if rank == 0 {

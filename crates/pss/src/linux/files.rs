@@ -14,7 +14,7 @@ use std::path::Path;
 use rustix::fs::{fstat, fstatfs, openat, openat2, FileType, Mode, OFlags, ResolveFlags, CWD};
 
 /// `FUSE_SUPER_MAGIC`.
-const FUSE_MAGIC: i64 = 0x6573_5546;
+const FUSE_MAGIC: u64 = 0x6573_5546;
 
 /// How a path may be resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ fn reopen_regular(fd: OwnedFd) -> io::Result<File> {
             format!("not a regular file but a {}", describe(kind)),
         ));
     }
-    if fstatfs(&fd).is_ok_and(|fs| fs.f_type as i64 == FUSE_MAGIC) {
+    if fstatfs(&fd).is_ok_and(|fs| fs.f_type as u64 == FUSE_MAGIC) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "on a FUSE file system, whose server could block every read",

@@ -43,7 +43,7 @@ pub fn find_site(mem: &ProcMem, regs: &RawRegs, vdso_site: Option<u64>) -> Optio
 }
 
 /// The address of a `syscall` instruction in the vDSO of `pid` (read before the pause).
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub fn vdso_site(pid: i32) -> Option<u64> {
     let mut dir = super::procfs::ProcDir::open_mm(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();

@@ -78,7 +78,7 @@ fn check_tables(cache: &Cache, len: u64) -> Result<(), String> {
     let header = Header::parse(cache).map_err(|_| "not a 64-bit ELF file".to_string())?;
     let endian = header.endian().map_err(|e| e.to_string())?;
     let fits = |offset: u64, size: u64, what: &str| {
-        if size > SECTION_CAP || offset.checked_add(size).is_none_or(|end| end > len) {
+        if size > SECTION_CAP || offset.checked_add(size).map_or(true, |end| end > len) {
             Err(format!(
                 "its {what} claims {size} bytes at offset {offset:#x}, beyond the file's {len} bytes or pss's cap of {} MiB",
                 SECTION_CAP >> 20
