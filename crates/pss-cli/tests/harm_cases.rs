@@ -28,38 +28,36 @@ fn capture_hard(pid: i32, what: &str) {
     pss_ok(&["stack", "--deep", &p]);
 }
 
+/// Captures the C target `zoo/NAME.c` hard ([`capture_hard`]), has it check what it
+/// guards (`check` → `ok`), then, stopped, compares its memory across a clone capture and
+/// a deep stack, and has it check again.
+fn keeps_what_it_guards(name: &str) {
+    let mut t = Target::spawn_env(&build_c(name, false), &[], TARGET_ENV);
+    capture_hard(t.pid, name);
+    assert_eq!(t.ask("check", ""), "ok");
+    let p = t.pid.to_string();
+    assert_memory_untouched(t.pid, name, || {
+        pss_ok(&["capture", &p, "--flags", "va-clone,threads,thread-context"]);
+        pss_ok(&["stack", "--deep", &p]);
+    });
+    assert_eq!(t.ask("check", ""), "ok");
+    assert_left_alone(t.pid, name);
+}
+
 /// Fibers on small adjacent stacks carved out of a malloc block, every thread blocked about
 /// 1 KiB above its stack's bottom (one switching fibers as fast as it can): nothing below or
 /// between the stacks may change (the target checks its canary and arrays, and its own
 /// arithmetic), and, stopped, none of its memory.
 #[test]
 fn fibers_on_small_adjacent_stacks_keep_their_neighbours() {
-    let mut t = Target::spawn_env(&build_c("fibers", false), &[], TARGET_ENV);
-    capture_hard(t.pid, "fibers");
-    assert_eq!(t.ask("check", ""), "ok");
-    let p = t.pid.to_string();
-    assert_memory_untouched(t.pid, "fibers", || {
-        pss_ok(&["capture", &p, "--flags", "va-clone,threads,thread-context"]);
-        pss_ok(&["stack", "--deep", &p]);
-    });
-    assert_eq!(t.ask("check", ""), "ok");
-    assert_left_alone(t.pid, "fibers");
+    keeps_what_it_guards("fibers");
 }
 
 /// A thread inside a signal handler on a small alternate stack (in the heap), blocked 1 KiB
 /// above its bottom; the leader has exited, so this thread is the first live one.
 #[test]
 fn a_handler_on_its_sigaltstack_keeps_what_lies_below() {
-    let mut t = Target::spawn_env(&build_c("altstack", false), &[], TARGET_ENV);
-    capture_hard(t.pid, "altstack");
-    assert_eq!(t.ask("check", ""), "ok");
-    let p = t.pid.to_string();
-    assert_memory_untouched(t.pid, "altstack", || {
-        pss_ok(&["capture", &p, "--flags", "va-clone,threads,thread-context"]);
-        pss_ok(&["stack", "--deep", &p]);
-    });
-    assert_eq!(t.ask("check", ""), "ok");
-    assert_left_alone(t.pid, "altstack");
+    keeps_what_it_guards("altstack");
 }
 
 /// A supervisor thread blocked in `wait4(-1, …, __WALL)` never collects one of our clones:

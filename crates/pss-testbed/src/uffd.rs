@@ -63,19 +63,29 @@ pub fn setup() {
     }
 }
 
-/// Sends `fd` over the socket `sock` (`SCM_RIGHTS`).
-unsafe fn send_fd(sock: i32, fd: i32) {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
+/// A one-byte message in `byte` with room for one fd in `space`, for `sendmsg`/`recvmsg`.
+unsafe fn one_fd_message(
+    byte: &mut [u8; 1],
+    iov: &mut libc::iovec,
+    space: &mut [u8; 64],
+) -> libc::msghdr {
+    *iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    let mut space = [0u8; 64];
     let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
+    msg.msg_iov = iov;
     msg.msg_iovlen = 1;
     msg.msg_control = space.as_mut_ptr().cast();
     msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+    msg
+}
+
+/// Sends `fd` over the socket `sock` (`SCM_RIGHTS`).
+unsafe fn send_fd(sock: i32, fd: i32) {
+    let (mut byte, mut space) = ([0u8; 1], [0u8; 64]);
+    let mut iov = std::mem::zeroed();
+    let msg = one_fd_message(&mut byte, &mut iov, &mut space);
     let c = libc::CMSG_FIRSTHDR(&msg);
     (*c).cmsg_level = libc::SOL_SOCKET;
     (*c).cmsg_type = libc::SCM_RIGHTS;
@@ -92,17 +102,9 @@ unsafe fn helper_main(sock: i32) -> ! {
     libc::sigemptyset(&mut set);
     libc::sigaddset(&mut set, libc::SIGUSR1);
     libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut space = [0u8; 64];
-    let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr().cast();
-    msg.msg_controllen = space.len();
+    let (mut byte, mut space) = ([0u8; 1], [0u8; 64]);
+    let mut iov = std::mem::zeroed();
+    let mut msg = one_fd_message(&mut byte, &mut iov, &mut space);
     if libc::recvmsg(sock, &mut msg, 0) < 0 {
         libc::_exit(3);
     }

@@ -350,6 +350,20 @@ impl Seized {
         Path::new(&format!("/proc/{}/task/{tid}", self.pid)).exists()
     }
 
+    /// The stopped tasks, ascending, each with whether it is in a group stop.
+    fn stopped(&self) -> Vec<(Tid, bool)> {
+        let mut v: Vec<(Tid, bool)> = self
+            .tasks
+            .iter()
+            .filter_map(|(t, s)| match s {
+                TaskState::Stopped { group } => Some((*t, *group)),
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Detaches every stopped task; returns when the last one was let go, and whether all
     /// of them could be (a task killed while stopped cannot, and its exit report stays
     /// queued for us).
@@ -463,14 +477,7 @@ pub(super) fn with_all_stopped<R>(
 ) -> Result<R> {
     let mut warnings = Vec::new();
     let (mut set, _) = stop_all(pid, &[], timeout, 10, &mut warnings)?;
-    let stopped: Vec<(Tid, bool)> = set
-        .tasks
-        .iter()
-        .filter_map(|(t, s)| match s {
-            TaskState::Stopped { group } => Some((*t, *group)),
-            _ => None,
-        })
-        .collect();
+    let stopped = set.stopped();
     let tids: Vec<Tid> = stopped.iter().map(|(t, _)| *t).collect();
     let out = job(&tids);
     let (_, all_released) = set.release();
@@ -502,15 +509,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
         &mut warnings,
     )?;
     failpoint::hit("seized");
-    let mut stopped: Vec<(Tid, bool)> = set
-        .tasks
-        .iter()
-        .filter_map(|(t, s)| match s {
-            TaskState::Stopped { group } => Some((*t, *group)),
-            _ => None,
-        })
-        .collect();
-    stopped.sort_unstable();
+    let stopped = set.stopped();
     let mut threads = Vec::with_capacity(stopped.len());
     let mut reader = arch::ContextReader::default();
     for (tid, group_stopped) in stopped {

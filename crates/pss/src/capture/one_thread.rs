@@ -115,6 +115,15 @@ fn choose_thread(pid: i32, maps: &[u8], among: Option<&[Tid]>) -> Result<Tid> {
     let mut filtered = 0;
     let mut best: Option<(u8, Tid)> = None;
     for t in tids {
+        let rank = match own_stack::likely_own(pid, t, maps) {
+            Some(true) if t == pid => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+            None => 3,
+        };
+        if best.is_some_and(|(r, _)| r <= rank) {
+            continue;
+        }
         let Some(st) = procfs::status_at(&format!("/proc/{pid}/task/{t}/status")) else {
             continue;
         };
@@ -125,16 +134,9 @@ fn choose_thread(pid: i32, maps: &[u8], among: Option<&[Tid]>) -> Result<Tid> {
             filtered += 1;
             continue;
         }
-        let rank = match own_stack::likely_own(pid, t, maps) {
-            Some(true) if t == pid => 0,
-            Some(true) => 1,
-            Some(false) => 2,
-            None => 3,
-        };
-        if best.map_or(true, |(r, _)| rank < r) {
-            best = Some((rank, t));
-        }
-        if rank == 0 {
+        best = Some((rank, t));
+        // Good enough: the main thread is listed first, so a later thread ranks 1 at best.
+        if rank <= 1 {
             break;
         }
     }
