@@ -100,6 +100,33 @@ pub(crate) fn with_stopped_thread<R>(
     run_job(pid, tid, vdso, &maps, &mem, job)
 }
 
+/// Why no syscall may ever be injected into process `pid` by this engine, if that is so:
+/// every live thread is in seccomp strict mode or under a filter we may not suspend (a
+/// filter could kill the process for the injected call). A condition that lasts, unlike a
+/// thread in uninterruptible sleep or a debugger attached.
+pub(crate) fn never_injectable(pid: i32) -> Option<String> {
+    let tids = procfs::list_numeric(pid, &format!("/proc/{pid}/task")).ok()?;
+    let may_suspend = ptrace::may_suspend_seccomp();
+    let mut live = 0;
+    for t in tids {
+        let Some(st) = procfs::status_at(&format!("/proc/{pid}/task/{t}/status")) else {
+            continue;
+        };
+        if matches!(st.state, b'Z' | b'X') {
+            continue;
+        }
+        live += 1;
+        if st.seccomp == 0 || (st.seccomp == 2 && may_suspend) {
+            return None;
+        }
+    }
+    (live > 0).then(|| {
+        format!(
+            "every thread of process {pid} runs under a seccomp filter (or strict mode), which only CAP_SYS_ADMIN may suspend"
+        )
+    })
+}
+
 /// The thread to stop (among `among`, else any of the process's): one that is not exiting,
 /// in uninterruptible sleep or in seccomp strict mode, nor under a seccomp filter we may
 /// not suspend; preferring one blocked in a syscall on what looks like its own stack (the

@@ -639,10 +639,13 @@ impl Zombie {
         if self.gone() {
             return Reaped::Gone;
         }
-        let run = one_thread::with_one_thread(self.target, REAP_STOP_DEADLINE, |inj, _| {
+        if let Some(why) = one_thread::never_injectable(self.target) {
+            return Reaped::Never(why);
+        }
+        let _ = one_thread::with_one_thread(self.target, REAP_STOP_DEADLINE, |inj, _| {
             self.inject_wait4(inj)
         });
-        self.outcome(run.map(drop))
+        self.outcome()
     }
 
     /// Runs the `wait4` that reaps the clone in the thread `inj` holds.
@@ -657,12 +660,13 @@ impl Zombie {
         )
     }
 
-    /// What an attempt that ended with `run` achieved.
-    fn outcome(&self, run: Result<()>) -> Reaped {
-        match run {
-            _ if self.gone() => Reaped::Gone,
-            Err(Error::NotSupported { what }) => Reaped::Never(what),
-            _ => Reaped::Later,
+    /// What an attempt achieved (whatever stood in its way is taken to pass: a lasting
+    /// obstacle is found before the attempt, [`one_thread::never_injectable`]).
+    fn outcome(&self) -> Reaped {
+        if self.gone() {
+            Reaped::Gone
+        } else {
+            Reaped::Later
         }
     }
 
@@ -683,10 +687,7 @@ impl Zombie {
             failpoint::hit("free:killed");
             one_thread::with_stopped_thread(self.target, tids, |inj, _| self.inject_wait4(inj))
         });
-        match run {
-            Ok(reaped) => Some(self.outcome(reaped.map(drop))),
-            Err(_) => None,
-        }
+        run.ok().map(|_| self.outcome())
     }
 }
 
