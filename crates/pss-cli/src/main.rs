@@ -306,7 +306,7 @@ fn cleanup(args: &CleanupArgs) -> Result<()> {
 fn print(snap: &Snapshot, as_json: bool) -> Result<()> {
     use std::io::Write;
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     if as_json {
         serde_json::to_writer_pretty(&mut out, &pss_json::snapshot(snap))?;
         writeln!(out)?;

@@ -53,7 +53,7 @@ pub fn stack(args: &StackArgs) -> Result<()> {
     let mut stacks = walker.stacks(&snap)?;
     stacks.threads.retain(|t| wanted(t, args));
     let stdout = io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &pss_json::stacks(&snap, &stacks))?;
         writeln!(out)?;

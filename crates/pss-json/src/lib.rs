@@ -1,9 +1,11 @@
 //! The JSON documents of pss (schema: `docs/json.md`): a snapshot ([`snapshot`]) and the
 //! stacks walked from one ([`stacks`]). The `pss` command prints them with `--json`; the
-//! Python package builds its records from them.
+//! Python package builds its records from them. Each is a `Serialize` that writes straight
+//! from the records (no tree of values first): serialize it into a buffered writer.
 
 #![warn(missing_docs)]
 
+mod doc;
 mod snapshot;
 mod stack;
 

@@ -1,49 +1,83 @@
-//! The stacks document (`pss stack --json`, `docs/json.md`, "pss stack").
+//! The stacks document (`pss stack --json`, `docs/json.md`, "pss stack"), written straight
+//! from the stacks as it is serialized.
 
-use std::path::Path;
-
-use pss::stack::{Frame, StackEnd, Stacks};
+use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
 use pss::Snapshot;
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::doc::{object, text, Each};
 
 /// The document for `stacks`, walked from `snap`.
-pub fn stacks(snap: &Snapshot, stacks: &Stacks) -> Value {
-    json!({
-        "schema_version": crate::SCHEMA_VERSION,
-        "pid": snap.process().process_id,
-        "pause_us": pss::units::micros(snap.capture_info().pause),
-        "threads": stacks.threads.iter().map(|t| json!({
-            "tid": t.thread_id,
-            "name": t.name.to_string_lossy(),
-            "state": t.state.to_string(),
-            "frames": t.frames.iter().map(frame_json).collect::<Vec<_>>(),
-            "end": end_json(&t.end),
-        })).collect::<Vec<_>>(),
-        "warnings": stacks.warnings,
-    })
+pub fn stacks<'a>(snap: &'a Snapshot, stacks: &'a Stacks) -> impl Serialize + 'a {
+    Document { snap, stacks }
 }
 
-fn frame_json(f: &Frame) -> Value {
-    json!({
-        "address": f.address,
-        "module": f.module.as_deref().map(Path::to_string_lossy),
-        "module_offset": f.module_offset,
-        "function": f.function,
-        "file": f.file.as_deref().map(Path::to_string_lossy),
-        "line": f.line,
-        "inlined": f.inlined,
-        "how": f.how.name(),
-    })
+/// The document.
+struct Document<'a> {
+    snap: &'a Snapshot,
+    stacks: &'a Stacks,
 }
 
-fn end_json(e: &StackEnd) -> Value {
-    match e {
-        StackEnd::Complete => json!({"kind": "complete"}),
-        StackEnd::StackCopyEnded { address } => {
-            json!({"kind": "stack-copy-ended", "address": address})
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("schema_version", &crate::SCHEMA_VERSION)?;
+        m.serialize_entry("pid", &self.snap.process().process_id)?;
+        m.serialize_entry(
+            "pause_us",
+            &pss::units::micros(self.snap.capture_info().pause),
+        )?;
+        m.serialize_entry("threads", &Each(&self.stacks.threads, Thread))?;
+        m.serialize_entry("warnings", &self.stacks.warnings)?;
+        m.end()
+    }
+}
+
+object!(Thread(ThreadStack) |t| {
+    "tid": t.thread_id,
+    "name": text(&t.name),
+    "state": t.state.to_string(),
+    "frames": Each(&t.frames, FrameDoc),
+    "end": End(&t.end),
+});
+
+object!(FrameDoc(Frame) |f| {
+    "address": f.address,
+    "module": f.module.as_deref().map(|m| text(m.as_os_str())),
+    "module_offset": f.module_offset,
+    "function": f.function,
+    "file": f.file.as_deref().map(|p| text(p.as_os_str())),
+    "line": f.line,
+    "inlined": f.inlined,
+    "how": f.how.name(),
+});
+
+/// Why a walk ended: `{"kind": …}` with the detail the kind has.
+struct End<'a>(&'a StackEnd);
+
+impl Serialize for End<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self.0 {
+            StackEnd::Complete => m.serialize_entry("kind", "complete")?,
+            StackEnd::StackCopyEnded { address } => {
+                m.serialize_entry("kind", "stack-copy-ended")?;
+                m.serialize_entry("address", address)?;
+            }
+            StackEnd::BadFrame(why) => {
+                m.serialize_entry("kind", "bad-frame")?;
+                m.serialize_entry("detail", why)?;
+            }
+            StackEnd::TooDeep { limit } => {
+                m.serialize_entry("kind", "too-deep")?;
+                m.serialize_entry("limit", limit)?;
+            }
+            e => {
+                m.serialize_entry("kind", "other")?;
+                m.serialize_entry("detail", &e.to_string())?;
+            }
         }
-        StackEnd::BadFrame(why) => json!({"kind": "bad-frame", "detail": why}),
-        StackEnd::TooDeep { limit } => json!({"kind": "too-deep", "limit": limit}),
-        _ => json!({"kind": "other", "detail": e.to_string()}),
+        m.end()
     }
 }

@@ -56,7 +56,8 @@ impl NativeSnapshot {
     /// The snapshot as the JSON document of `docs/json.md`.
     fn document(&self, py: Python<'_>) -> PyResult<String> {
         let snap = self.get()?;
-        Ok(py.detach(|| pss_json::snapshot(&snap).to_string()))
+        py.detach(|| serde_json::to_string(&pss_json::snapshot(&snap)))
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
     }
 
     /// The clone's pid, if the snapshot holds a live clone.
@@ -121,9 +122,9 @@ impl NativeSnapshot {
             } else {
                 pss::stack::Walker::symbols_only()
             };
-            walker
-                .stacks(&snap)
-                .map(|stacks| pss_json::stacks(&snap, &stacks).to_string())
+            walker.stacks(&snap).map(|stacks| {
+                serde_json::to_string(&pss_json::stacks(&snap, &stacks)).unwrap_or_default()
+            })
         })
         .map_err(to_py)
     }
