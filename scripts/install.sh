@@ -57,7 +57,7 @@ if [ -n "$python" ] && ! "$python" -m pip --version >/dev/null 2>&1; then
     exit 2
 fi
 
-cargo build --release -p pss-cli -p pss-capi -p pss --bins --lib
+cargo build --release -p pss-cli -p pss-capi -p pss-engine --bins --lib
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 major=${version%%.*}
 out="${CARGO_TARGET_DIR:-target}/release"

@@ -4,8 +4,8 @@
 
 use std::ffi::c_void;
 
-use pss_core::export::{self, DumpFilter, ExportOptions, Format};
 use pss_core::Error;
+use pss_export::{self as export, DumpFilter, ExportOptions, Format};
 
 use crate::api::{entry, fail, snapshot, Failure, Outcome};
 use crate::api::{ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use pss::export::{self, DumpFilter, ExportOptions, ExportSummary, Format, Progress};
 use pss::{CaptureOptions, ContextFlags, Snapshot, Target};
+use pss_export::{self as export, DumpFilter, ExportOptions, ExportSummary, Format, Progress};
 use serde_json::json;
 
 use crate::{interrupt, units, usage, ForkedAway};

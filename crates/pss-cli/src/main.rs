@@ -2,6 +2,8 @@
 //!
 //! The command is a front: every capture decision lives in the `pss` library.
 
+#![deny(unsafe_code)]
+
 mod dump;
 mod escape;
 mod generate;
@@ -143,7 +145,7 @@ struct ShowArgs {
 
 fn main() -> ExitCode {
     // `pss` is its own capture engine: the library starts it again to serve as one.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     if let Err(e) = interrupt::install() {
         eprintln!("pss: cannot handle signals: {e}");
         return ExitCode::from(exit::OTHER);

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
 use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target};
+use pss_stack::{Frame, StackEnd, Stacks, ThreadStack};
 
 use crate::escape::{shown, shown_os};
 use crate::{units, usage};
@@ -46,9 +46,9 @@ pub fn stack(args: &StackArgs) -> Result<()> {
         Err(_) => Snapshot::load(&args.target)?,
     };
     let mut walker = if args.symbols_only {
-        pss::stack::Walker::symbols_only()
+        pss_stack::Walker::symbols_only()
     } else {
-        pss::stack::Walker::new()
+        pss_stack::Walker::new()
     };
     let mut stacks = walker.stacks(&snap)?;
     stacks.threads.retain(|t| wanted(t, args));
@@ -68,7 +68,7 @@ pub fn stack(args: &StackArgs) -> Result<()> {
 }
 
 fn capture(pid: i32, args: &StackArgs) -> Result<Snapshot> {
-    let mut flags = pss::stack::CAPTURE_FLAGS;
+    let mut flags = pss_stack::CAPTURE_FLAGS;
     if args.deep {
         flags |= CaptureFlags::VA_CLONE;
     }

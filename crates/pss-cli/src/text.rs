@@ -178,7 +178,7 @@ fn top_frames(out: &mut impl Write, snap: &Snapshot) -> io::Result<()> {
     if !has_stack_bytes {
         return Ok(());
     }
-    let Ok(stacks) = pss::stack::stacks(snap) else {
+    let Ok(stacks) = pss_stack::stacks(snap) else {
         return Ok(());
     };
     writeln!(

@@ -4,6 +4,7 @@
 //! from the records (no tree of values first): serialize it into a buffered writer.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod doc;
 mod snapshot;

@@ -1,8 +1,8 @@
 //! The stacks document (`pss stack --json`, `docs/json.md`, "pss stack"), written straight
 //! from the stacks as it is serialized.
 
-use pss::stack::{Frame, StackEnd, Stacks, ThreadStack};
 use pss::Snapshot;
+use pss_stack::{Frame, StackEnd, Stacks, ThreadStack};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 

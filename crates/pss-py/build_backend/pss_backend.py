@@ -2,8 +2,8 @@
 
 The wheel carries ``pss/pss-engine`` beside the native module, where the library looks
 for it first (``docs/engine.md``, "Finding the engine's code"): an executable of the
-workspace's ``pss`` crate, which maturin does not build (it builds only the module). So
-before maturin builds a wheel, this runs ``cargo build --release -p pss --bin pss-engine``
+workspace's ``pss-engine`` crate, which maturin does not build (it builds only the module). So
+before maturin builds a wheel, this runs ``cargo build --release -p pss-engine --bin pss-engine``
 in the workspace and copies the executable, its debug info stripped, into
 ``python/pss/``. Everything else is maturin's.
 """
@@ -31,7 +31,7 @@ _ENGINE = _CRATE / "python" / "pss" / "pss-engine"
 def _build_engine() -> None:
     cargo = os.environ.get("CARGO", "cargo")
     subprocess.run(
-        [cargo, "build", "--release", "-p", "pss", "--bin", "pss-engine"],
+        [cargo, "build", "--release", "-p", "pss-engine", "--bin", "pss-engine"],
         cwd=_CRATE,
         check=True,
     )

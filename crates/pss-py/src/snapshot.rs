@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pss::export::{self, ExportOptions, Format};
 use pss::{Error, Snapshot};
+use pss_export::{self as export, ExportOptions, Format};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
@@ -118,9 +118,9 @@ impl NativeSnapshot {
         let snap = self.get()?;
         py.detach(|| {
             let mut walker = if debug_info {
-                pss::stack::Walker::new()
+                pss_stack::Walker::new()
             } else {
-                pss::stack::Walker::symbols_only()
+                pss_stack::Walker::symbols_only()
             };
             walker.stacks(&snap).map(|stacks| {
                 serde_json::to_string(&pss_json::stacks(&snap, &stacks)).unwrap_or_default()

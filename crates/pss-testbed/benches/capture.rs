@@ -247,7 +247,7 @@ fn pause_100() {
 
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run only
     // when benchmarking.
     if !std::env::args().any(|a| a == "--bench") {

@@ -87,7 +87,7 @@ fn one(threads: usize) {
 
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(counts) = bench::sizes_mib("duplicate", &[4, 64]) else {
         return;
     };

@@ -196,7 +196,7 @@ fn start_up() {
 
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(sizes) = bench::sizes_mib("engine", &[64, 1024]) else {
         return;
     };

@@ -68,7 +68,7 @@ fn fraction(state: &mut u64) -> f64 {
 }
 
 fn main() {
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(args) = bench::sizes_mib("engine_kill", &[300]) else {
         return;
     };

@@ -1,4 +1,4 @@
-//! Core export benchmark (not a timed test): `pss::export` against gdb's `gcore` on the same
+//! Core export benchmark (not a timed test): `pss_export` against gdb's `gcore` on the same
 //! target, in the same run. Run with:
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //! (each page's first word is its index) and runs a thread that records its longest stall.
 //! Measured, medians of several runs:
 //! - the target's own `fork()` of the same memory (the floor for any clone);
-//! - a core written with `pss::export` (capture with a VA clone, then the write from the
+//! - a core written with `pss_export` (capture with a VA clone, then the write from the
 //!   clone while the target runs): the stall the target saw, the wall time, the output size,
 //!   the writer's peak RSS (this process's `VmHWM`, reset before), and its write rate (bytes
 //!   of the core over the write's time);
@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pss::export::{self, ExportOptions, Format};
 use pss::{ContextFlags, Snapshot, Target as PssTarget};
+use pss_export::{self as export, ExportOptions, Format};
 use pss_testbed::bench::{self, median};
 use pss_testbed::harness::{kb_field, Target};
 
@@ -271,7 +271,7 @@ fn size_label(mib: usize) -> String {
 }
 
 fn main() {
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(sizes) = bench::sizes_mib("export", &[64, 1024, 4096]) else {
         return;
     };

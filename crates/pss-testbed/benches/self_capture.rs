@@ -88,7 +88,7 @@ fn one(mib: usize) {
 
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(sizes) = bench::sizes_mib("self_capture", &[64, 1024]) else {
         return;
     };

@@ -1,4 +1,4 @@
-//! Stacks benchmark (not a timed test): `pss::stack` against `eu-stack -p` and gdb's
+//! Stacks benchmark (not a timed test): `pss_stack` against `eu-stack -p` and gdb's
 //! `thread apply all bt` on the same target, in the same run. Run with:
 //!
 //! ```text
@@ -57,10 +57,10 @@ fn measure(t: &mut Target, what: &mut dyn FnMut(i32)) -> [f64; 3] {
     [stall_ms(t), span_ms(t), wall]
 }
 
-fn pss_stack(pid: i32, mut walker: pss::stack::Walker) {
+fn pss_stack(pid: i32, mut walker: pss_stack::Walker) {
     let snap = Snapshot::capture(
         PssTarget::Pid(pid),
-        pss::stack::CAPTURE_FLAGS,
+        pss_stack::CAPTURE_FLAGS,
         ContextFlags::CONTROL | ContextFlags::INTEGER,
     )
     .expect("capture");
@@ -91,11 +91,11 @@ fn one(threads: usize) {
     let mut tools: Vec<(&str, Tool)> = vec![
         (
             "pss stack",
-            Box::new(|pid| pss_stack(pid, pss::stack::Walker::new())),
+            Box::new(|pid| pss_stack(pid, pss_stack::Walker::new())),
         ),
         (
             "pss stack --symbols-only",
-            Box::new(|pid| pss_stack(pid, pss::stack::Walker::symbols_only())),
+            Box::new(|pid| pss_stack(pid, pss_stack::Walker::symbols_only())),
         ),
         (
             "eu-stack -p",
@@ -144,7 +144,7 @@ fn one(threads: usize) {
 }
 
 fn main() {
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(counts) = bench::sizes_mib("stack", &[100, 1000]) else {
         return;
     };

@@ -277,7 +277,7 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
 
 fn main() {
     // The bench is its own engine: no `pss-engine` need be built in release.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let Some(sizes) = bench::sizes_mib("va_clone", &[64, 1024, 4096]) else {
         return;
     };

@@ -1,4 +1,4 @@
-//! ELF cores written from the VA clone (`pss::export`), judged by the tools users open
+//! ELF cores written from the VA clone (`pss_export`), judged by the tools users open
 //! them with — gdb, eu-stack, eu-readelf — by gdb's own `gcore` of the same stopped target,
 //! and by an independent ELF reader (the `object` crate): every thread with the registers
 //! it had when stopped, the call chains it was parked in, memory as it was in the pause
@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use object::elf;
-use pss::export::{self, DumpFilter, ExportOptions, Format};
 use pss::{ContextFlags, ErrorKind, Snapshot, Target as PssTarget};
+use pss_export::{self as export, DumpFilter, ExportOptions, Format};
 use pss_testbed::corefile::CoreFile;
 use pss_testbed::harness::{Target, TempDir};
 use pss_testbed::{reg_value, tools};

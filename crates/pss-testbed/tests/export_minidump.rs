@@ -1,4 +1,4 @@
-//! Minidumps (`pss::export`, `Format::Minidump`), read back with rust-minidump's reader and
+//! Minidumps (`pss_export`, `Format::Minidump`), read back with rust-minidump's reader and
 //! processed by its minidump processor — the crates crash reporting services use — and
 //! checked against what the target itself knows: every thread with the registers it had
 //! when stopped, its stack bytes, thread names, modules with the build-ids of the files on
@@ -12,8 +12,8 @@ use minidump::{
     MinidumpThreadNames, Module,
 };
 use minidump_common::format::MINIDUMP_STREAM_TYPE;
-use pss::export::{self, ExportOptions, Format};
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
+use pss_export::{self as export, ExportOptions, Format};
 use pss_testbed::harness::Target;
 
 fn exe() -> &'static Path {

@@ -1,4 +1,4 @@
-//! Stacks (`pss::stack`) of targets with known call chains — C with and without frame
+//! Stacks (`pss_stack`) of targets with known call chains — C with and without frame
 //! pointers and unwind tables, at -O0 and -O2 with inlining, stripped; C++; Rust; a thread
 //! in a signal handler; a recursion deeper than the stack copy — checked function by
 //! function against gdb's `thread apply all bt` of the same target right after, and the
@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pss::stack::{FrameHow, StackEnd, Stacks};
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
+use pss_stack::{FrameHow, StackEnd, Stacks};
 use pss_testbed::harness::{wait_all_in_read, Target, TempDir};
 use pss_testbed::tools;
 
@@ -31,7 +31,7 @@ fn build(compiler: &str, src: &str, flags: &[&str], name: &str) -> PathBuf {
 }
 
 fn capture(pid: i32, deep: bool) -> Snapshot {
-    let mut flags = pss::stack::CAPTURE_FLAGS;
+    let mut flags = pss_stack::CAPTURE_FLAGS;
     if deep {
         flags |= CaptureFlags::VA_CLONE;
     }
@@ -163,7 +163,7 @@ fn check_c_build(exe: &Path, deep: bool) -> Stacks {
     let mut t = Target::spawn(exe, &[]);
     wait_all_in_read(t.pid);
     let snap = capture(t.pid, deep);
-    let stacks = pss::stack::stacks(&snap).expect("stacks");
+    let stacks = pss_stack::stacks(&snap).expect("stacks");
     let gdb = gdb_stacks(t.pid);
     for name in ["chain", "signal", "main"] {
         let tid = tid_of(&t, name);
@@ -300,7 +300,7 @@ fn a_stripped_binary_gets_its_dynamic_symbols() {
     let mut t = Target::spawn(&exe, &[]);
     wait_all_in_read(t.pid);
     let snap = capture(t.pid, false);
-    let stacks = pss::stack::stacks(&snap).unwrap();
+    let stacks = pss_stack::stacks(&snap).unwrap();
     let gdb = gdb_stacks(t.pid);
     let tid = tid_of(&t, "chain");
     let exported = |n: &str| matches!(n, "chain_middle" | "chain_outer");
@@ -334,7 +334,7 @@ fn a_module_replaced_on_disk_is_read_as_mapped_or_not_at_all() {
     let tmp = dir.join("new");
     std::fs::copy(&other, &tmp).unwrap();
     std::fs::rename(&tmp, &exe).unwrap();
-    let named_in_exe = |stacks: &pss::stack::Stacks| -> Vec<String> {
+    let named_in_exe = |stacks: &pss_stack::Stacks| -> Vec<String> {
         stacks
             .threads
             .iter()
@@ -343,7 +343,7 @@ fn a_module_replaced_on_disk_is_read_as_mapped_or_not_at_all() {
             .filter_map(|f| f.function.clone())
             .collect()
     };
-    let live = pss::stack::stacks(&snap).unwrap();
+    let live = pss_stack::stacks(&snap).unwrap();
     let names = named_in_exe(&live);
     assert!(
         names.iter().any(|n| n == "chain_outer"),
@@ -352,7 +352,7 @@ fn a_module_replaced_on_disk_is_read_as_mapped_or_not_at_all() {
     );
     t.send("exit");
     assert!(t.wait().success());
-    let gone = pss::stack::stacks(&snap).unwrap();
+    let gone = pss_stack::stacks(&snap).unwrap();
     assert!(
         gone.warnings
             .iter()
@@ -373,7 +373,7 @@ fn cpp_names_are_demangled_as_gdb_shows_them() {
     let t = Target::spawn(&exe, &[]);
     wait_all_in_read(t.pid);
     let snap = capture(t.pid, false);
-    let stacks = pss::stack::stacks(&snap).unwrap();
+    let stacks = pss_stack::stacks(&snap).unwrap();
     let gdb = gdb_stacks(t.pid);
     let keep = |n: &str| n.starts_with("pss_test::") || n == "main";
     let (ours, theirs) = compare(&stacks, &gdb, t.pid, &keep);
@@ -396,7 +396,7 @@ fn rust_chains_agree_with_gdb() {
     let exe = Path::new(env!("CARGO_BIN_EXE_pss-testbed"));
     let mut t = Target::spawn(exe, &["threads", "2"]);
     let snap = capture(t.pid, false);
-    let stacks = pss::stack::stacks(&snap).unwrap();
+    let stacks = pss_stack::stacks(&snap).unwrap();
     let gdb = gdb_stacks(t.pid);
     // Closures are named differently by rustc's symbols and gdb's DWARF reading.
     let keep = |n: &str| n.starts_with("pss_testbed::") && !n.contains('{');

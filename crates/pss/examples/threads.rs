@@ -8,7 +8,7 @@ use pss::{CaptureFlags, ContextFlags, Snapshot, Target};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // This program is also its engine: no pss-engine file to install beside it.
-    pss::engine::main_if_requested();
+    pss_engine::main_if_requested();
     let pid: i32 = std::env::args()
         .nth(1)
         .ok_or("usage: threads PID")?

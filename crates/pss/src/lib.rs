@@ -24,43 +24,39 @@
 //! # Ok::<(), pss::Error>(())
 //! ```
 //!
-//! Layout: [`flags`] (the enumerations with their Windows values), [`records`] (plain data),
-//! [`units`] (conversions to Windows units), [`Snapshot`] and [`WalkMarker`], [`format`]
-//! (the snapshot serialization: files, and snapshots carried into another process) and
-//! [`remote`] (fds put into and taken out of another process). The Linux mapping of every
-//! field is in `docs/mapping.md`, the format in `docs/format.md`.
+//! This is the caller's library: it never traces anything itself. Every capture runs in a
+//! private engine process (`pss-engine`, the crate of that name) that this library starts
+//! and talks to. Layout: [`flags`] (the enumerations with their Windows values),
+//! [`records`] (plain data), [`units`] (conversions to Windows units) — the `pss-types`
+//! crate's, re-exported — [`Snapshot`] and [`WalkMarker`], [`format`] (the snapshot
+//! serialization, `pss-wire`'s) and [`remote`] (fds put into and taken out of another
+//! process). Cores and minidumps are `pss-export`'s, stacks `pss-stack`'s. The Linux mapping
+//! of every field is in `docs/mapping.md`, the format in `docs/format.md`.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
-mod capture;
 mod client;
-mod codec;
-pub mod engine;
-pub mod error;
-pub mod export;
-pub mod flags;
-pub mod format;
-mod linux;
-mod proto;
-pub mod records;
+pub mod pump;
 pub mod remote;
 mod snapshot;
-pub mod stack;
-pub mod units;
 mod va_clone;
 mod walk;
 
-pub use capture::{CaptureOptions, Target};
 pub use client::{
     cleanup, engine_pid, interrupt as interrupt_engine, set_engine_path,
     shutdown as shutdown_engine,
 };
-pub use error::{Error, ErrorKind, Result};
-pub use flags::{
+pub use pss_types::error::{Error, ErrorKind, Result};
+pub use pss_types::flags::{
     CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,
     ThreadFlags, WalkClass, PERF_RESOLUTION, STILL_ACTIVE,
 };
-pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE, MEMFD_NAME};
+pub use pss_types::{error, flags, records, units};
+pub use pss_types::{CaptureOptions, Target};
+pub use pss_wire::format;
+pub use pss_wire::format::MEMFD_NAME;
+pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};
 pub use va_clone::VaClone;
 pub use walk::{WalkMarker, WalkPosition};
 
@@ -68,5 +64,5 @@ pub use walk::{WalkMarker, WalkPosition};
 /// [`Error::InvalidParameter`] if `fd` is not a pidfd, [`Error::ProcessExited`] if the
 /// process has been reaped.
 pub fn pidfd_pid(fd: std::os::fd::BorrowedFd<'_>) -> Result<i32> {
-    linux::pidfd::pid_of(fd)
+    pss_sys::pidfd::pid_of(fd)
 }

@@ -9,9 +9,9 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::client::{self, Request};
-use crate::error::{Error, Result};
-use crate::linux::pidfd;
-use crate::proto::kind;
+use pss_sys::pidfd;
+use pss_types::error::{Error, Result};
+use pss_wire::proto::kind;
 
 /// The pid behind `target`, refusing the calling process (which cannot inject into itself:
 /// use `dup`/`close` there).

@@ -6,37 +6,47 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::capture::{CaptureOptions, Target};
-use crate::error::{Error, Result};
-use crate::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
-use crate::format;
-use crate::linux::memfd;
-use crate::records::{
-    AuxiliaryPage, CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation,
-    ThreadEntry, Warning,
-};
+use crate::client;
 use crate::va_clone::VaClone;
 use crate::walk::WalkMarker;
-
-/// The name of the memfd that carries a serialized snapshot into another process
-/// ([`Snapshot::to_memfd`]); `/proc/PID/fd` shows it as `/memfd:pss-snapshot (deleted)`.
-pub const MEMFD_NAME: &str = "pss-snapshot";
+use crate::{CaptureOptions, Target};
+use pss_sys::memfd;
+use pss_types::error::{Error, Result};
+use pss_types::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
+use pss_types::records::{
+    AuxiliaryPage, CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation,
+    SnapshotRecords, ThreadEntry, Warning,
+};
+use pss_wire::codec::Reader;
+use pss_wire::format;
+use pss_wire::proto;
 
 /// Size of the Windows AMD64 `CONTEXT` record the C ABI produces for each thread.
 pub const CONTEXT_RECORD_SIZE: u32 = 1232;
 
-/// Everything one capture produced. Immutable once built.
+/// Everything one capture produced: its records, and the clone (which is not a record: a
+/// process, read through descriptors the engine passed). Immutable once built.
 #[derive(Debug)]
 pub(crate) struct SnapshotData {
-    pub(crate) process: ProcessInformation,
-    pub(crate) threads: Option<Vec<ThreadEntry>>,
-    pub(crate) handles: Option<Vec<HandleEntry>>,
-    pub(crate) va_space: Option<Vec<MemoryRegion>>,
+    pub(crate) records: SnapshotRecords,
     pub(crate) va_clone: Option<VaClone>,
-    pub(crate) aux_pages: Option<Vec<AuxiliaryPage>>,
-    pub(crate) performance: Option<PerformanceCounters>,
-    pub(crate) capture: CaptureInfo,
-    pub(crate) warnings: Vec<Warning>,
+}
+
+impl SnapshotData {
+    /// Records without a clone (a snapshot read from bytes).
+    fn without_clone(records: SnapshotRecords) -> SnapshotData {
+        SnapshotData {
+            records,
+            va_clone: None,
+        }
+    }
+}
+
+impl std::ops::Deref for SnapshotData {
+    type Target = SnapshotRecords;
+    fn deref(&self) -> &SnapshotRecords {
+        &self.records
+    }
 }
 
 /// A snapshot of one process (`HPSS`).
@@ -123,14 +133,14 @@ impl Snapshot {
     /// Captures `target` with explicit options (timeouts, rounds).
     pub fn capture_with(target: Target<'_>, options: &CaptureOptions) -> Result<Snapshot> {
         Ok(Snapshot {
-            data: Arc::new(crate::client::capture(target, options)?),
+            data: Arc::new(capture_through_engine(target, options)?),
         })
     }
 
     /// Serializes the snapshot (`docs/format.md`) under a new random identifier. A VA clone
     /// is a process and is not included; everything else is.
     pub fn to_bytes(&self) -> Vec<u8> {
-        format::encode(&self.data, random_id())
+        format::encode(&self.data.records, random_id())
     }
 
     /// Reads a serialized snapshot. Damaged or foreign bytes give [`Error::Corrupt`], another
@@ -139,7 +149,7 @@ impl Snapshot {
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot> {
         let (_, data) = format::decode(bytes)?;
         Ok(Snapshot {
-            data: Arc::new(data),
+            data: Arc::new(SnapshotData::without_clone(data)),
         })
     }
 
@@ -187,8 +197,8 @@ impl Snapshot {
     /// can change it (close-on-exec). Returns the memfd and the identifier in its header.
     pub fn to_memfd(&self) -> Result<(OwnedFd, u64)> {
         let id = random_id();
-        let bytes = format::encode(&self.data, id);
-        let fd = memfd::sealed(MEMFD_NAME, &bytes)
+        let bytes = format::encode(&self.data.records, id);
+        let fd = memfd::sealed(crate::MEMFD_NAME, &bytes)
             .map_err(|e| file_error(Path::new("memfd:pss-snapshot"), e))?;
         Ok((fd, id))
     }
@@ -210,7 +220,7 @@ impl Snapshot {
         let (header, data) = format::decode(&bytes)?;
         Ok((
             Snapshot {
-                data: Arc::new(data),
+                data: Arc::new(SnapshotData::without_clone(data)),
             },
             header,
         ))
@@ -445,4 +455,49 @@ fn not_found_walk(class: WalkClass) -> Error {
         WalkClass::Handles => QueryClass::HandleInformation,
         WalkClass::Threads | WalkClass::ThreadName => QueryClass::ThreadInformation,
     })
+}
+
+/// Captures `target` through the engine: the snapshot's records, and the clone (read
+/// through the descriptors the engine passed, freed through it).
+pub(crate) fn capture_through_engine(
+    target: crate::Target<'_>,
+    options: &crate::CaptureOptions,
+) -> Result<SnapshotData> {
+    use pss_wire::proto::TargetSpec;
+    let (spec, fds): (TargetSpec, Vec<BorrowedFd<'_>>) = match target {
+        crate::Target::Pid(pid) if pid > 0 => (TargetSpec::Pid(pid), Vec::new()),
+        crate::Target::Pid(pid) => return Err(Error::NoSuchProcess { pid }),
+        crate::Target::PidFd(fd) => (TargetSpec::PidFd, vec![fd]),
+        crate::Target::Current => (TargetSpec::Caller, Vec::new()),
+    };
+    let reply = client::call(&client::Request {
+        kind: proto::kind::CAPTURE,
+        payload: &proto::encode_capture(spec, options),
+        fds: &fds,
+        timeout: proto::capture_deadline(options),
+        traces_caller: spec == TargetSpec::Caller,
+        only: None,
+    })?
+    .expect("sent to the current engine");
+    let malformed = |e: pss_wire::codec::DecodeError| {
+        Error::Internal(format!("a malformed snapshot from the engine {e}"))
+    };
+    let mut r = Reader::new(&reply.payload);
+    let (_, records) = pss_wire::format::decode(r.bytes().map_err(malformed)?)?;
+    let mut data = SnapshotData {
+        records,
+        va_clone: None,
+    };
+    let clone = r.opt(proto::CloneInfo::decode).map_err(malformed)?;
+    if let Some(info) = clone {
+        let mut fds = reply.fds.into_iter();
+        let (Some(pidfd), Some(mem)) = (fds.next(), fds.next()) else {
+            client::free_clone(reply.engine, info.id, spec == TargetSpec::Caller);
+            return Err(Error::Internal(
+                "the engine sent a clone without its descriptors".into(),
+            ));
+        };
+        data.va_clone = Some(VaClone::held(info, pidfd, mem, reply.engine));
+    }
+    Ok(data)
 }

@@ -4,11 +4,11 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::client::{self, EngineRef};
-use crate::error::{Error, Result};
-use crate::linux::mem::ProcMem;
-use crate::linux::pidfd;
-use crate::proto::CloneInfo;
-use crate::records::{CopiedRange, MemoryHole};
+use pss_sys::mem::ProcMem;
+use pss_sys::pidfd;
+use pss_types::error::{Error, Result};
+use pss_types::records::{CopiedRange, MemoryHole};
+use pss_wire::proto::CloneInfo;
 
 /// A frozen copy-on-write clone of the target's address space, as it was during the pause
 /// (`VaCloneHandle`).
@@ -162,7 +162,7 @@ impl VaClone {
     }
 
     /// The error for a clone that is gone (killed, or its engine died).
-    pub(crate) fn vanished(&self) -> Error {
+    pub fn vanished(&self) -> Error {
         Error::CloneVanished {
             pid: self.target,
             clone: self.pid,

@@ -5,8 +5,8 @@
 //! beginning (so one marker can walk VA space, then handles, as Windows callers do); use one
 //! marker per class to interleave walks.
 
-use crate::error::{Error, Result};
-use crate::flags::WalkClass;
+use pss_types::error::{Error, Result};
+use pss_types::flags::WalkClass;
 
 /// An opaque position from [`WalkMarker::position`], only meaningful to
 /// [`WalkMarker::set_position`].

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pss::export::{self, ExportOptions, Format};
 use pss::{ContextFlags, Snapshot, Target as PssTarget};
+use pss_export::{self as export, ExportOptions, Format};
 use pss_testbed::harness::{children_of, Target};
 
 /// The test-bed target program.

@@ -3,7 +3,7 @@
 //!
 //! 1. a path set with [`set_engine_path`];
 //! 2. `$PSS_ENGINE` (ignored in a setuid or file-capability program);
-//! 3. the running executable itself, if it called [`crate::engine::main_if_requested`]
+//! 3. the running executable itself, if it called `pss_engine::main_if_requested`
 //!    (the `pss` command does);
 //! 4. `pss-engine` beside the object holding this code (`libpss.so`, or the executable a
 //!    Rust program was linked into), then in `../libexec/` from there;
@@ -15,8 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{Error, Result};
-use crate::linux;
+use pss_types::error::{Error, Result};
 
 /// The engine executable's name.
 pub const ENGINE_NAME: &str = "pss-engine";
@@ -34,18 +33,18 @@ pub(super) fn engine_path() -> Result<PathBuf> {
     if let Some(p) = EXPLICIT.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         return Ok(p);
     }
-    if !linux::is_secure_exec() {
+    if !pss_sys::is_secure_exec() {
         if let Some(p) = std::env::var_os("PSS_ENGINE").filter(|p| !p.is_empty()) {
             return Ok(PathBuf::from(p));
         }
     }
-    if crate::engine::executable_serves() {
+    if pss_wire::proto::self_serving() {
         return Ok(PathBuf::from("/proc/self/exe"));
     }
     let looked = candidates();
     looked
         .iter()
-        .find(|p| linux::is_executable(p))
+        .find(|p| pss_sys::is_executable(p))
         .cloned()
         .ok_or_else(|| Error::Engine {
             what: format!(
@@ -61,7 +60,7 @@ pub(super) fn engine_path() -> Result<PathBuf> {
 
 /// Steps 4 to 7, in order.
 fn candidates() -> Vec<PathBuf> {
-    let object = linux::own_object_path();
+    let object = pss_sys::own_object_path();
     let exe = std::env::current_exe().ok();
     let dirs: Vec<&Path> = [object.as_deref(), exe.as_deref()]
         .into_iter()

@@ -1,13 +1,12 @@
-//! The caller's side of the engine process (`crate::engine`): finding and starting it,
+//! The caller's side of the engine process (`pss-engine`): finding and starting it,
 //! and one request at a time over its socket.
 //!
 //! One engine serves one calling process. It is started on the first request (and again
-//! after it died) by [`crate::linux::spawn`], which costs the same whatever the caller's
+//! after it died) by [`pss_sys::spawn`], which costs the same whatever the caller's
 //! size and leaves no child of ours behind. A process forked from the caller does not share
 //! its engine: it starts its own on its first request.
 
 mod locate;
-pub(crate) mod pump;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -15,11 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
-use crate::linux::channel::Channel;
-use crate::linux::{spawn, yama};
-use crate::proto::{self, kind, Hello};
+use pss_sys::channel::Channel;
+use pss_sys::{spawn, yama};
+use pss_types::error::{Error, Result};
+use pss_wire::codec::{Reader, Writer};
+use pss_wire::proto::{self, kind, Hello};
 
 pub use locate::set_engine_path;
 
@@ -53,7 +52,7 @@ impl Conn {
     fn exited(&self) -> bool {
         self.pidfd
             .as_ref()
-            .is_some_and(|fd| crate::linux::pidfd::has_exited(fd.as_fd()))
+            .is_some_and(|fd| pss_sys::pidfd::has_exited(fd.as_fd()))
     }
 }
 
@@ -183,7 +182,7 @@ fn exchange(conn: &Conn, req: &Request<'_>) -> std::result::Result<Reply, Failur
             )),
             std::io::ErrorKind::UnexpectedEof => {
                 if let Some(fd) = &conn.pidfd {
-                    let _ = crate::linux::channel::wait_readable(
+                    let _ = pss_sys::channel::wait_readable(
                         fd.as_fd(),
                         Some(Instant::now() + START_DEADLINE),
                     );
@@ -251,7 +250,7 @@ fn connect() -> Result<Conn> {
     Ok(Conn {
         chan: ours,
         engine: hello.pid,
-        pidfd: crate::linux::pidfd::open(hello.pid).ok(),
+        pidfd: pss_sys::pidfd::open(hello.pid).ok(),
         owner: std::process::id(),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
     })
@@ -269,11 +268,11 @@ pub fn interrupt(timeout: Duration) -> bool {
     if owner != std::process::id() {
         return true;
     }
-    let pidfd = crate::linux::pidfd::open(engine).ok();
+    let pidfd = pss_sys::pidfd::open(engine).ok();
     let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::Both);
     drop(sock);
     let Some(pidfd) = pidfd else { return true };
-    crate::linux::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
+    pss_sys::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
 }
 
 /// Asks the engine to reap the clones that engines which died left behind (`docs/engine.md`,
@@ -316,10 +315,10 @@ pub fn shutdown(timeout: Duration) -> bool {
         return true;
     };
 
-    let pidfd = crate::linux::pidfd::open(conn.engine).ok();
+    let pidfd = pss_sys::pidfd::open(conn.engine).ok();
     drop(conn);
     let Some(pidfd) = pidfd else { return true };
-    crate::linux::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
+    pss_sys::channel::wait_readable(pidfd.as_fd(), Some(Instant::now() + timeout)).is_ok()
 }
 
 /// Frees clone `id` held by `engine`; nothing when that engine is gone (its clones died
@@ -343,50 +342,4 @@ pub(crate) fn reply_i32(reply: &Reply) -> Result<i32> {
     Reader::new(&reply.payload)
         .i32()
         .map_err(|e| Error::Internal(format!("a malformed answer {e}")))
-}
-
-/// Captures `target` through the engine: the snapshot's records, and the clone (read
-/// through the descriptors the engine passed, freed through it).
-pub(crate) fn capture(
-    target: crate::Target<'_>,
-    options: &crate::CaptureOptions,
-) -> Result<crate::snapshot::SnapshotData> {
-    use crate::proto::TargetSpec;
-    let (spec, fds): (TargetSpec, Vec<BorrowedFd<'_>>) = match target {
-        crate::Target::Pid(pid) if pid > 0 => (TargetSpec::Pid(pid), Vec::new()),
-        crate::Target::Pid(pid) => return Err(Error::NoSuchProcess { pid }),
-        crate::Target::PidFd(fd) => (TargetSpec::PidFd, vec![fd]),
-        crate::Target::Current => (TargetSpec::Caller, Vec::new()),
-    };
-    let reply = call(&Request {
-        kind: kind::CAPTURE,
-        payload: &proto::encode_capture(spec, options),
-        fds: &fds,
-        timeout: proto::capture_deadline(options),
-        traces_caller: spec == TargetSpec::Caller,
-        only: None,
-    })?
-    .expect("sent to the current engine");
-    let malformed = |e: crate::codec::DecodeError| {
-        Error::Internal(format!("a malformed snapshot from the engine {e}"))
-    };
-    let mut r = Reader::new(&reply.payload);
-    let (_, mut data) = crate::format::decode(r.bytes().map_err(malformed)?)?;
-    let clone = r.opt(proto::CloneInfo::decode).map_err(malformed)?;
-    if let Some(info) = clone {
-        let mut fds = reply.fds.into_iter();
-        let (Some(pidfd), Some(mem)) = (fds.next(), fds.next()) else {
-            free_clone(reply.engine, info.id, spec == TargetSpec::Caller);
-            return Err(Error::Internal(
-                "the engine sent a clone without its descriptors".into(),
-            ));
-        };
-        data.va_clone = Some(crate::va_clone::VaClone::held(
-            info,
-            pidfd,
-            mem,
-            reply.engine,
-        ));
-    }
-    Ok(data)
 }

@@ -1,0 +1,312 @@
+//! Stacks: every thread's call chain, walked from a snapshot after the target runs again —
+//! the registers each thread had when stopped, the stack bytes copied in the pause
+//! (`PSS_CAPTURE_AUXILIARY_PAGES`) or the VA clone's memory, and the call-frame information
+//! and symbols of the module files on disk. Unwinding is framehop's (samply's unwinder);
+//! symbols are gimli's `addr2line`.
+//!
+//! ```no_run
+//! use pss::{CaptureFlags, ContextFlags, Snapshot, Target};
+//!
+//! let snap = Snapshot::capture(Target::Pid(1234), pss_stack::CAPTURE_FLAGS, ContextFlags::CONTROL | ContextFlags::INTEGER)?;
+//! for t in pss_stack::stacks(&snap)?.threads {
+//!     println!("thread {}", t.thread_id);
+//!     for (i, f) in t.frames.iter().enumerate() {
+//!         println!("#{i} {:#x} {}", f.address, f.function.as_deref().unwrap_or("??"));
+//!     }
+//! }
+//! # Ok::<(), pss::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod cfi;
+mod elf_file;
+mod go;
+mod memory;
+mod modules;
+mod symbols;
+mod unwind;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use memory::StackMemory;
+use modules::{ImageCache, Module};
+use pss::Snapshot;
+use pss_types::error::{Error, Result};
+use pss_types::flags::CaptureFlags;
+use pss_types::records::ThreadEntry;
+use unwind::{module_of, RawFrame, Walk};
+
+/// What `pss stack` captures: threads with their registers, each thread's stack bytes (the
+/// auxiliary pages), and the VA space with sections (the modules and their build-ids). Add
+/// `VA_CLONE` for stacks deeper than the copy.
+pub const CAPTURE_FLAGS: CaptureFlags = CaptureFlags::THREADS
+    .union(CaptureFlags::THREAD_CONTEXT)
+    .union(CaptureFlags::AUXILIARY_PAGES)
+    .union(CaptureFlags::VA_SPACE)
+    .union(CaptureFlags::VA_SPACE_SECTION_INFORMATION);
+
+/// How a frame was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FrameHow {
+    /// The thread's registers when it was stopped (the first frame).
+    Context,
+    /// From the call-frame information of the callee's module.
+    Cfi,
+    /// By following the frame pointer (the callee's module has no CFI for it).
+    FramePointer,
+    /// From the registers a signal frame saved: the frame the signal interrupted.
+    SignalFrame,
+    /// Across a stack switch the unwind tables cannot describe: from Go's `g0` stack back
+    /// to the goroutine's, after `runtime.systemstack`.
+    StackSwitch,
+}
+
+impl FrameHow {
+    /// A short name (`context`, `cfi`, `frame-pointer`, `signal-frame`, `stack-switch`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameHow::Context => "context",
+            FrameHow::Cfi => "cfi",
+            FrameHow::FramePointer => "frame-pointer",
+            FrameHow::SignalFrame => "signal-frame",
+            FrameHow::StackSwitch => "stack-switch",
+        }
+    }
+}
+
+/// Why a stack's walk ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StackEnd {
+    /// At the outermost frame (the thread's start).
+    Complete,
+    /// The snapshot holds no stack bytes at this address: the copy ended (capture a VA
+    /// clone for deeper stacks).
+    StackCopyEnded {
+        /// The first address it lacked.
+        address: u64,
+    },
+    /// A frame led nowhere sensible (no unwind information, a corrupt stack).
+    BadFrame(String),
+    /// [`MAX_FRAMES`] frames were walked.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The most frames a stack is walked to.
+pub const MAX_FRAMES: usize = unwind::MAX_FRAMES;
+
+impl std::fmt::Display for StackEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StackEnd::Complete => f.write_str("complete"),
+            StackEnd::StackCopyEnded { address } => write!(
+                f,
+                "the stack copy ends at {address:#x} (capture a VA clone, `--deep`, for deeper stacks)"
+            ),
+            StackEnd::BadFrame(why) => write!(f, "cut short: {why}"),
+            StackEnd::TooDeep { limit } => write!(f, "cut at {limit} frames"),
+        }
+    }
+}
+
+/// One frame of a thread's stack. Inlined calls are frames of their own, with the address
+/// of the frame they were inlined into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The instruction pointer (first frame, a frame a signal interrupted) or the return
+    /// address (the others).
+    pub address: u64,
+    /// The module mapped there.
+    pub module: Option<PathBuf>,
+    /// `address` less the module's load address.
+    pub module_offset: Option<u64>,
+    /// The function (demangled), when known.
+    pub function: Option<String>,
+    /// The source file, where debug information has it.
+    pub file: Option<PathBuf>,
+    /// The source line.
+    pub line: Option<u32>,
+    /// An inlined call: the next frame is the function it was inlined into, at the same
+    /// address.
+    pub inlined: bool,
+    /// How the frame was found.
+    pub how: FrameHow,
+}
+
+/// One thread's stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadStack {
+    /// The thread.
+    pub thread_id: u32,
+    /// Its name (`comm`).
+    pub name: OsString,
+    /// Its state letter before the capture.
+    pub state: char,
+    /// Its frames, innermost first.
+    pub frames: Vec<Frame>,
+    /// Why the walk ended.
+    pub end: StackEnd,
+}
+
+/// Every thread's stack, and what was missing to walk them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stacks {
+    /// The threads, in the snapshot's order.
+    pub threads: Vec<ThreadStack>,
+    /// Module files not found or not matching, stack memory not captured, …
+    pub warnings: Vec<String>,
+}
+
+/// Walks stacks, keeping what it read of module files (by build-id) for the next snapshot.
+pub struct Walker {
+    images: ImageCache,
+    debug_info: bool,
+}
+
+impl Default for Walker {
+    fn default() -> Walker {
+        Walker {
+            images: ImageCache::default(),
+            debug_info: true,
+        }
+    }
+}
+
+impl Walker {
+    /// A walker with nothing read yet, naming frames from debug information where there
+    /// is some.
+    pub fn new() -> Walker {
+        Walker::default()
+    }
+
+    /// A walker that names frames from symbol tables only: no file and line, no inlined
+    /// frames, and no separate debug file read (those can take tens of milliseconds each
+    /// to decompress).
+    pub fn symbols_only() -> Walker {
+        Walker {
+            debug_info: false,
+            ..Walker::default()
+        }
+    }
+
+    /// The stacks of every thread of `snapshot` with registers.
+    ///
+    /// Needs thread contexts ([`Error::NotFound`] without), and stack bytes: auxiliary
+    /// pages or a VA clone (a warning says when neither is there). Module files come from
+    /// the paths the VA space names (with section information); a file whose build-id
+    /// differs from the one captured is not used, with a warning.
+    pub fn stacks(&mut self, snapshot: &Snapshot) -> Result<Stacks> {
+        let threads: Vec<&ThreadEntry> = snapshot
+            .threads()
+            .ok_or(Error::NotFound {
+                what: "threads",
+                flag: "PSS_CAPTURE_THREADS",
+            })?
+            .iter()
+            .collect();
+        if !threads.iter().any(|t| t.context.is_some()) {
+            return Err(Error::NotFound {
+                what: "thread registers (stacks start from them)",
+                flag: "PSS_CAPTURE_THREAD_CONTEXT",
+            });
+        }
+        let mut warnings = Vec::new();
+        let pid = snapshot.process().process_id;
+        let modules = match snapshot.va_space() {
+            Some(regions) => modules::modules(pid, regions, &mut self.images, &mut warnings),
+            None => {
+                warnings.push("no VA space captured: no modules, frames found by frame pointers only, without names".into());
+                Vec::new()
+            }
+        };
+        let aux = snapshot.auxiliary_pages().unwrap_or_default();
+        if aux.is_empty() && snapshot.va_clone().is_none() {
+            warnings.push("no stack memory captured (auxiliary pages or a VA clone): each stack is its first frame".into());
+        }
+        let mut walk = Walk::new(&modules);
+        let mut mem = StackMemory::new(aux, snapshot.va_clone());
+        let threads = threads
+            .into_iter()
+            .filter_map(|t| {
+                let ctx = t.context.as_ref()?;
+                mem.missed = None;
+                let (raw, end) = walk.frames(&ctx.general, &modules, &mut mem);
+                Some(ThreadStack {
+                    thread_id: t.thread_id,
+                    name: t.linux.name.clone(),
+                    state: t.linux.state,
+                    frames: raw
+                        .iter()
+                        .flat_map(|f| symbolize(&modules, f, self.debug_info))
+                        .collect(),
+                    end,
+                })
+            })
+            .collect();
+        Ok(Stacks { threads, warnings })
+    }
+}
+
+/// The stacks of `snapshot`'s threads (a walker of its own: see [`Walker`] to keep module
+/// files read across snapshots).
+pub fn stacks(snapshot: &Snapshot) -> Result<Stacks> {
+    Walker::new().stacks(snapshot)
+}
+
+/// The frames one found address stands for: its function, and the calls inlined into it
+/// at that address (innermost first).
+fn symbolize(modules: &[Module], f: &RawFrame, debug_info: bool) -> Vec<Frame> {
+    let module = module_of(modules, f.address);
+    let base = Frame {
+        address: f.address,
+        module: module.map(|m| m.path.clone()),
+        module_offset: module.map(|m| f.address - m.avma.start),
+        function: None,
+        file: None,
+        line: None,
+        inlined: false,
+        how: f.how,
+    };
+    let Some((m, image)) = module.and_then(|m| Some((m, m.image.as_ref()?))) else {
+        return vec![base];
+    };
+    // A return address is just past the call: look the call itself up.
+    let lookup = if f.is_return {
+        f.address - 1
+    } else {
+        f.address
+    };
+    let svma = lookup.wrapping_sub(m.bias);
+    if let Some((_, name)) = image.own_symbols.iter().find(|(r, _)| r.contains(&svma)) {
+        return vec![Frame {
+            function: Some(name.clone()),
+            ..base
+        }];
+    }
+    let names = image
+        .symbolizer(debug_info)
+        .map(|s| s.names(svma))
+        .unwrap_or_default();
+    if names.is_empty() {
+        return vec![base];
+    }
+    let last = names.len() - 1;
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| Frame {
+            function: n.function,
+            file: n.file,
+            line: n.line,
+            inlined: i < last,
+            ..base.clone()
+        })
+        .collect()
+}

@@ -1,0 +1,294 @@
+//! Names for addresses: function (demangled), file and line, inlined frames expanded — from
+//! the DWARF of the module or of its separate debug file (found by build-id, in
+//! `/usr/lib/debug/.build-id/` and the `PSS_DEBUG_PATH` directories, or through
+//! `.gnu_debuglink`), else from its symbol table (`.symtab`, `.dynsym`). gimli's
+//! `addr2line` reads the DWARF, from sections read (never mapped) with every size bounded
+//! ([`super::elf_file`]); debug files are opened the careful way ([`files`]): a debuglink
+//! name is a plain file name, a file beside the module is no link, and a debug file whose
+//! build-id is not the module's is not used.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object::{Object, ObjectSymbol};
+
+use super::elf_file;
+use pss_sys::files::{self, Links};
+
+/// The DWARF reader: section bytes shared by the context.
+type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+
+/// One name an address has: the function, and where in the source, when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Name {
+    pub function: Option<String>,
+    pub file: Option<PathBuf>,
+    pub line: Option<u32>,
+}
+
+/// What names one module's addresses.
+pub(crate) struct Symbolizer {
+    /// DWARF of the debug file, or of the module itself.
+    dwarf: Option<addr2line::Context<Reader>>,
+    /// Function symbols by address, with their sizes (the debug file's, else the
+    /// module's), sorted.
+    symbols: Vec<(u64, u64, String)>,
+    /// Whether DWARF is used (else symbol tables only).
+    debug_info: bool,
+}
+
+impl Symbolizer {
+    /// For the module open as `module`, mapped from `path` (already checked to have
+    /// `build_id`); with `debug_info`, its DWARF or its separate debug file's, else its
+    /// symbol table only.
+    pub fn new(
+        module: Option<&File>,
+        path: &Path,
+        build_id: Option<&[u8]>,
+        debuglink: Option<&[u8]>,
+        debug_info: bool,
+    ) -> Symbolizer {
+        let debug = debug_info
+            .then(|| debug_file(path, build_id, debuglink))
+            .flatten();
+        let mut out = Symbolizer {
+            dwarf: None,
+            symbols: Vec::new(),
+            debug_info,
+        };
+        for file in [debug.as_ref(), module].into_iter().flatten() {
+            let Ok(cache) = elf_file::open(file) else {
+                continue;
+            };
+            let Ok(elf) = object::File::parse(&cache) else {
+                continue;
+            };
+            if out.dwarf.is_none() && debug_info {
+                out.dwarf = load_dwarf(&elf, file);
+            }
+            if out.symbols.is_empty() {
+                out.symbols = function_symbols(&elf);
+            }
+        }
+        out
+    }
+
+    /// The symbol containing stated address `svma`: the nearest function symbol at or
+    /// below it, if `svma` is inside it (or its size is unknown).
+    fn find_symbol(&self, svma: u64) -> Option<&str> {
+        let i = self.symbols.partition_point(|(a, _, _)| *a <= svma);
+        let (start, size, name) = &self.symbols[i.checked_sub(1)?];
+        (*size == 0 || svma - start < *size).then_some(name.as_str())
+    }
+
+    /// The names of stated address `svma`, innermost first: inlined functions, then the one
+    /// they were inlined into. Empty when nothing is known.
+    pub fn names(&self, svma: u64) -> Vec<Name> {
+        let mut out = Vec::new();
+        if let Some(ctx) = self.dwarf.as_ref().filter(|_| self.debug_info) {
+            // Split DWARF (.dwo) is not read: its frames come from the skeleton alone.
+            if let Ok(mut frames) = ctx.find_frames(svma).skip_all_loads() {
+                while let Ok(Some(f)) = frames.next() {
+                    let function = f
+                        .function
+                        .as_ref()
+                        .and_then(|n| n.demangle().ok())
+                        .map(|n| n.into_owned());
+                    let (file, line) = f
+                        .location
+                        .map_or((None, None), |l| (l.file.map(PathBuf::from), l.line));
+                    out.push(Name {
+                        function,
+                        file,
+                        line,
+                    });
+                }
+            }
+        }
+        if out.iter().any(|n| n.function.is_some()) {
+            return out;
+        }
+        // No DWARF names: the symbol table's.
+        if let Some(s) = self.find_symbol(svma) {
+            let function = Some(addr2line::demangle_auto(s.into(), None).into_owned());
+            match out.last_mut() {
+                Some(last) => last.function = function,
+                None => out.push(Name {
+                    function,
+                    file: None,
+                    line: None,
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// The DWARF sections of `elf`, read from `file`, as an `addr2line` context.
+fn load_dwarf<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+    file: &File,
+) -> Option<addr2line::Context<Reader>> {
+    let endian = if elf.is_little_endian() {
+        gimli::RunTimeEndian::Little
+    } else {
+        gimli::RunTimeEndian::Big
+    };
+    let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+        let bytes = elf_file::section(elf, file, id.name()).unwrap_or_else(|| Arc::from([]));
+        Ok(gimli::EndianArcSlice::new(bytes, endian))
+    };
+    let dwarf = gimli::Dwarf::load(load).ok()?;
+    addr2line::Context::from_dwarf(dwarf).ok()
+}
+
+/// The function symbols of `elf` (its symbol table, else its dynamic one), sorted by
+/// address.
+fn function_symbols<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+) -> Vec<(u64, u64, String)> {
+    let collect = |syms: &mut dyn Iterator<Item = object::Symbol<'d, '_, R>>| {
+        syms.filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+            .filter(|s| s.address() != 0)
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+            .collect::<Vec<_>>()
+    };
+    let mut out = collect(&mut elf.symbols());
+    if out.is_empty() {
+        out = collect(&mut elf.dynamic_symbols());
+    }
+    out.sort_by_key(|(a, _, _)| *a);
+    out.dedup_by_key(|(a, _, _)| *a);
+    out
+}
+
+/// The directories separate debug files are looked for in: `/usr/lib/debug`, then those in
+/// `$PSS_DEBUG_PATH` (colon-separated).
+pub(crate) fn debug_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/lib/debug")];
+    if let Some(list) = std::env::var_os("PSS_DEBUG_PATH") {
+        dirs.extend(std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs
+}
+
+/// The separate debug file of the module at `path`, open: by build-id
+/// (`DIR/.build-id/ab/cdef….debug`, links followed: the debug directories are the system's
+/// or the user's), then by `.gnu_debuglink` — a plain file name, looked for beside the
+/// module and in its `.debug/` (no link followed: the target chose those), and under each
+/// debug directory at the module's own path. A file whose build-id is not the module's is
+/// passed over.
+fn debug_file(path: &Path, build_id: Option<&[u8]>, debuglink: Option<&[u8]>) -> Option<File> {
+    let dirs = debug_dirs();
+    let matches = |f: &File| match build_id {
+        Some(id) => file_build_id(f).as_deref() == Some(id),
+        None => true,
+    };
+    if let Some(id) = build_id.filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        for d in &dirs {
+            let p = d
+                .join(".build-id")
+                .join(&hex[..2])
+                .join(format!("{}.debug", &hex[2..]));
+            if let Some(f) = files::open_regular(&p, Links::Follow).ok().filter(matches) {
+                return Some(f);
+            }
+        }
+    }
+    let name = std::str::from_utf8(debuglink?).ok()?;
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return None;
+    }
+    let dir = path.parent()?;
+    let mut candidates = vec![
+        (dir.join(name), Links::Refuse),
+        (dir.join(".debug").join(name), Links::Refuse),
+    ];
+    for d in &dirs {
+        let under = d.join(dir.strip_prefix("/").unwrap_or(dir)).join(name);
+        candidates.push((under, Links::Follow));
+    }
+    candidates
+        .into_iter()
+        .filter(|(p, _)| p != path)
+        .find_map(|(p, links)| files::open_regular(&p, links).ok().filter(matches))
+}
+
+/// The build-id of the ELF file `f`.
+fn file_build_id(f: &File) -> Option<Vec<u8>> {
+    let cache = elf_file::open(f).ok()?;
+    let elf = object::File::parse(&cache).ok()?;
+    elf.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs `cmd`, which must succeed.
+    fn run(cmd: &mut Command) {
+        let st = cmd.status().unwrap();
+        assert!(st.success(), "{cmd:?}");
+    }
+
+    /// A module whose DWARF is in a separate file beside it (`.gnu_debuglink`), the debug
+    /// file truncated to nothing once the symbolizer has it: names still come, from the
+    /// bytes read (a mapped file would have killed us with SIGBUS here).
+    #[test]
+    fn a_debug_file_truncated_meanwhile_costs_nothing() {
+        let dir = std::env::temp_dir().join(format!("pss-symbols-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (src, module, debug) = (dir.join("m.c"), dir.join("m.so"), dir.join("m.debug"));
+        std::fs::write(&src, "int pss_named_here(int x) { return x * 3 + 1; }\n").unwrap();
+        run(Command::new("cc")
+            .args(["-shared", "-fPIC", "-g", "-O0", "-o"])
+            .arg(&module)
+            .arg(&src));
+        run(Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&module)
+            .arg(&debug));
+        run(Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg("--add-gnu-debuglink")
+            .arg(&debug)
+            .arg(&module));
+        let file = files::open_regular(&module, Links::Refuse).unwrap();
+        let cache = elf_file::open(&file).unwrap();
+        let elf = object::File::parse(&cache).unwrap();
+        let build_id = elf.build_id().unwrap().map(<[u8]>::to_vec);
+        let link = elf.gnu_debuglink().unwrap().map(|(n, _)| n.to_vec());
+        let addr = elf
+            .symbols()
+            .find(|s| s.name() == Ok("pss_named_here"))
+            .unwrap()
+            .address();
+        let symbolizer = Symbolizer::new(
+            Some(&file),
+            &module,
+            build_id.as_deref(),
+            link.as_deref(),
+            true,
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&debug)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let names = symbolizer.names(addr + 4);
+        assert_eq!(
+            names.last().and_then(|n| n.function.as_deref()),
+            Some("pss_named_here")
+        );
+        assert_eq!(
+            names.last().and_then(|n| n.line),
+            Some(1),
+            "the line came from DWARF"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,328 @@
+//! Walking one thread's stack: framehop's unwinder over the modules' call-frame information
+//! (falling back to frame pointers), from the registers the thread had when stopped and
+//! the stack bytes of the snapshot — plus the one thing framehop leaves out, signal frames:
+//! a return into the kernel's signal trampoline (`__restore_rt`) continues from the
+//! registers saved in the signal frame on the stack.
+
+use framehop::{FrameAddress, Unwinder};
+
+use super::go::GoFrame;
+use super::memory::StackMemory;
+use super::modules::{Bytes, Module};
+use super::{cfi, FrameHow, StackEnd};
+use pss_types::records::GeneralRegisters;
+
+/// The most frames a stack is walked to.
+pub(crate) const MAX_FRAMES: usize = 512;
+
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    pub use framehop::x86_64::{
+        CacheX86_64 as Cache, UnwindRegsX86_64 as Regs, UnwinderX86_64 as Unwinder,
+    };
+
+    use super::StackMemory;
+    use pss_types::records::GeneralRegisters;
+
+    /// The instruction pointer and the unwinder's registers of a stopped thread.
+    pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
+        (g.rip, Regs::new(g.rip, g.rsp, g.rbp))
+    }
+
+    /// The unwinder's registers of a frame at `ip` with stack pointer `sp`, frame pointer `bp`.
+    pub fn at(ip: u64, sp: u64, bp: u64) -> Regs {
+        Regs::new(ip, sp, bp)
+    }
+
+    /// The stack pointer (`rsp`).
+    pub fn stack_pointer(r: &Regs) -> u64 {
+        r.sp()
+    }
+
+    /// `mov $15, %rax; syscall`: `rt_sigreturn`, the whole of glibc's and musl's
+    /// `__restore_rt`.
+    pub const SIGRETURN: &[u8] = &[0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+    /// The registers a signal frame saved, read at the stack pointer the handler returned
+    /// with (`struct rt_sigframe` less its return address: `ucontext`, whose `mcontext` is
+    /// 40 bytes in; `rbp`, `rsp`, `rip` are its words 10, 15, 16).
+    pub fn restore(regs: &mut Regs, mem: &mut StackMemory<'_>) -> Option<u64> {
+        let mc = regs.sp().checked_add(40)?;
+        let (bp, sp, ip) = (
+            mem.word(mc + 80).ok()?,
+            mem.word(mc + 120).ok()?,
+            mem.word(mc + 128).ok()?,
+        );
+        regs.set_bp(bp);
+        regs.set_sp(sp);
+        regs.set_ip(ip);
+        Some(ip)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    pub use framehop::aarch64::{
+        CacheAarch64 as Cache, UnwindRegsAarch64 as Regs, UnwinderAarch64 as Unwinder,
+    };
+
+    use super::StackMemory;
+    use pss_types::records::GeneralRegisters;
+
+    /// The program counter and the unwinder's registers of a stopped thread.
+    pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
+        (g.pc, Regs::new(g.regs[30], g.sp, g.regs[29]))
+    }
+
+    /// The unwinder's registers of a frame with link register `lr`, stack pointer `sp`,
+    /// frame pointer `fp`.
+    pub fn at(lr: u64, sp: u64, fp: u64) -> Regs {
+        Regs::new(lr, sp, fp)
+    }
+
+    /// The stack pointer.
+    pub fn stack_pointer(r: &Regs) -> u64 {
+        r.sp()
+    }
+
+    /// `mov x8, #139; svc #0`: `rt_sigreturn`, the vDSO's `__kernel_rt_sigreturn`.
+    pub const SIGRETURN: &[u8] = &[0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4];
+
+    /// The registers a signal frame saved (`struct rt_sigframe` at the stack pointer:
+    /// `siginfo` (128 bytes), then `ucontext`, whose `mcontext` is 176 bytes in:
+    /// `fault_address`, `regs[31]`, `sp`, `pc`).
+    pub fn restore(regs: &mut Regs, mem: &mut StackMemory<'_>) -> Option<u64> {
+        let mc = regs.sp().checked_add(128 + 176)?;
+        let fp = mem.word(mc + 8 + 29 * 8).ok()?;
+        let lr = mem.word(mc + 8 + 30 * 8).ok()?;
+        let sp = mem.word(mc + 8 + 31 * 8).ok()?;
+        let pc = mem.word(mc + 8 + 32 * 8).ok()?;
+        regs.set_fp(fp);
+        regs.set_lr(lr);
+        regs.set_sp(sp);
+        Some(pc)
+    }
+}
+
+/// The unwinder of this machine's architecture over a set of modules.
+pub(crate) struct Walk {
+    unwinder: arch::Unwinder<Bytes>,
+    cache: arch::Cache,
+}
+
+/// A frame as found: its address (the instruction pointer for the first frame and for one
+/// restored from a signal frame; a return address otherwise), and how.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawFrame {
+    pub address: u64,
+    pub is_return: bool,
+    pub how: FrameHow,
+}
+
+impl Walk {
+    /// Over `modules` (those whose file was found).
+    pub fn new(modules: &[Module]) -> Walk {
+        let mut unwinder = arch::Unwinder::new();
+        for m in modules {
+            if let Some(image) = &m.image {
+                unwinder.add_module(framehop::Module::new(
+                    m.path.display().to_string(),
+                    m.avma.clone(),
+                    m.bias,
+                    image.unwind.clone(),
+                ));
+            }
+        }
+        Walk {
+            unwinder,
+            cache: arch::Cache::new(),
+        }
+    }
+
+    /// The frames of a thread stopped with registers `g`, and why the walk ended.
+    pub fn frames(
+        &mut self,
+        g: &GeneralRegisters,
+        modules: &[Module],
+        mem: &mut StackMemory<'_>,
+    ) -> (Vec<RawFrame>, StackEnd) {
+        let (pc, mut regs) = arch::start(g);
+        let mut frames = vec![RawFrame {
+            address: pc,
+            is_return: false,
+            how: FrameHow::Context,
+        }];
+        let mut at = FrameAddress::from_instruction_pointer(pc);
+        loop {
+            if frames.len() >= MAX_FRAMES {
+                return (frames, StackEnd::TooDeep { limit: MAX_FRAMES });
+            }
+            match go_frame(modules, at) {
+                Some(GoFrame::Outermost) => return (frames, StackEnd::Complete),
+                Some(GoFrame::SystemStack) => {
+                    let Some(ret) = self.follow_systemstack(modules, &mut regs, mem) else {
+                        let why = "runtime.systemstack's switch could not be followed back to the goroutine's stack";
+                        return (frames, StackEnd::BadFrame(why.into()));
+                    };
+                    frames.push(RawFrame {
+                        address: ret,
+                        is_return: true,
+                        how: FrameHow::StackSwitch,
+                    });
+                    match FrameAddress::from_return_address(ret) {
+                        Some(a) => at = a,
+                        None => {
+                            return (frames, StackEnd::BadFrame("a null return address".into()))
+                        }
+                    }
+                    continue;
+                }
+                None => {}
+            }
+            let mut read = |a: u64| mem.word(a);
+            let found = self
+                .unwinder
+                .unwind_frame(at, &mut regs, &mut self.cache, &mut read);
+            let ret = match found {
+                Ok(Some(ret)) => ret,
+                Ok(None) => return (frames, StackEnd::Complete),
+                Err(framehop::Error::CouldNotReadStack(a)) => {
+                    return (frames, StackEnd::StackCopyEnded { address: a });
+                }
+                Err(e) => return (frames, StackEnd::BadFrame(e.to_string())),
+            };
+            let how = how_found(modules, at);
+            if is_sigreturn(modules, ret) {
+                // The handler returned into the trampoline: the frame below it is the one the
+                // signal interrupted, with the registers saved on the stack.
+                frames.push(RawFrame {
+                    address: ret,
+                    is_return: false,
+                    how,
+                });
+                let Some(ip) = arch::restore(&mut regs, mem) else {
+                    let address = mem.missed.unwrap_or(0);
+                    return (frames, StackEnd::StackCopyEnded { address });
+                };
+                frames.push(RawFrame {
+                    address: ip,
+                    is_return: false,
+                    how: FrameHow::SignalFrame,
+                });
+                at = FrameAddress::from_instruction_pointer(ip);
+                continue;
+            }
+            frames.push(RawFrame {
+                address: ret,
+                is_return: true,
+                how,
+            });
+            match FrameAddress::from_return_address(ret) {
+                Some(a) => at = a,
+                None => return (frames, StackEnd::BadFrame("a null return address".into())),
+            }
+        }
+    }
+}
+
+impl Walk {
+    /// From a frame of Go's `runtime.systemstack` on `g0` back to the goroutine that
+    /// called it. The function systemstack called saved the frame pointer it was called
+    /// with — that of the goroutine's function `F`, systemstack's caller (nothing between
+    /// touched it) — just below its return address, where Go's prologue puts it; `F`'s
+    /// return address is the word below that frame that the unwind tables take to exactly
+    /// it — found by trying the code addresses among the 4 KiB below. Sets `regs` to `F`'s
+    /// frame; the return address into `F`.
+    fn follow_systemstack(
+        &mut self,
+        modules: &[Module],
+        regs: &mut arch::Regs,
+        mem: &mut StackMemory<'_>,
+    ) -> Option<u64> {
+        if !cfg!(target_arch = "x86_64") {
+            // arm64's Go keeps its frame record and link register otherwise: not followed.
+            return None;
+        }
+        let bp = mem.word(arch::stack_pointer(regs).checked_sub(16)?).ok()?;
+        let caller_ret = mem.word(bp.checked_add(8)?).ok()?;
+        for slot in (1..=512u64).map(|i| bp.wrapping_sub(8 * i)) {
+            let Ok(word) = mem.word(slot) else { break };
+            if !calls_systemstack(modules, word) {
+                continue;
+            }
+            let Some(at) = FrameAddress::from_return_address(word) else {
+                continue;
+            };
+            let mut trial = arch::at(word, slot + 8, bp);
+            let mut read = |a: u64| mem.word(a);
+            let unwound = self
+                .unwinder
+                .unwind_frame(at, &mut trial, &mut self.cache, &mut read);
+            let lands = matches!(unwound, Ok(Some(r)) if r == caller_ret)
+                && arch::stack_pointer(&trial) == bp + 16;
+            if lands {
+                *regs = arch::at(word, slot + 8, bp);
+                return Some(word);
+            }
+        }
+        None
+    }
+}
+
+/// Whether `ret` returns from a direct call of `runtime.systemstack` (`call rel32`, as Go
+/// compiles every call of it): the goroutine's side of the switch.
+fn calls_systemstack(modules: &[Module], ret: u64) -> bool {
+    let Some(m) = module_of(modules, ret) else {
+        return false;
+    };
+    let Some((image, go)) = m.image.as_ref().and_then(|i| Some((i, i.go.as_ref()?))) else {
+        return false;
+    };
+    let mut call = [0u8; 5];
+    let svma = ret.wrapping_sub(m.bias);
+    if !image.read(svma.wrapping_sub(5), &mut call) || call[0] != 0xe8 {
+        return false;
+    }
+    let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
+    let target = svma.wrapping_add_signed(i64::from(rel));
+    go.at(target) == Some(GoFrame::SystemStack)
+}
+
+/// What the Go runtime function holding the frame at `at` means for the walk, if any.
+fn go_frame(modules: &[Module], at: FrameAddress) -> Option<GoFrame> {
+    let addr = at.address_for_lookup();
+    let m = module_of(modules, addr)?;
+    m.image.as_ref()?.go.as_ref()?.at(addr.wrapping_sub(m.bias))
+}
+
+/// How the caller of the frame at `at` was found: from its module's CFI, else by frame
+/// pointer.
+fn how_found(modules: &[Module], at: FrameAddress) -> FrameHow {
+    let addr = at.address_for_lookup();
+    let covered = module_of(modules, addr)
+        .and_then(|m| Some((m, m.image.as_ref()?)))
+        .is_some_and(|(m, image)| cfi::covers(image, addr.wrapping_sub(m.bias)));
+    if covered {
+        FrameHow::Cfi
+    } else {
+        FrameHow::FramePointer
+    }
+}
+
+/// Whether `addr` is the start of the signal trampoline (`rt_sigreturn`).
+fn is_sigreturn(modules: &[Module], addr: u64) -> bool {
+    let Some(m) = module_of(modules, addr) else {
+        return false;
+    };
+    let Some(image) = &m.image else {
+        return false;
+    };
+    let mut code = [0u8; 16];
+    let code = &mut code[..arch::SIGRETURN.len()];
+    image.read(addr.wrapping_sub(m.bias), code) && code == arch::SIGRETURN
+}
+
+/// The module mapped at `addr`.
+pub(crate) fn module_of(modules: &[Module], addr: u64) -> Option<&Module> {
+    modules.iter().find(|m| m.avma.contains(&addr))
+}

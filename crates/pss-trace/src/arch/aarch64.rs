@@ -1,0 +1,89 @@
+//! aarch64: `NT_PRSTATUS`, `NT_PRFPREG`, `NT_ARM_TLS`, `NT_ARM_SYSTEM_CALL`.
+//!
+//! Compiled and type-checked on every CI run; not yet exercised on hardware.
+
+use std::io;
+
+use crate::ptrace::{self, Tid};
+use pss_types::records::GeneralRegisters;
+
+/// Size of `struct user_fpsimd_state`.
+pub const FP_SIZE: usize = 528;
+const NT_ARM_TLS: u32 = 0x401;
+const NT_ARM_SYSTEM_CALL: u32 = 0x404;
+
+/// The highest user address + 1 with 48-bit virtual addresses.
+pub const USER_ADDRESS_END: u64 = 0x1_0000_0000_0000;
+/// The highest user address + 1 with 52-bit virtual addresses.
+pub const USER_ADDRESS_END_LA57: u64 = 0x10_0000_0000_0000;
+
+/// Reads `struct user_pt_regs`, the TLS register and the current syscall number.
+pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
+    let w = super::get_raw(tid)?;
+    let mut regs = [0u64; 31];
+    regs.copy_from_slice(&w[..31]);
+    let mut tls = [0u8; 8];
+    ptrace::get_regset(tid, NT_ARM_TLS, &mut tls)?;
+    let mut sc = [0u8; 4];
+    let syscall = match ptrace::get_regset(tid, NT_ARM_SYSTEM_CALL, &mut sc) {
+        Ok(_) => i64::from(i32::from_ne_bytes(sc)),
+        Err(_) => -1,
+    };
+    Ok(GeneralRegisters {
+        regs,
+        sp: w[31],
+        pc: w[32],
+        pstate: w[33],
+        tls: u64::from_ne_bytes(tls),
+        syscall,
+    })
+}
+
+/// Reads `struct user_fpsimd_state`.
+pub fn read_fp(tid: Tid) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; FP_SIZE];
+    let n = ptrace::get_regset(tid, libc::NT_PRFPREG as u32, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// aarch64 has no XSAVE area; SVE state is not captured yet.
+pub fn read_xstate(_tid: Tid, _scratch: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    Ok(None)
+}
+
+/// Hardware breakpoint registers are not captured on aarch64 yet.
+pub fn read_debug(_tid: Tid) -> io::Result<Option<[u64; 8]>> {
+    Ok(None)
+}
+
+/// No self-restoring injection on aarch64 yet (`inject.rs`).
+pub fn restore_frame(
+    _tid: Tid,
+    _regs: &super::RawRegs,
+    _mask: u64,
+    _restorer: u64,
+) -> io::Result<Option<(u64, Vec<u8>)>> {
+    Ok(None)
+}
+
+/// No clone trampoline on aarch64 yet: the clone is injected directly
+/// (`docs/engine.md`, "No window").
+pub fn trampoline_page(
+    _tid: Tid,
+    _regs: &super::RawRegs,
+    _mask: u64,
+) -> io::Result<Option<Vec<u8>>> {
+    Ok(None)
+}
+
+/// Where the clone's `svc` is in a trampoline page (none on aarch64).
+pub const TRAMPOLINE_ENTRY: u64 = 0;
+/// Where a trampoline's return path is (none on aarch64).
+pub const TRAMPOLINE_RETURN: u64 = 0;
+
+/// Fixes a trampoline page's addresses (none on aarch64).
+pub fn place_trampoline(_page: &mut [u8], _base: u64) {}
+
+/// Points the injected registers at a trampoline's stack (none on aarch64).
+pub fn trampoline_stack(_regs: &mut super::RawRegs, _base: u64) {}

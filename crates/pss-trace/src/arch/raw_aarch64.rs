@@ -1,0 +1,61 @@
+//! Raw aarch64 general registers for syscall injection ([`crate::inject`]): save,
+//! set up a syscall, read its result, restore with the restart fix-up.
+// Used by the injection primitive, whose first caller is the VA clone (issue 3, in
+// progress); compiled but not yet exercised on aarch64.
+#![allow(dead_code)]
+
+/// The raw words of `user_pt_regs`: what is saved and restored around an injection.
+/// (Not yet exercised on aarch64 hardware.)
+pub type RawRegs = [u64; 34];
+
+const PC: usize = 32;
+
+/// `svc #0`.
+pub const SYSCALL_INSN: [u8; 4] = [0x01, 0x00, 0x00, 0xd4];
+
+/// On aarch64 the kernel has already rewound `pc` to the `svc` of an interrupted syscall
+/// before the ptrace stop, so the instruction is at `pc` (the caller verifies the bytes).
+pub fn syscall_return_site(regs: &RawRegs) -> Option<u64> {
+    Some(regs[PC])
+}
+
+/// Sets up `regs` to run syscall `nr` with `args` at the `svc` at `site`.
+pub fn prepare_syscall(regs: &mut RawRegs, site: u64, nr: u64, args: [u64; 6]) {
+    regs[PC] = site;
+    regs[8] = nr;
+    regs[..6].copy_from_slice(&args);
+}
+
+/// The return value of a syscall at its exit stop.
+pub fn syscall_result(regs: &RawRegs) -> i64 {
+    regs[0] as i64
+}
+
+/// aarch64 needs no fix-up: the kernel rewound `pc` and restored `x0` before the stop. (A
+/// relative sleep restarted this way restarts with its full timeout: docs/differences.md.)
+pub fn restart_fixup(_regs: &mut RawRegs) {}
+
+/// No self-restoring injection on aarch64 yet (`inject.rs`): no gadgets to look for.
+pub const SYSCALL_RET: &[u8] = &[];
+/// See [`SYSCALL_RET`].
+pub const RESTORERS: &[&[u8]] = &[&[]];
+
+/// Sets the stack pointer.
+pub fn set_stack_pointer(regs: &mut RawRegs, sp: u64) {
+    regs[31] = sp;
+}
+
+/// The stack pointer (`sp`).
+pub fn stack_pointer(regs: &RawRegs) -> u64 {
+    regs[31]
+}
+
+/// aarch64's TLS ABI (variant I) has no TCB self-pointer to recognise a thread library's
+/// stack by (and `tpidr_el0` is not in these registers): no thread stack is known, so
+/// nothing is ever written on one (`linux/own_stack.rs`).
+pub fn tcb_self_pointer_at(_regs: &RawRegs) -> Option<u64> {
+    None
+}
+
+/// AAPCS64 has no red zone; 128 bytes are left anyway, as on x86_64.
+pub const RED_ZONE: u64 = 128;
