@@ -33,7 +33,9 @@ use pss_trace::{cgroup, failpoint};
 use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
 use pss_types::records::SnapshotRecords;
-use pss_types::records::{CaptureInfo, PerformanceCounters, PhaseCost, Warning};
+use pss_types::records::{
+    CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, PhaseCost, ThreadEntry, Warning,
+};
 pub(crate) use pss_types::{CaptureOptions, Target};
 
 use held::HeldClone;
@@ -53,251 +55,359 @@ pub(crate) struct Captured {
     pub clone: Option<HeldClone>,
 }
 
-/// Runs a whole capture (in the engine process). `target` is never [`Target::Current`]:
-/// the engine names its caller by pidfd.
+/// What the capture flags ask for, in the terms the stages use.
+#[derive(Debug, Clone, Copy)]
+struct Wants {
+    threads: bool,
+    context: bool,
+    clone: bool,
+    aux: bool,
+}
+
+impl Wants {
+    fn of(flags: CaptureFlags) -> Wants {
+        let context =
+            flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED);
+        Wants {
+            threads: context || flags.contains(CaptureFlags::THREADS),
+            context,
+            clone: flags.contains(CaptureFlags::VA_CLONE),
+            aux: flags.contains(CaptureFlags::AUXILIARY_PAGES),
+        }
+    }
+
+    /// Whether any thread must be stopped.
+    fn stop(self) -> bool {
+        self.threads || self.clone || self.aux
+    }
+}
+
+/// One capture in progress: what it was asked, and the warnings and costs gathered so far.
+struct Capture<'o> {
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+    opts: &'o CaptureOptions,
+    wants: Wants,
+    warnings: Vec<Warning>,
+    perf: PerformanceCounters,
+}
+
+/// What the preflight found, with the target running.
+struct Checked {
+    dir: ProcDir,
+    state: u8,
+    zombie_leader: bool,
+    clocks: Clocks,
+    /// With a clone: what the pause needs to make it…
+    clone_request: Option<va_clone::CloneRequest>,
+    /// …and what else the preflight found for it.
+    clone_found: Option<va_clone::Preflight>,
+}
+
+/// A clone adopted after the pause, with the target's `MADV_DONTFORK` `maps` lines (which
+/// the clone lacks).
+type Adopted = (HeldClone, Vec<u8>);
+
+/// Runs a whole capture (in the engine process): the preflight with the target running,
+/// the pause, the clone's adoption, then what is read once the target runs again.
+/// `target` is never [`Target::Current`]: the engine names its caller by pidfd.
 pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captured> {
     let started = SystemTime::now();
     let total = Stopwatch::start();
-    let flags = opts.flags;
-    check_flags(flags)?;
-
+    check_flags(opts.flags)?;
     let (pid, pidfd) = resolve(target)?;
-    let want_threads = flags.intersects(
-        CaptureFlags::THREADS
-            | CaptureFlags::THREAD_CONTEXT
-            | CaptureFlags::THREAD_CONTEXT_EXTENDED,
-    );
-    let want_context =
-        flags.intersects(CaptureFlags::THREAD_CONTEXT | CaptureFlags::THREAD_CONTEXT_EXTENDED);
-    let want_clone = flags.contains(CaptureFlags::VA_CLONE);
-    let want_aux = flags.contains(CaptureFlags::AUXILIARY_PAGES);
+    let mut c = Capture {
+        pid,
+        pidfd,
+        opts,
+        wants: Wants::of(opts.flags),
+        warnings: without_data(opts.flags),
+        perf: PerformanceCounters::default(),
+    };
+    let mut checked = c.preflight()?;
+    let (mut frozen, ledger) = c.pause(&mut checked)?;
+    let clone = match frozen.as_mut().and_then(|f| f.clone.take()) {
+        Some(made) => Some(c.adopt(&mut checked, made, ledger)?),
+        None => None,
+    };
+    c.after(checked, frozen, clone, started, total)
+}
 
-    // Preflight, target running.
-    let mut dir = ProcDir::open(pid)?;
-    let st = status::parse(dir.read("status")?);
-    if st.tgid != pid {
-        return Err(Error::NotAProcess {
-            tid: pid,
-            tgid: st.tgid,
-        });
-    }
-    let zombie_leader = st.state == b'Z' && st.threads > 1;
-    if matches!(st.state, b'Z' | b'X') && !zombie_leader {
-        return Err(Error::Zombie { pid });
-    }
-    // A tracer inside our own process is this engine, busy with another capture of the
-    // same target; another pss engine is busy with one: either way the pause waits its
-    // turn. Anything else is a debugger, refused at once.
-    let must_stop = want_threads || want_clone || want_aux;
-    let ours = |t| tracer::is_own_thread(t) || tracer::is_engine(t);
-    if st.tracer_pid != 0 && must_stop && !ours(st.tracer_pid) {
-        return Err(Error::AlreadyTraced {
-            pid,
-            tid: pid,
-            tracer: st.tracer_pid,
-        });
-    }
-    let clocks = Clocks {
-        boot: clock::boot_time(),
-        tck: clock::ticks_per_second(),
-    };
-    let mut warnings = without_data(flags);
-    let exited = |e: Error| match e {
-        Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
-        e => e,
-    };
-    let (clone_req, clone_found) = if want_clone {
-        va_clone::refuse_strict(pid, st.seccomp).map_err(exited)?;
-        let plan = va_clone::CopyPlan {
-            forked_away_limit: opts.fork_copy_limit,
-            forked_away: opts.forked_away,
-            shared_limit: opts.shared_copy_limit,
+impl Capture<'_> {
+    /// Checks the target can be captured as asked and gathers what the pause needs, the
+    /// target running.
+    fn preflight(&mut self) -> Result<Checked> {
+        let pid = self.pid;
+        let mut dir = ProcDir::open(pid)?;
+        let st = status::parse(dir.read("status")?);
+        if st.tgid != pid {
+            return Err(Error::NotAProcess {
+                tid: pid,
+                tgid: st.tgid,
+            });
+        }
+        let zombie_leader = st.state == b'Z' && st.threads > 1;
+        if matches!(st.state, b'Z' | b'X') && !zombie_leader {
+            return Err(Error::Zombie { pid });
+        }
+        // A tracer inside our own process is this engine, busy with another capture of the
+        // same target; another pss engine is busy with one: either way the pause waits its
+        // turn. Anything else is a debugger, refused at once.
+        let ours = |t| tracer::is_own_thread(t) || tracer::is_engine(t);
+        if st.tracer_pid != 0 && self.wants.stop() && !ours(st.tracer_pid) {
+            return Err(Error::AlreadyTraced {
+                pid,
+                tid: pid,
+                tracer: st.tracer_pid,
+            });
+        }
+        let (clone_request, clone_found) = if self.wants.clone {
+            va_clone::refuse_strict(pid, st.seccomp).map_err(exited)?;
+            let plan = va_clone::CopyPlan {
+                forked_away_limit: self.opts.fork_copy_limit,
+                forked_away: self.opts.forked_away,
+                shared_limit: self.opts.shared_copy_limit,
+            };
+            let (req, found) = va_clone::preflight(pid, &mut dir, plan).map_err(exited)?;
+            (Some(req), Some(found))
+        } else {
+            (None, None)
         };
-        let (req, found) = va_clone::preflight(pid, &mut dir, plan).map_err(exited)?;
-        (Some(req), Some(found))
-    } else {
-        (None, None)
-    };
+        let clocks = Clocks {
+            boot: clock::boot_time(),
+            tck: clock::ticks_per_second(),
+        };
+        Ok(Checked {
+            dir,
+            state: st.state,
+            zombie_leader,
+            clocks,
+            clone_request,
+            clone_found,
+        })
+    }
 
-    // Pause: threads, their registers, the clone.
-    let mut perf = PerformanceCounters::default();
-    let mut capture_pause = Duration::ZERO;
-    let mut threads_stopped = 0;
-    let mut seize_rounds = 0;
-    let mut tls_of = HashMap::new();
-    let mut made_clone = None;
-    let mut ledger_entry = None;
-    let mut aux_pages = None;
-    let mut status_at_pause = None;
-    let frozen = if !must_stop {
-        None
-    } else {
+    /// Stops every thread, reads their registers (and stacks), makes the clone, lets them
+    /// go — when anything must be stopped. The pause's result and the clone's ledger file.
+    fn pause(
+        &mut self,
+        checked: &mut Checked,
+    ) -> Result<(Option<freeze::Frozen>, Option<ledger::Entry>)> {
+        if !self.wants.stop() {
+            return Ok((None, None));
+        }
+        let (pid, opts, wants) = (self.pid, self.opts, self.wants);
+        let mappings = if wants.aux {
+            let mut mm = ProcDir::open_mm(pid).map_err(exited)?;
+            let buf = mm.read("maps").map_err(exited)?;
+            maps::parse(buf).map(|m| (m.start, m.end)).collect()
+        } else {
+            Vec::new()
+        };
+        let extended = opts.flags.contains(CaptureFlags::THREAD_CONTEXT_EXTENDED);
         let req = freeze::FreezeRequest {
             pid,
-            skip: if zombie_leader { vec![pid] } else { Vec::new() },
-            context: want_context.then_some((
-                opts.context_flags,
-                flags.contains(CaptureFlags::THREAD_CONTEXT_EXTENDED),
-            )),
-            timeout: opts.stop_timeout,
-            max_rounds: opts.max_rounds.max(1),
-            clone: clone_req,
-            aux_stack_limit: want_aux.then_some(opts.aux_stack_limit),
-            mappings: if want_aux {
-                let mut mm = ProcDir::open_mm(pid).map_err(exited)?;
-                let buf = mm.read("maps").map_err(exited)?;
-                maps::parse(buf).map(|m| (m.start, m.end)).collect()
+            skip: if checked.zombie_leader {
+                vec![pid]
             } else {
                 Vec::new()
             },
+            context: wants.context.then_some((opts.context_flags, extended)),
+            timeout: opts.stop_timeout,
+            max_rounds: opts.max_rounds.max(1),
+            clone: checked.clone_request.take(),
+            aux_stack_limit: wants.aux.then_some(opts.aux_stack_limit),
+            mappings,
         };
-        let (frozen, entry) = pause(pid, &pidfd, req)?;
-        ledger_entry = entry;
-        capture_pause = frozen.pause;
-        threads_stopped = frozen.threads.len();
-        seize_rounds = frozen.rounds;
-        warnings.extend(frozen.warnings);
-        made_clone = frozen.clone;
-        aux_pages = frozen.aux_pages;
-        status_at_pause = frozen.status_at_pause;
-        perf.threads = frozen.costs.threads;
-        perf.aux_pages = frozen.costs.aux_pages;
-        perf.va_clone = frozen.costs.va_clone;
-        Some(frozen.threads)
-    };
-
-    // After the pause: the target runs again. The clone, if any, is adopted first so that
-    // every error path from here frees it.
-    let (va_clone, dontfork_maps) = match (made_clone, clone_found) {
-        (Some(mut made), Some(mut found)) => {
-            warnings.extend(made.notes.iter().map(|n| Warning {
-                tid: None,
-                fd: None,
-                message: n.clone(),
-            }));
-            let sw = Stopwatch::start();
-            if !found.after.is_empty() {
-                let (late, holes) = va_clone::copy_after_pause(pid, &found.after);
-                let bytes: usize = late.iter().map(|c| c.data.len()).sum();
-                warnings.push(Warning {
-                    tid: None,
-                    fd: None,
-                    message: format!(
-                        "{} forked-away range(s), {bytes} bytes, were copied after the pause from the running target: their bytes may differ from the capture instant",
-                        late.len()
-                    ),
-                });
-                made.copies.extend(late);
-                found.holes.extend(holes);
-            }
-            let c = adopt_clone(pid, &pidfd, made, found.holes, flags, ledger_entry.take())?;
-            perf.va_clone = perf.va_clone + cost(&sw);
-            (Some(c), found.dontfork_maps)
-        }
-        _ => (None, Vec::new()),
-    };
-    let threads = match frozen {
-        Some(frozen) if want_threads => {
-            for t in &frozen {
-                if let Some(g) = &t.general {
-                    tls_of.insert(t.tid, g.tls_base());
-                }
-            }
-            let sw = Stopwatch::start();
-            let entry = process::entry_point(&mut dir);
-            let list = threads::build(pid, frozen, zombie_leader, entry, &clocks, &mut warnings);
-            perf.threads = perf.threads + cost(&sw);
-            Some(list)
-        }
-        _ => None,
-    };
-
-    // Handles, VA space: from the clone (the capture instant) if there is one.
-    let source = va_clone.as_ref().map_or(pid, |c| c.zombie.clone);
-    let mut clone_dir = match &va_clone {
-        Some(_) => Some(ProcDir::open(source)?),
-        None => None,
-    };
-    let handles = if flags.contains(CaptureFlags::HANDLES) {
-        let sw = Stopwatch::start();
-        let h = handles::capture(source, flags, &tls_of, &mut warnings).map_err(exited)?;
-        perf.handles = cost(&sw);
-        Some(h)
-    } else {
-        None
-    };
-    if let Some(c) = &va_clone {
-        let sw = Stopwatch::start();
-        let (clone, site, seccomp, trampoline) = (source, c.site, c.seccomp, c.trampoline);
-        tracer::run_on(Role::Keeper, move || {
-            adopt::close_fds(clone, site, seccomp, trampoline)
-        })??;
-        perf.va_clone = perf.va_clone + cost(&sw);
+        let (mut frozen, ledger) = pause(pid, &self.pidfd, req)?;
+        self.warnings.append(&mut frozen.warnings);
+        self.perf.threads = frozen.costs.threads;
+        self.perf.aux_pages = frozen.costs.aux_pages;
+        self.perf.va_clone = frozen.costs.va_clone;
+        Ok((Some(frozen), ledger))
     }
-    let process = process::read(
-        &mut dir,
-        st.state,
-        &clocks,
-        status_at_pause.as_ref().map(|(b, n)| (&b[..], *n)),
-    )
-    .map_err(exited)?;
-    let va_space = if flags.contains(CaptureFlags::VA_SPACE) {
-        let sw = Stopwatch::start();
-        let mut own_dir;
-        let source_dir = match clone_dir.as_mut() {
-            Some(d) => d,
-            None => {
-                own_dir = ProcDir::open_mm(pid).map_err(exited)?;
-                &mut own_dir
-            }
-        };
-        let v = va_space::capture(
-            source_dir,
-            flags.contains(CaptureFlags::VA_SPACE_SECTION_INFORMATION),
-            &dontfork_maps,
-        )
-        .map_err(exited)?;
-        perf.va_space = cost(&sw);
-        Some(v)
-    } else {
-        None
-    };
 
-    // A process that exited during the capture leaves a zombie whose /proc files read as
-    // empty: never hand that back as a snapshot.
-    if let Some(fd) = &pidfd {
-        if pidfd::has_exited(fd.as_fd()) {
+    /// Adopts the clone the pause made (after it, first thing: every later error frees
+    /// it), copying the forked-away ranges left for after the pause.
+    fn adopt(
+        &mut self,
+        checked: &mut Checked,
+        mut made: va_clone::MadeClone,
+        ledger: Option<ledger::Entry>,
+    ) -> Result<Adopted> {
+        let mut found = checked.clone_found.take().unwrap_or_default();
+        self.warnings
+            .extend(made.notes.iter().map(|n| Warning::new(n.clone())));
+        let sw = Stopwatch::start();
+        if !found.after.is_empty() {
+            let (late, holes) = va_clone::copy_after_pause(self.pid, &found.after);
+            let bytes: usize = late.iter().map(|c| c.data.len()).sum();
+            self.warnings.push(Warning::new(format!(
+                "{} forked-away range(s), {bytes} bytes, were copied after the pause from the running target: their bytes may differ from the capture instant",
+                late.len()
+            )));
+            made.copies.extend(late);
+            found.holes.extend(holes);
+        }
+        let flags = self.opts.flags;
+        let clone = adopt_clone(self.pid, &self.pidfd, made, found.holes, flags, ledger)?;
+        self.perf.va_clone = self.perf.va_clone + cost(&sw);
+        Ok((clone, found.dontfork_maps))
+    }
+
+    /// What is read once the target runs again — handles and the VA space from the clone
+    /// (the capture instant) if there is one — and the records put together.
+    fn after(
+        mut self,
+        mut checked: Checked,
+        frozen: Option<freeze::Frozen>,
+        clone: Option<Adopted>,
+        started: SystemTime,
+        total: Stopwatch,
+    ) -> Result<Captured> {
+        let pid = self.pid;
+        let (pause, stopped, rounds) = frozen.as_ref().map_or((Duration::ZERO, 0, 0), |f| {
+            (f.pause, f.threads.len(), f.rounds)
+        });
+        let (mut status_at_pause, mut aux_pages) = (None, None);
+        let frozen_threads = frozen.map(|f| {
+            status_at_pause = f.status_at_pause;
+            aux_pages = f.aux_pages;
+            f.threads
+        });
+        let (threads, tls_of) = self.threads(&mut checked, frozen_threads);
+        let (held, dontfork_maps) = match clone {
+            Some((h, m)) => (Some(h), m),
+            None => (None, Vec::new()),
+        };
+        let handles = self.handles(held.as_ref(), &tls_of)?;
+        let at_pause = status_at_pause.as_ref().map(|(b, n)| (&b[..], *n));
+        let process = process::read(&mut checked.dir, checked.state, &checked.clocks, at_pause)
+            .map_err(exited)?;
+        let va_space = self.va_space(held.as_ref(), &dontfork_maps)?;
+        // A process that exited during the capture leaves a zombie whose /proc files read
+        // as empty: never hand that back as a snapshot.
+        if self
+            .pidfd
+            .as_ref()
+            .is_some_and(|fd| pidfd::has_exited(fd.as_fd()))
+        {
             return Err(Error::ProcessExited { pid });
         }
+        self.perf.total = cost(&total);
+        self.perf.pause = pause;
+        let flags = self.opts.flags;
+        let data = SnapshotRecords {
+            process,
+            threads,
+            handles,
+            va_space,
+            aux_pages,
+            performance: flags
+                .contains(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
+                .then_some(self.perf),
+            capture: CaptureInfo {
+                pid,
+                flags,
+                context_flags: self.opts.context_flags,
+                started,
+                pause,
+                threads_stopped: stopped,
+                seize_rounds: rounds,
+                total: total.elapsed().0,
+            },
+            warnings: self.warnings,
+        };
+        Ok(Captured { data, clone: held })
     }
 
-    perf.total = cost(&total);
-    perf.pause = capture_pause;
-    let data = SnapshotRecords {
-        process,
-        threads,
-        handles,
-        va_space,
-        aux_pages,
-        performance: flags
-            .contains(CaptureFlags::CREATE_MEASURE_PERFORMANCE)
-            .then_some(perf),
-        capture: CaptureInfo {
+    /// The thread entries (if asked for), and each stopped thread's TLS base (for thread
+    /// pidfds among the handles).
+    fn threads(
+        &mut self,
+        checked: &mut Checked,
+        frozen: Option<Vec<freeze::FrozenThread>>,
+    ) -> (Option<Vec<ThreadEntry>>, HashMap<i32, u64>) {
+        let Some(frozen) = frozen.filter(|_| self.wants.threads) else {
+            return (None, HashMap::new());
+        };
+        let tls_of = frozen
+            .iter()
+            .filter_map(|t| Some((t.tid, t.general.as_ref()?.tls_base())))
+            .collect();
+        let sw = Stopwatch::start();
+        let entry = process::entry_point(&mut checked.dir);
+        let (pid, leader) = (self.pid, checked.zombie_leader);
+        let list = threads::build(
             pid,
-            flags,
-            context_flags: opts.context_flags,
-            started,
-            pause: capture_pause,
-            threads_stopped,
-            seize_rounds,
-            total: total.elapsed().0,
-        },
-        warnings,
-    };
-    Ok(Captured {
-        data,
-        clone: va_clone,
-    })
+            frozen,
+            leader,
+            entry,
+            &checked.clocks,
+            &mut self.warnings,
+        );
+        self.perf.threads = self.perf.threads + cost(&sw);
+        (Some(list), tls_of)
+    }
+
+    /// The handles (if asked for), from the clone if there is one; then the clone's fds
+    /// are closed inside it.
+    fn handles(
+        &mut self,
+        clone: Option<&HeldClone>,
+        tls_of: &HashMap<i32, u64>,
+    ) -> Result<Option<Vec<HandleEntry>>> {
+        let flags = self.opts.flags;
+        let source = clone.map_or(self.pid, |c| c.zombie.clone);
+        let handles = if flags.contains(CaptureFlags::HANDLES) {
+            let sw = Stopwatch::start();
+            let h = handles::capture(source, flags, tls_of, &mut self.warnings).map_err(exited)?;
+            self.perf.handles = cost(&sw);
+            Some(h)
+        } else {
+            None
+        };
+        if let Some(c) = clone {
+            let sw = Stopwatch::start();
+            let (site, seccomp, trampoline) = (c.site, c.seccomp, c.trampoline);
+            tracer::run_on(Role::Keeper, move || {
+                adopt::close_fds(source, site, seccomp, trampoline)
+            })??;
+            self.perf.va_clone = self.perf.va_clone + cost(&sw);
+        }
+        Ok(handles)
+    }
+
+    /// The VA space (if asked for), from the clone if there is one, with the target's
+    /// `MADV_DONTFORK` mappings merged back in.
+    fn va_space(
+        &mut self,
+        clone: Option<&HeldClone>,
+        dontfork_maps: &[u8],
+    ) -> Result<Option<Vec<MemoryRegion>>> {
+        let flags = self.opts.flags;
+        if !flags.contains(CaptureFlags::VA_SPACE) {
+            return Ok(None);
+        }
+        let sw = Stopwatch::start();
+        let mut dir = match clone {
+            Some(c) => ProcDir::open(c.zombie.clone)?,
+            None => ProcDir::open_mm(self.pid).map_err(exited)?,
+        };
+        let sections = flags.contains(CaptureFlags::VA_SPACE_SECTION_INFORMATION);
+        let v = va_space::capture(&mut dir, sections, dontfork_maps).map_err(exited)?;
+        self.perf.va_space = cost(&sw);
+        Ok(Some(v))
+    }
+}
+
+/// An error reading the target's `/proc` that says it is gone: it exited during the
+/// capture.
+fn exited(e: Error) -> Error {
+    match e {
+        Error::NoSuchProcess { pid } => Error::ProcessExited { pid },
+        e => e,
+    }
 }
 
 /// The pause, its turn taken: clones that dead engines left in the target are reaped
