@@ -44,7 +44,18 @@ fn exercise(zoo: Zoo) {
     let load = Load::start(port, pid, 4);
     load.wait_answers(20, zoo.name);
     for i in 0..CAPTURES {
-        let o = pss_run(&["capture", &p, "--flags", "va-clone"], &[]);
+        // A generous stop timeout: two zoo servers and their clients share two CPUs.
+        let o = pss_run(
+            &[
+                "capture",
+                &p,
+                "--flags",
+                "va-clone",
+                "--timeout-ms",
+                "10000",
+            ],
+            &[],
+        );
         assert!(
             o.status.success(),
             "{}: capture {i} failed: {}",
@@ -54,7 +65,15 @@ fn exercise(zoo: Zoo) {
     }
     let core = out.join("core");
     let minidump = out.join("minidump.dmp");
-    pss_ok(&["dump", &p, "--force", "-o", core.to_str().unwrap()]);
+    pss_ok(&[
+        "dump",
+        &p,
+        "--force",
+        "--timeout-ms",
+        "10000",
+        "-o",
+        core.to_str().unwrap(),
+    ]);
     pss_ok(&[
         "dump",
         &p,
