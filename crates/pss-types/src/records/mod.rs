@@ -7,14 +7,18 @@
 
 mod clone;
 mod context;
+mod fields;
 mod handle;
 mod perf;
 mod process;
 mod region;
+#[cfg(feature = "samples")]
+mod sample;
 mod thread;
 
 pub use clone::*;
 pub use context::*;
+pub use fields::Fields;
 pub use handle::*;
 pub use perf::*;
 pub use process::*;
