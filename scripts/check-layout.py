@@ -10,6 +10,9 @@
      cannot name ptrace, nor link the injection code;
    - the engine (`pss-engine`) depends on neither `pss` nor `pss-export`/`pss-stack`, and
      framehop, addr2line and gimli are not in its dependency tree;
+   - stacks (`pss-stack`) take `pss` only as an optional dependency (its `snapshot`
+     feature): a walk is over records and a `pss_types::Memory` (CI also builds it
+     without the feature);
    - only the Linux layers (`pss-sys`, `pss-trace`) and the FFI edges (`pss-capi`,
      `pss-py`) may hold `unsafe` code: every other crate root says
      `#![deny(unsafe_code)]`.
@@ -167,6 +170,10 @@ def main() -> int:
     for bad in ("pss", "pss-export", "pss-stack", "framehop", "addr2line", "gimli"):
         if bad in engine:
             problems.append(f"the engine pss-engine has {bad} in its dependency tree")
+    stack_deps = members[by_name["pss-stack"]]["dependencies"]
+    if any(d["name"] == "pss" and not d.get("optional") for d in stack_deps):
+        problems.append("pss-stack depends on pss unconditionally (it should be its "
+                        "optional `snapshot` feature)")
     for name in SAFE_CRATES:
         pkg = members[by_name[name]]
         roots = [t["src_path"] for t in pkg["targets"] if "lib" in t["kind"]] or \

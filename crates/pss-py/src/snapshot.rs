@@ -43,12 +43,16 @@ impl NativeSnapshot {
     }
 }
 
-/// The error for reading memory from a snapshot without a clone.
-fn no_clone() -> PyErr {
-    to_py(Error::NotFound {
-        what: "VA clone (the process's memory)",
-        flag: "va_clone=True",
-    })
+/// The error for reading memory from a snapshot without a clone or copies, named as
+/// Python asks for them.
+fn no_memory(e: Error) -> PyErr {
+    match e {
+        Error::NotFound { .. } => to_py(Error::NotFound {
+            what: "memory (a VA clone, or auxiliary pages)",
+            flag: "va_clone=True",
+        }),
+        e => to_py(e),
+    }
 }
 
 #[pymethods]
@@ -65,7 +69,8 @@ impl NativeSnapshot {
         Ok(self.get()?.va_clone().map(|c| c.pid()))
     }
 
-    /// `size` bytes of the clone's memory at `address`, read straight into a new `bytes`.
+    /// `size` bytes of the memory at `address` (the clone's, or the pause's copies), read
+    /// straight into a new `bytes`.
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -73,14 +78,14 @@ impl NativeSnapshot {
         size: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let snap = self.get()?;
-        let clone = snap.va_clone().ok_or_else(no_clone)?;
         PyBytes::new_with(py, size, |buf| {
-            py.detach(|| clone.read_exact(address, buf)).map_err(to_py)
+            py.detach(|| snap.read_exact(address, buf))
+                .map_err(no_memory)
         })
     }
 
-    /// Reads the clone's memory at `address` into `buffer`, in place and with the GIL
-    /// released, as much as is readable there; how many bytes.
+    /// Reads the memory at `address` (the clone's, or the pause's copies) into `buffer`, in
+    /// place and with the GIL released, as much as is readable there; how many bytes.
     fn read_into(
         &self,
         py: Python<'_>,
@@ -88,7 +93,6 @@ impl NativeSnapshot {
         buffer: &Bound<'_, PyByteArray>,
     ) -> PyResult<usize> {
         let snap = self.get()?;
-        let clone = snap.va_clone().ok_or_else(no_clone)?;
         // A buffer export of the bytearray: while it lives, CPython refuses to resize it.
         let export = PyMemoryView::from(buffer.as_any())?;
         let (data, len) = (buffer.data() as usize, buffer.len());
@@ -101,10 +105,10 @@ impl NativeSnapshot {
                 0 => &mut [],
                 _ => unsafe { std::slice::from_raw_parts_mut(data as *mut u8, len) },
             };
-            clone.read(address, buf)
+            snap.read(address, buf)
         });
         drop(export);
-        n.map_err(to_py)
+        n.map_err(no_memory)
     }
 
     /// Writes the snapshot to a file (`docs/format.md`), whole or not at all.

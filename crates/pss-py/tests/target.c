@@ -3,7 +3,8 @@
  *
  *   target idle THREADS   THREADS extra threads named worker-N, each blocked in read();
  *                         one more, named parked, blocked in read() with r12 and r13
- *                         loaded with known values (x86_64). Facts: `tid NAME TID`,
+ *                         loaded with known values and rsi pointing at a byte 0xa7 on its
+ *                         stack (x86_64). Facts: `tid NAME TID`,
  *                         `pattern ADDR LEN` (a 1 MiB buffer filled with a known pattern),
  *                         `file FD PATH POS` (a file it opened and seeked), `regs R12 R13`.
  *                         Commands: `scribble` (overwrites the pattern, answers
@@ -32,6 +33,7 @@
 
 #define PATTERN_LEN (1 << 20)
 #define R12_VALUE 0x505353000000000cULL
+#define STACK_BYTE 0xa7 /* the parked thread's byte at rsi (x86_64) */
 #define R13_VALUE 0x7079746573740d0dULL
 
 static int block_fd;
@@ -98,7 +100,7 @@ static void *parked(void *arg) {
     fact("regs %#llx %#llx", R12_VALUE, R13_VALUE);
     note_parked();
 #if defined(__x86_64__)
-    char b;
+    char b = STACK_BYTE; /* on its stack, at the address in rsi while it waits */
     long ret;
     __asm__ volatile("movabs %[v12], %%r12\n\t"
                      "movabs %[v13], %%r13\n\t"

@@ -4,6 +4,11 @@
 //! and symbols of the module files on disk. Unwinding is framehop's (samply's unwinder);
 //! symbols are gimli's `addr2line`.
 //!
+//! A walk needs a snapshot's records and its memory, not the snapshot: [`Walker::walk`]
+//! takes [`SnapshotRecords`] and any [`Memory`] (framehop's model, a read at an address),
+//! and builds without the caller's library (`default-features = false`). With the default
+//! `snapshot` feature, `stacks` and `Walker::stacks` walk a `pss::Snapshot`:
+//!
 //! ```no_run
 //! use pss::{CaptureFlags, ContextFlags, Snapshot, Target};
 //!
@@ -33,10 +38,10 @@ use std::path::PathBuf;
 
 use memory::StackMemory;
 use modules::{ImageCache, Module};
-use pss::Snapshot;
 use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
-use pss_types::records::ThreadEntry;
+use pss_types::memory::Memory;
+use pss_types::records::{SnapshotRecords, ThreadEntry};
 use unwind::{module_of, RawFrame, Walk};
 
 /// What `pss stack` captures: threads with their registers, each thread's stack bytes (the
@@ -196,44 +201,43 @@ impl Walker {
         }
     }
 
-    /// The stacks of every thread of `snapshot` with registers.
+    /// The stacks of every thread of `snapshot` with registers: [`Walker::walk`] over its
+    /// records and its memory (the stack bytes copied in the pause over the VA clone's).
     ///
     /// Needs thread contexts ([`Error::NotFound`] without), and stack bytes: auxiliary
-    /// pages or a VA clone (a warning says when neither is there). Module files come from
-    /// the paths the VA space names (with section information); a file whose build-id
-    /// differs from the one captured is not used, with a warning.
-    pub fn stacks(&mut self, snapshot: &Snapshot) -> Result<Stacks> {
-        let threads: Vec<&ThreadEntry> = snapshot
-            .threads()
-            .ok_or(Error::NotFound {
-                what: "threads",
-                flag: "PSS_CAPTURE_THREADS",
-            })?
-            .iter()
-            .collect();
-        if !threads.iter().any(|t| t.context.is_some()) {
-            return Err(Error::NotFound {
-                what: "thread registers (stacks start from them)",
-                flag: "PSS_CAPTURE_THREAD_CONTEXT",
-            });
+    /// pages or a VA clone (a warning says when neither is there).
+    #[cfg(feature = "snapshot")]
+    pub fn stacks(&mut self, snapshot: &pss::Snapshot) -> Result<Stacks> {
+        let mut stacks = self.walk(snapshot.records(), snapshot.memory())?;
+        let aux = snapshot.auxiliary_pages().unwrap_or_default();
+        if aux.is_empty() && snapshot.va_clone().is_none() {
+            stacks.warnings.push("no stack memory captured (auxiliary pages or a VA clone): each stack is its first frame".into());
         }
+        Ok(stacks)
+    }
+
+    /// The stacks of every thread of `records` with registers, reading stack bytes from
+    /// `memory` (a stack whose bytes `memory` lacks ends at its first frame or where the
+    /// bytes end).
+    ///
+    /// Needs thread contexts ([`Error::NotFound`] without). Module files come from the
+    /// paths the VA space names (with section information); a file whose build-id differs
+    /// from the one captured is not used, with a warning.
+    pub fn walk(&mut self, records: &SnapshotRecords, memory: impl Memory) -> Result<Stacks> {
+        let threads = threads_with_registers(records)?;
         let mut warnings = Vec::new();
-        let pid = snapshot.process().process_id;
-        let modules = match snapshot.va_space() {
+        let pid = records.process.process_id;
+        let modules = match &records.va_space {
             Some(regions) => modules::modules(pid, regions, &mut self.images, &mut warnings),
             None => {
                 warnings.push("no VA space captured: no modules, frames found by frame pointers only, without names".into());
                 Vec::new()
             }
         };
-        let aux = snapshot.auxiliary_pages().unwrap_or_default();
-        if aux.is_empty() && snapshot.va_clone().is_none() {
-            warnings.push("no stack memory captured (auxiliary pages or a VA clone): each stack is its first frame".into());
-        }
         let mut walk = Walk::new(&modules);
-        let mut mem = StackMemory::new(aux, snapshot.va_clone());
+        let mut mem = StackMemory::new(&memory);
         let threads = threads
-            .into_iter()
+            .iter()
             .filter_map(|t| {
                 let ctx = t.context.as_ref()?;
                 mem.missed = None;
@@ -254,9 +258,25 @@ impl Walker {
     }
 }
 
+/// The threads of `records`; [`Error::NotFound`] without threads or without registers.
+fn threads_with_registers(records: &SnapshotRecords) -> Result<&[ThreadEntry]> {
+    let threads = records.threads.as_deref().ok_or(Error::NotFound {
+        what: "threads",
+        flag: "PSS_CAPTURE_THREADS",
+    })?;
+    if !threads.iter().any(|t| t.context.is_some()) {
+        return Err(Error::NotFound {
+            what: "thread registers (stacks start from them)",
+            flag: "PSS_CAPTURE_THREAD_CONTEXT",
+        });
+    }
+    Ok(threads)
+}
+
 /// The stacks of `snapshot`'s threads (a walker of its own: see [`Walker`] to keep module
 /// files read across snapshots).
-pub fn stacks(snapshot: &Snapshot) -> Result<Stacks> {
+#[cfg(feature = "snapshot")]
+pub fn stacks(snapshot: &pss::Snapshot) -> Result<Stacks> {
     Walker::new().stacks(snapshot)
 }
 

@@ -1,29 +1,32 @@
-//! The stack memory an unwind reads: the copies taken in the pause (auxiliary pages), and,
-//! beyond them, the VA clone when there is one — read a page at a time and kept, since an
-//! unwind reads words one by one.
+//! The stack memory an unwind reads, as words: any [`Memory`] (a snapshot's copies of the
+//! pause over its clone, say), read a page at a time and kept, since an unwind reads words
+//! one by one.
 
 use std::collections::HashMap;
 
-use pss::VaClone;
-use pss_types::records::AuxiliaryPage;
+use pss_types::memory::Memory;
 
 const PAGE: u64 = 4096;
 
+/// A page as read: its bytes, of which the first `held` are the memory's.
+struct Page {
+    bytes: Box<[u8]>,
+    held: usize,
+}
+
 /// The frozen memory of one snapshot, as words.
 pub(crate) struct StackMemory<'a> {
-    copies: &'a [AuxiliaryPage],
-    clone: Option<&'a VaClone>,
-    pages: HashMap<u64, Option<Box<[u8]>>>,
+    memory: &'a dyn Memory,
+    pages: HashMap<u64, Page>,
     /// The lowest address a read missed: where the copy ended.
     pub missed: Option<u64>,
 }
 
 impl<'a> StackMemory<'a> {
-    /// Over the auxiliary pages `copies` and, if given, the clone.
-    pub fn new(copies: &'a [AuxiliaryPage], clone: Option<&'a VaClone>) -> StackMemory<'a> {
+    /// Over `memory`.
+    pub fn new(memory: &'a dyn Memory) -> StackMemory<'a> {
         StackMemory {
-            copies,
-            clone,
+            memory,
             pages: HashMap::new(),
             missed: None,
         }
@@ -48,22 +51,14 @@ impl<'a> StackMemory<'a> {
     }
 
     fn byte(&mut self, addr: u64) -> Option<u8> {
-        if let Some(p) = self
-            .copies
-            .iter()
-            .find(|p| p.address <= addr && addr - p.address < p.contents.len() as u64)
-        {
-            return Some(p.contents[(addr - p.address) as usize]);
-        }
-        let clone = self.clone?;
-        let page = addr & !(PAGE - 1);
-        let bytes = self.pages.entry(page).or_insert_with(|| {
-            let mut buf = vec![0u8; PAGE as usize];
-            clone
-                .read_exact(page, &mut buf)
-                .ok()
-                .map(|()| buf.into_boxed_slice())
+        let start = addr & !(PAGE - 1);
+        let memory = self.memory;
+        let page = self.pages.entry(start).or_insert_with(|| {
+            let mut bytes = vec![0u8; PAGE as usize].into_boxed_slice();
+            let held = memory.read(start, &mut bytes);
+            Page { bytes, held }
         });
-        bytes.as_ref().map(|b| b[(addr - page) as usize])
+        let offset = (addr - start) as usize;
+        (offset < page.held).then(|| page.bytes[offset])
     }
 }

@@ -411,3 +411,63 @@ fn rust_chains_agree_with_gdb() {
     t.assert_unharmed();
     t.wake_parked_and_check();
 }
+
+/// Memory a caller serves itself: a clone's bytes, with the reads counted.
+struct Served<'a> {
+    clone: &'a pss::VaClone,
+    reads: std::cell::Cell<usize>,
+}
+
+impl pss::Memory for Served<'_> {
+    fn read(&self, address: u64, buf: &mut [u8]) -> usize {
+        self.reads.set(self.reads.get() + 1);
+        self.clone.read(address, buf).unwrap_or(0)
+    }
+}
+
+#[test]
+fn a_walk_needs_records_and_any_memory_not_a_snapshot() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O0", "-fno-omit-frame-pointer"],
+        "stacks-memory",
+    );
+    let mut t = Target::spawn(&exe, &[]);
+    wait_all_in_read(t.pid);
+    let snap = capture(t.pid, true);
+    let whole = pss_stack::stacks(&snap).expect("stacks");
+    // The clone's memory alone, served by the caller: the same stacks.
+    let served = Served {
+        clone: snap.va_clone().unwrap(),
+        reads: Default::default(),
+    };
+    let own = pss_stack::Walker::new()
+        .walk(snap.records(), &served)
+        .expect("walk");
+    assert_eq!(own.threads, whole.threads);
+    assert!(served.reads.get() > 0);
+    // The copies of the pause alone (what a saved snapshot holds): the same chains, but
+    // the deep recursion ends where its copy ends.
+    let copies = pss_stack::Walker::new()
+        .walk(snap.records(), snap.auxiliary_pages().unwrap())
+        .expect("walk");
+    let by_tid = |s: &Stacks, name: &str| {
+        let tid = tid_of(&t, name) as u32;
+        s.threads
+            .iter()
+            .find(|x| x.thread_id == tid)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_tid(&copies, "chain"), by_tid(&whole, "chain"));
+    assert_eq!(by_tid(&whole, "deep").end, StackEnd::Complete);
+    assert!(matches!(
+        by_tid(&copies, "deep").end,
+        StackEnd::StackCopyEnded { .. }
+    ));
+    t.assert_untraced();
+    drop(snap);
+    t.send("exit");
+    assert!(t.wait().success());
+}

@@ -140,9 +140,10 @@ pub enum Error {
         /// Why (the errno of the injected `clone`, or what failed around it).
         reason: String,
     },
-    /// A range of the clone's memory cannot be read: nothing is mapped there, the mapping is
-    /// not readable, or it was not captured (an `MADV_DONTFORK` range too large to copy).
-    #[error("address {address:#x} of the VA clone of process {pid} cannot be read: {reason}")]
+    /// A range of the snapshot's memory cannot be read: nothing is mapped there, the mapping
+    /// is not readable, or it was not captured (an `MADV_DONTFORK` range too large to copy;
+    /// without a clone, anything but the stack and TLS pages copied in the pause).
+    #[error("address {address:#x} of the snapshot of process {pid} cannot be read: {reason}")]
     Unreadable {
         /// The target pid.
         pid: i32,

@@ -115,7 +115,7 @@ impl Header {
         Ok(h)
     }
 
-    /// Checks that `fd` is a snapshot memfd ([`crate::Snapshot::to_memfd`]): named
+    /// Checks that `fd` is a snapshot memfd (`pss::Snapshot::to_memfd`): named
     /// [`MEMFD_NAME`], sealed against any change, starting with a valid header; and
     /// returns the header. The body is not read.
     pub fn read_memfd(fd: BorrowedFd<'_>) -> Result<Header> {

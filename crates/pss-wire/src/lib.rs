@@ -1,5 +1,5 @@
 //! The wire of pss, owned by neither side: the codec ([`codec`]), the snapshot format
-//! ([`format`]: files, snapshots duplicated into another process, the engine's answers;
+//! ([`format`](mod@format): files, snapshots duplicated into another process, the engine's answers;
 //! `docs/format.md`) and the engine protocol ([`proto`]: requests, answers, errors,
 //! `docs/engine.md`).
 

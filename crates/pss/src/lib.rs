@@ -52,7 +52,8 @@ pub use pss_types::flags::{
     CaptureFlags, ContextFlags, DuplicateFlags, HandleFlags, ObjectType, ProcessFlags, QueryClass,
     ThreadFlags, WalkClass, PERF_RESOLUTION, STILL_ACTIVE,
 };
-pub use pss_types::{error, flags, records, units};
+pub use pss_types::memory::{Layered, Memory};
+pub use pss_types::{error, flags, memory, records, units};
 pub use pss_types::{CaptureOptions, Target};
 pub use pss_wire::format;
 pub use pss_wire::format::MEMFD_NAME;

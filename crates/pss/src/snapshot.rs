@@ -13,6 +13,7 @@ use crate::{CaptureOptions, Target};
 use pss_sys::memfd;
 use pss_types::error::{Error, Result};
 use pss_types::flags::{CaptureFlags, ContextFlags, QueryClass, WalkClass};
+use pss_types::memory::Layered;
 use pss_types::records::{
     AuxiliaryPage, CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, ProcessInformation,
     SnapshotRecords, ThreadEntry, Warning,
@@ -224,6 +225,60 @@ impl Snapshot {
             },
             header,
         ))
+    }
+
+    /// All the records (what [`Snapshot::process`], [`Snapshot::threads`]… return one by
+    /// one).
+    pub fn records(&self) -> &SnapshotRecords {
+        &self.data.records
+    }
+
+    /// The memory the snapshot holds: the copies of the pause (auxiliary pages) over the
+    /// clone's memory. Empty without either.
+    pub fn memory(&self) -> Layered<&[AuxiliaryPage], Option<&VaClone>> {
+        Layered {
+            upper: self.auxiliary_pages().unwrap_or_default(),
+            lower: self.va_clone(),
+        }
+    }
+
+    /// Reads the process's memory at `address` as it was at the capture into `buf`: from
+    /// the clone, or without one from the stack and TLS pages copied in the pause; how many
+    /// bytes, short where what the snapshot holds ends.
+    ///
+    /// Nothing held at `address` is [`Error::Unreadable`]; a snapshot with neither a clone
+    /// nor auxiliary pages is [`Error::NotFound`].
+    pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<usize> {
+        if let Some(clone) = self.va_clone() {
+            return clone.read(address, buf);
+        }
+        let copies = match self.auxiliary_pages() {
+            Some(pages) if !pages.is_empty() => pages,
+            _ => {
+                return Err(Error::NotFound {
+                    what: "memory (a VA clone, or auxiliary pages)",
+                    flag: "PSS_CAPTURE_VA_CLONE",
+                })
+            }
+        };
+        match pss_types::Memory::read(copies, address, buf) {
+            0 if !buf.is_empty() => Err(Error::Unreadable {
+                pid: self.process().process_id as i32,
+                address,
+                reason: "not in the stack and TLS pages copied in the pause (capture a VA clone for the rest)".into(),
+            }),
+            n => Ok(n),
+        }
+    }
+
+    /// Reads all of `buf` from `address`, as [`Snapshot::read`]; [`Error::Unreadable`]
+    /// names the first address not held.
+    pub fn read_exact(&self, address: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            done += self.read(address + done as u64, &mut buf[done..])?;
+        }
+        Ok(())
     }
 
     /// The process information; always present.

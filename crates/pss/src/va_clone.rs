@@ -7,6 +7,7 @@ use crate::client::{self, EngineRef};
 use pss_sys::mem::ProcMem;
 use pss_sys::pidfd;
 use pss_types::error::{Error, Result};
+use pss_types::memory::Memory;
 use pss_types::records::{CopiedRange, MemoryHole};
 use pss_wire::proto::CloneInfo;
 
@@ -177,6 +178,14 @@ impl VaClone {
             done += self.read(address + done as u64, &mut buf[done..])?;
         }
         Ok(())
+    }
+}
+
+/// The clone's memory (and the copies of ranges it lacks) as a [`Memory`]: what
+/// [`VaClone::read`] reads, nothing where it fails.
+impl Memory for VaClone {
+    fn read(&self, address: u64, buf: &mut [u8]) -> usize {
+        VaClone::read(self, address, buf).unwrap_or(0)
     }
 }
 

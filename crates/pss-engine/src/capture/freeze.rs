@@ -132,17 +132,14 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
                 group_stopped,
                 capture_time: SystemTime::now(),
             }),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => warnings.push(Warning {
-                tid: Some(tid),
-                fd: None,
-                message: "killed while stopped; not included".into(),
-            }),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                warnings.push(Warning::thread(tid, "killed while stopped; not included"))
+            }
             Err(e) => {
-                warnings.push(Warning {
-                    tid: Some(tid),
-                    fd: None,
-                    message: format!("registers could not be read: {e}"),
-                });
+                warnings.push(Warning::thread(
+                    tid,
+                    format!("registers could not be read: {e}"),
+                ));
                 threads.push(FrozenThread {
                     tid,
                     general: None,

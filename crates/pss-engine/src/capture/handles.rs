@@ -88,11 +88,10 @@ pub fn capture(
             // A path longer than a page (the kernel will not say it), or anything else that
             // keeps its name from us: the handle stays, without a name.
             Err(e) => {
-                warnings.push(Warning {
-                    tid: None,
-                    fd: Some(fd),
-                    message: format!("its name could not be read ({e}); it is left out"),
-                });
+                warnings.push(Warning::fd(
+                    fd,
+                    format!("its name could not be read ({e}); it is left out"),
+                ));
                 OsString::new()
             }
         };
@@ -131,11 +130,7 @@ pub fn capture(
                     continue;
                 }
                 Err(e) => {
-                    warnings.push(Warning {
-                        tid: None,
-                        fd: Some(fd),
-                        message: format!("its fdinfo could not be read ({e}); its flags and type-specific information are left out"),
-                    });
+                    warnings.push(Warning::fd(fd, format!("its fdinfo could not be read ({e}); its flags and type-specific information are left out")));
                     None
                 }
             }
@@ -194,11 +189,7 @@ pub fn capture(
 }
 
 fn closed(fd: i32) -> Warning {
-    Warning {
-        tid: None,
-        fd: Some(fd),
-        message: "closed during the capture; not included".into(),
-    }
+    Warning::fd(fd, "closed during the capture; not included")
 }
 
 /// The kind an fd link names, and whether `fstat` is needed to tell more.

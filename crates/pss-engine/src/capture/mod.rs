@@ -444,13 +444,9 @@ fn pause(
     match frozen {
         Ok(mut f) => {
             if let Some(Err(why)) = unmapped {
-                f.warnings.push(Warning {
-                    tid: None,
-                    fd: None,
-                    message: format!(
-                        "the clone trampoline's page could not be unmapped from the target: {why}"
-                    ),
-                });
+                f.warnings.push(Warning::new(format!(
+                    "the clone trampoline's page could not be unmapped from the target: {why}"
+                )));
             }
             Ok((f, entry))
         }
@@ -581,11 +577,7 @@ fn check_flags(flags: CaptureFlags) -> Result<()> {
 
 /// The warnings for flags accepted without data ([`CaptureFlags::WITHOUT_DATA`]).
 fn without_data(flags: CaptureFlags) -> Vec<Warning> {
-    let said = |message: &str| Warning {
-        tid: None,
-        fd: None,
-        message: message.into(),
-    };
+    let said = |message: &str| Warning::new(message);
     let mut out = Vec::new();
     if flags.contains(CaptureFlags::HANDLE_TRACE) {
         out.push(said("PSS_CAPTURE_HANDLE_TRACE: Linux keeps no record of a process's fd operations, so there is no handle trace; its query answers not found, as on Windows for a process without handle tracing enabled"));

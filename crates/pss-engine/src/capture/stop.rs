@@ -206,11 +206,10 @@ impl Seized {
                 if tid == self.pid || !process_alive(self.pid) {
                     return Err(Error::ProcessExited { pid: self.pid });
                 }
-                warnings.push(Warning {
-                    tid: Some(tid),
-                    fd: None,
-                    message: "exited during the capture; not included".into(),
-                });
+                warnings.push(Warning::thread(
+                    tid,
+                    "exited during the capture; not included",
+                ));
             }
             WaitStatus::Stopped { sig, event } if event == ptrace::EVENT_STOP => {
                 let group = ptrace::is_stop_signal(sig);
@@ -354,14 +353,10 @@ pub(super) fn stop_all(
             return Ok((set, rounds));
         }
         if rounds > max_rounds {
-            warnings.push(Warning {
-                tid: None,
-                fd: None,
-                message: format!(
-                    "threads kept appearing after {max_rounds} listing rounds; {} newest not captured",
-                    new.len()
-                ),
-            });
+            warnings.push(Warning::new(format!(
+                "threads kept appearing after {max_rounds} listing rounds; {} newest not captured",
+                new.len()
+            )));
             return Ok((set, rounds));
         }
         for tid in new {
@@ -369,11 +364,10 @@ pub(super) fn stop_all(
                 if tid == pid {
                     return Err(Error::ProcessExited { pid });
                 }
-                warnings.push(Warning {
-                    tid: Some(tid),
-                    fd: None,
-                    message: "exited before it could be stopped; not included".into(),
-                });
+                warnings.push(Warning::thread(
+                    tid,
+                    "exited before it could be stopped; not included",
+                ));
             }
         }
         set.wait_stopped(deadline, timeout, warnings)?;
@@ -419,11 +413,10 @@ pub(super) fn wait_back_in_group_stop(pid: i32, tids: &[Tid], warnings: &mut Vec
                 _ => break,
             }
             if Instant::now() >= deadline {
-                warnings.push(Warning {
-                    tid: Some(tid),
-                    fd: None,
-                    message: "not yet back in its group stop when the capture returned".into(),
-                });
+                warnings.push(Warning::thread(
+                    tid,
+                    "not yet back in its group stop when the capture returned",
+                ));
                 break;
             }
             std::thread::sleep(Duration::from_micros(50));

@@ -24,11 +24,7 @@ pub fn build(
 ) -> Vec<ThreadEntry> {
     let mut out = Vec::with_capacity(frozen.len() + 1);
     let Ok(mut tasks) = ProcDir::open_tasks(pid) else {
-        warnings.push(Warning {
-            tid: None,
-            fd: None,
-            message: "the thread list vanished: the process exited".into(),
-        });
+        warnings.push(Warning::new("the thread list vanished: the process exited"));
         return out;
     };
     if zombie_leader {
@@ -39,11 +35,10 @@ pub fn build(
     for ft in &frozen {
         match entry(&mut tasks, pid, ft, entry_point, clocks) {
             Some(e) => out.push(e),
-            None => warnings.push(Warning {
-                tid: Some(ft.tid),
-                fd: None,
-                message: "exited before its statistics could be read; not included".into(),
-            }),
+            None => warnings.push(Warning::thread(
+                ft.tid,
+                "exited before its statistics could be read; not included",
+            )),
         }
     }
     out.sort_by_key(|e| e.thread_id);

@@ -45,6 +45,7 @@ from ._flags import (
 )
 from ._pss import __version__, engine_pid, shutdown_engine
 from ._records import (
+    AuxiliaryPage,
     CaptureInfo,
     DumpSummary,
     Frame,
@@ -75,6 +76,7 @@ __all__ = [
     "Region",
     "Performance",
     "Phase",
+    "AuxiliaryPage",
     "CaptureInfo",
     "SnapshotWarning",
     "Stacks",

@@ -10,6 +10,7 @@ from . import _pss
 from ._errors import NotCaptured
 from ._flags import CaptureFlags, ContextFlags
 from ._records import (
+    AuxiliaryPage,
     CaptureInfo,
     DumpSummary,
     Handle,
@@ -19,6 +20,7 @@ from ._records import (
     SnapshotWarning,
     Stacks,
     Thread,
+    _auxiliary_page,
     _capture_info,
     _handle,
     _performance,
@@ -26,6 +28,7 @@ from ._records import (
     _region,
     _stacks,
     _thread,
+    _warning,
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -63,6 +66,7 @@ _SECTIONS = {
     "handles": ("handles", "handles=True"),
     "regions": ("va_space", "va_space=True"),
     "performance": ("performance", "performance=True"),
+    "auxiliary_pages": ("auxiliary_pages", "auxiliary_pages=True"),
 }
 
 
@@ -189,9 +193,17 @@ class Snapshot:
         return self._cached("performance", lambda: _performance(self._raw("performance")))
 
     @property
+    def auxiliary_pages(self) -> List[AuxiliaryPage]:
+        """The stack and TLS pages copied in the pause (``auxiliary_pages=True``); their
+        bytes are read with :meth:`read`."""
+        return self._cached(
+            "auxiliary_pages", lambda: [_auxiliary_page(p) for p in self._raw("auxiliary_pages")]
+        )
+
+    @property
     def warnings(self) -> List[SnapshotWarning]:
         """What the capture could not do (never an error: the rest is there)."""
-        return [SnapshotWarning(w["message"], w["tid"], w["fd"]) for w in self._document()["warnings"]]
+        return self._cached("warnings", lambda: [_warning(w) for w in self._document()["warnings"]])
 
     @property
     def capture_info(self) -> CaptureInfo:
@@ -211,9 +223,11 @@ class Snapshot:
         return self._native.clone_pid()
 
     def read(self, address: int, size: int) -> bytes:
-        """``size`` bytes of the process's memory at ``address`` as it was at the capture
-        (``va_clone=True``), read straight into the returned ``bytes`` without the GIL.
-        :class:`pss.MemoryUnreadable` if any of it cannot be read."""
+        """``size`` bytes of the process's memory at ``address`` as it was at the capture,
+        read straight into the returned ``bytes`` without the GIL: from the clone
+        (``va_clone=True``), or without one from the stack and TLS pages copied in the
+        pause (``auxiliary_pages=True``). :class:`pss.MemoryUnreadable` if any of it cannot
+        be read; :class:`pss.NotCaptured` with neither."""
         if size < 0:
             raise ValueError(f"size must not be negative, not {size}")
         return self._native.read(address, size)

@@ -2,20 +2,22 @@
 //! [`Channel`](pss_sys::channel::Channel) (`docs/engine.md`, "Protocol").
 //!
 //! Every request gets exactly one answer, [`kind::OK`] with the request's result or
-//! [`kind::ERROR`] with an [`Error`] encoded field by field, so that the caller sees the
-//! same error it would have seen had the capture run in its own process. Payloads use the
-//! [`crate::codec`] encoding; a snapshot travels in the snapshot format (`docs/format.md`).
+//! [`kind::ERROR`] with an error encoded field by field ([`encode_error`]), so that the
+//! caller sees the same error it would have seen had the capture run in its own process.
+//! Payloads use the [`crate::codec`] encoding; a snapshot travels in the snapshot format
+//! (`docs/format.md`).
 
-use std::io;
 use std::time::Duration;
 
 use crate::codec::{Decoded, Reader, Writer};
-use pss_types::error::Error;
 use pss_types::flags::{CaptureFlags, ContextFlags};
 use pss_types::options::CaptureOptions;
 use pss_types::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
+mod error;
 pub mod pump;
+
+pub use error::{decode_error, encode_error};
 
 /// The protocol version; a caller and an engine that disagree refuse each other.
 pub const VERSION: u32 = 1;
@@ -268,281 +270,9 @@ impl CloneInfo {
     }
 }
 
-/// The ptrace request names the engine's errors use: a decoded [`Error::Ptrace`] names one
-/// of these (its field is a `&'static str`).
-const PTRACE_REQUESTS: &[&str] = &[
-    "PTRACE_SEIZE",
-    "PTRACE_INTERRUPT",
-    "PTRACE_GETREGS",
-    "PTRACE_SETREGS (restore)",
-    "PTRACE_SETOPTIONS/SETSIGMASK (injection)",
-    "injected syscall",
-    "waitpid",
-];
-
-fn errno_of(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-/// An error, field by field.
-pub fn encode_error(e: &Error) -> Vec<u8> {
-    let mut w = Writer::default();
-    match e {
-        Error::NoSuchProcess { pid } => {
-            w.u8(0);
-            w.i32(*pid);
-        }
-        Error::PermissionDenied {
-            pid,
-            action,
-            source,
-        } => {
-            w.u8(1);
-            w.i32(*pid);
-            w.str(action);
-            w.i32(errno_of(source));
-        }
-        Error::AlreadyTraced { pid, tid, tracer } => {
-            w.u8(2);
-            w.i32(*pid);
-            w.i32(*tid);
-            w.i32(*tracer);
-        }
-        Error::ProcessExited { pid } => {
-            w.u8(3);
-            w.i32(*pid);
-        }
-        Error::NotAProcess { tid, tgid } => {
-            w.u8(4);
-            w.i32(*tid);
-            w.i32(*tgid);
-        }
-        Error::Zombie { pid } => {
-            w.u8(5);
-            w.i32(*pid);
-        }
-        Error::Timeout {
-            pid,
-            tid,
-            timeout_ms,
-        } => {
-            w.u8(6);
-            w.i32(*pid);
-            w.i32(*tid);
-            w.u64(*timeout_ms);
-        }
-        Error::NotSupported { what } => {
-            w.u8(7);
-            w.str(what);
-        }
-        Error::InvalidParameter(what) => {
-            w.u8(8);
-            w.str(what);
-        }
-        Error::Ptrace {
-            request,
-            pid,
-            tid,
-            source,
-        } => {
-            w.u8(9);
-            w.str(request);
-            w.i32(*pid);
-            w.i32(*tid);
-            w.i32(errno_of(source));
-        }
-        Error::Io { pid, path, source } => {
-            w.u8(10);
-            w.i32(*pid);
-            w.str(&path.to_string_lossy());
-            w.i32(errno_of(source));
-        }
-        Error::Parse { pid, path, detail } => {
-            w.u8(11);
-            w.i32(*pid);
-            w.str(&path.to_string_lossy());
-            w.str(detail);
-        }
-        Error::CloneFailed { pid, reason } => {
-            w.u8(12);
-            w.i32(*pid);
-            w.str(reason);
-        }
-        Error::Remote {
-            pid,
-            action,
-            source,
-        } => {
-            w.u8(13);
-            w.i32(*pid);
-            w.str(action);
-            w.i32(errno_of(source));
-        }
-        Error::Corrupt { what } => {
-            w.u8(14);
-            w.str(what);
-        }
-        Error::Engine { what } => {
-            w.u8(15);
-            w.str(what);
-        }
-        Error::Internal(what) => {
-            w.u8(16);
-            w.str(what);
-        }
-        Error::Busy { pid, waited_ms } => {
-            w.u8(17);
-            w.i32(*pid);
-            w.u64(*waited_ms);
-        }
-        e => {
-            w.u8(255);
-            w.str(&e.to_string());
-        }
-    }
-    w.buf
-}
-
-/// The error [`encode_error`] wrote.
-pub fn decode_error(bytes: &[u8]) -> Decoded<Error> {
-    let mut r = Reader::new(bytes);
-    let errno = |r: &mut Reader<'_>| r.i32().map(io::Error::from_raw_os_error);
-    Ok(match r.u8()? {
-        0 => Error::NoSuchProcess { pid: r.i32()? },
-        1 => Error::PermissionDenied {
-            pid: r.i32()?,
-            action: r.str()?,
-            source: errno(&mut r)?,
-        },
-        2 => Error::AlreadyTraced {
-            pid: r.i32()?,
-            tid: r.i32()?,
-            tracer: r.i32()?,
-        },
-        3 => Error::ProcessExited { pid: r.i32()? },
-        4 => Error::NotAProcess {
-            tid: r.i32()?,
-            tgid: r.i32()?,
-        },
-        5 => Error::Zombie { pid: r.i32()? },
-        6 => Error::Timeout {
-            pid: r.i32()?,
-            tid: r.i32()?,
-            timeout_ms: r.u64()?,
-        },
-        7 => Error::NotSupported { what: r.str()? },
-        8 => Error::InvalidParameter(r.str()?),
-        9 => {
-            let name = r.str()?;
-            Error::Ptrace {
-                request: PTRACE_REQUESTS
-                    .iter()
-                    .find(|&&n| n == name)
-                    .copied()
-                    .unwrap_or("ptrace request"),
-                pid: r.i32()?,
-                tid: r.i32()?,
-                source: errno(&mut r)?,
-            }
-        }
-        10 => Error::Io {
-            pid: r.i32()?,
-            path: r.str()?.into(),
-            source: errno(&mut r)?,
-        },
-        11 => Error::Parse {
-            pid: r.i32()?,
-            path: r.str()?.into(),
-            detail: r.str()?,
-        },
-        12 => Error::CloneFailed {
-            pid: r.i32()?,
-            reason: r.str()?,
-        },
-        13 => Error::Remote {
-            pid: r.i32()?,
-            action: r.str()?,
-            source: errno(&mut r)?,
-        },
-        14 => Error::Corrupt { what: r.str()? },
-        15 => Error::Engine { what: r.str()? },
-        16 => Error::Internal(r.str()?),
-        17 => Error::Busy {
-            pid: r.i32()?,
-            waited_ms: r.u64()?,
-        },
-        255 => Error::Internal(r.str()?),
-        t => return Err(r.error(format!("an error tag, found {t}"))),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_error_crosses_with_its_fields_and_message() {
-        let errors = vec![
-            Error::NoSuchProcess { pid: 7 },
-            Error::PermissionDenied {
-                pid: 7,
-                action: "trace thread 8 of".into(),
-                source: io::Error::from_raw_os_error(libc::EPERM),
-            },
-            Error::AlreadyTraced {
-                pid: 7,
-                tid: 8,
-                tracer: 9,
-            },
-            Error::ProcessExited { pid: 7 },
-            Error::NotAProcess { tid: 8, tgid: 7 },
-            Error::Zombie { pid: 7 },
-            Error::Timeout {
-                pid: 7,
-                tid: 8,
-                timeout_ms: 2000,
-            },
-            Error::NotSupported { what: "x".into() },
-            Error::InvalidParameter("y".into()),
-            Error::Ptrace {
-                request: "PTRACE_SEIZE",
-                pid: 7,
-                tid: 8,
-                source: io::Error::from_raw_os_error(libc::ESRCH),
-            },
-            Error::Io {
-                pid: 7,
-                path: "/proc/7/maps".into(),
-                source: io::Error::from_raw_os_error(libc::EIO),
-            },
-            Error::Parse {
-                pid: 7,
-                path: "/proc/7/stat".into(),
-                detail: "z".into(),
-            },
-            Error::CloneFailed {
-                pid: 7,
-                reason: "r".into(),
-            },
-            Error::Remote {
-                pid: 7,
-                action: "close(3)".into(),
-                source: io::Error::from_raw_os_error(libc::EBADF),
-            },
-            Error::Corrupt { what: "w".into() },
-            Error::Engine { what: "e".into() },
-            Error::Internal("i".into()),
-            Error::Busy {
-                pid: 7,
-                waited_ms: 2000,
-            },
-        ];
-        for e in errors {
-            let back = decode_error(&encode_error(&e)).unwrap();
-            assert_eq!(back.to_string(), e.to_string());
-            assert_eq!(back.kind(), e.kind());
-        }
-    }
 
     #[test]
     fn a_capture_request_round_trips() {
