@@ -20,9 +20,18 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// only then is there a target to speak of.
 static LIVE_TARGET: AtomicBool = AtomicBool::new(false);
 
+/// Set by a command that reads a snapshot file and touches no process (`pss show`,
+/// `pss stack FILE`).
+static NO_TARGET: AtomicBool = AtomicBool::new(false);
+
 /// Notes that this command captures a live process.
 pub fn live_target() {
     LIVE_TARGET.store(true, Ordering::SeqCst);
+}
+
+/// Notes that this command touches no process.
+pub fn no_target() {
+    NO_TARGET.store(true, Ordering::SeqCst);
 }
 
 /// How long the engine may take to release everything after a signal.
@@ -73,8 +82,13 @@ fn finish(sig: i32) -> ! {
         SIGTERM => "SIGTERM",
         _ => "SIGHUP",
     };
-    if !LIVE_TARGET.load(Ordering::SeqCst) {
+    if NO_TARGET.load(Ordering::SeqCst) {
         eprintln!("pss: interrupted by {name}");
+    } else if !LIVE_TARGET.load(Ordering::SeqCst) {
+        // Still reading its arguments or files: no engine was asked for anything yet.
+        eprintln!(
+            "pss: interrupted by {name} before any capture began (nothing was stopped or cloned)"
+        );
     } else if released {
         eprintln!(
             "pss: interrupted by {name}; the target was released, and no clone of it is left"

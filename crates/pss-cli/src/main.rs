@@ -164,9 +164,12 @@ fn main() -> ExitCode {
         Command::Capture(args) => capture(&args),
         Command::Dump(args) => dump::dump(&args),
         Command::Stack(args) => stack::stack(&args),
-        Command::Show(args) => Snapshot::load(&args.file)
-            .map_err(anyhow::Error::from)
-            .and_then(|snap| print(&snap, args.json)),
+        Command::Show(args) => {
+            interrupt::no_target();
+            Snapshot::load(&args.file)
+                .map_err(anyhow::Error::from)
+                .and_then(|snap| print(&snap, args.json))
+        }
         Command::Flags => {
             print_flags();
             Ok(())

@@ -43,7 +43,10 @@ pub fn stack(args: &StackArgs) -> Result<()> {
     let snap = match args.target.parse::<i32>() {
         Ok(pid) if pid <= 0 => bail!(usage(format!("{pid} is not a process id"))),
         Ok(pid) => capture(pid, args)?,
-        Err(_) => Snapshot::load(&args.target)?,
+        Err(_) => {
+            crate::interrupt::no_target();
+            Snapshot::load(&args.target)?
+        }
     };
     let mut walker = if args.symbols_only {
         pss_stack::Walker::symbols_only()
