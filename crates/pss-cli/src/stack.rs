@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use pss::{CaptureFlags, CaptureOptions, ContextFlags, Snapshot, Target};
+use pss::records::ThreadRead;
+use pss::Snapshot;
 use pss_stack::{Frame, StackEnd, Stacks, ThreadStack};
 
 use crate::escape::{shown, shown_os};
@@ -17,9 +18,14 @@ pub struct StackArgs {
     /// contexts and auxiliary pages).
     target: String,
     /// Also capture a VA clone, for stacks deeper than the copy taken in the pause (the
-    /// pause grows by the kernel's page-table copy).
+    /// pause grows by the kernel's page-table copy; implies --consistent).
     #[arg(long)]
     deep: bool,
+    /// Stop every thread together, for one instant, rather than one at a time (by
+    /// default a thread blocked in a system call is not stopped at all, and any other is
+    /// stopped alone, only for its own registers and stack copy).
+    #[arg(long)]
+    consistent: bool,
     /// Only this thread (repeat for several).
     #[arg(long = "tid", value_name = "TID")]
     tids: Vec<u32>,
@@ -40,20 +46,24 @@ pub struct StackArgs {
 
 /// Runs `pss stack`.
 pub fn stack(args: &StackArgs) -> Result<()> {
-    let snap = match args.target.parse::<i32>() {
-        Ok(pid) if pid <= 0 => bail!(usage(format!("{pid} is not a process id"))),
-        Ok(pid) => capture(pid, args)?,
-        Err(_) => {
-            crate::interrupt::no_target();
-            Snapshot::load(&args.target)?
-        }
-    };
     let mut walker = if args.symbols_only {
         pss_stack::Walker::symbols_only()
     } else {
         pss_stack::Walker::new()
     };
-    let mut stacks = walker.stacks(&snap)?;
+    let (snap, mut stacks) = match args.target.parse::<i32>() {
+        Ok(pid) if pid <= 0 => bail!(usage(format!("{pid} is not a process id"))),
+        Ok(pid) => {
+            crate::interrupt::live_target();
+            pss_stack::capture_stacks(pid, &live(args), &mut walker)?
+        }
+        Err(_) => {
+            crate::interrupt::no_target();
+            let snap = Snapshot::load(&args.target)?;
+            let stacks = walker.stacks(&snap)?;
+            (snap, stacks)
+        }
+    };
     stacks.threads.retain(|t| wanted(t, args));
     let stdout = io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -70,16 +80,13 @@ pub fn stack(args: &StackArgs) -> Result<()> {
     Ok(())
 }
 
-fn capture(pid: i32, args: &StackArgs) -> Result<Snapshot> {
-    let mut flags = pss_stack::CAPTURE_FLAGS;
-    if args.deep {
-        flags |= CaptureFlags::VA_CLONE;
+fn live(args: &StackArgs) -> pss_stack::LiveCapture {
+    pss_stack::LiveCapture {
+        consistent: args.consistent,
+        deep: args.deep,
+        timeout: Duration::from_millis(args.timeout_ms),
+        ..pss_stack::LiveCapture::default()
     }
-    // The registers unwinding needs, not the vector state: a shorter pause.
-    let mut options = CaptureOptions::new(flags, ContextFlags::CONTROL | ContextFlags::INTEGER);
-    options.stop_timeout = Duration::from_millis(args.timeout_ms);
-    crate::interrupt::live_target();
-    Ok(Snapshot::capture_with(Target::Pid(pid), &options)?)
 }
 
 fn wanted(t: &ThreadStack, args: &StackArgs) -> bool {
@@ -95,18 +102,31 @@ fn wanted(t: &ThreadStack, args: &StackArgs) -> bool {
 pub fn text(out: &mut impl Write, snap: &Snapshot, stacks: &Stacks) -> io::Result<()> {
     let p = snap.process();
     let n = stacks.threads.len();
+    let one_by_one = stacks
+        .threads
+        .iter()
+        .any(|t| t.read != ThreadRead::Together);
+    let stop = match one_by_one {
+        true => "longest stop of one thread",
+        false => "paused",
+    };
     writeln!(
         out,
-        "PID {} ({}): {n} thread{}, paused {}",
+        "PID {} ({}): {n} thread{}, {stop} {}",
         p.process_id,
         shown_os(&p.linux.comm),
         if n == 1 { "" } else { "s" },
         units::duration(snap.capture_info().pause)
     )?;
     for t in &stacks.threads {
+        let read = match t.read {
+            ThreadRead::Together => "",
+            ThreadRead::Alone => " (stopped alone)",
+            ThreadRead::Blocked => " (read while blocked, not stopped)",
+        };
         writeln!(
             out,
-            "TID {} \"{}\" {}:",
+            "TID {} \"{}\" {}{read}:",
             t.thread_id,
             shown_os(&t.name),
             t.state

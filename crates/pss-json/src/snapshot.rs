@@ -155,6 +155,7 @@ object!(ThreadLinux(ThreadEntry) |t| {
     "processor": t.linux.processor,
     "nice": t.linux.nice,
     "sigmask": t.linux.sigmask,
+    "read": t.linux.read.name(),
 });
 
 /// A register context: its flags, every general register by its Linux name, the debug

@@ -38,6 +38,7 @@ object!(Thread(ThreadStack) |t| {
     "tid": t.thread_id,
     "name": text(&t.name),
     "state": t.state.to_string(),
+    "read": t.read.name(),
     "frames": Each(&t.frames, FrameDoc),
     "end": End(&t.end),
 });
@@ -73,6 +74,7 @@ impl Serialize for End<'_> {
                 m.serialize_entry("kind", "too-deep")?;
                 m.serialize_entry("limit", limit)?;
             }
+            StackEnd::NeedsRegisters => m.serialize_entry("kind", "needs-registers")?,
             e => {
                 m.serialize_entry("kind", "other")?;
                 m.serialize_entry("detail", &e.to_string())?;

@@ -28,6 +28,8 @@
 mod cfi;
 mod elf_file;
 mod go;
+#[cfg(feature = "snapshot")]
+mod live;
 mod memory;
 mod modules;
 mod symbols;
@@ -36,12 +38,14 @@ mod unwind;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+#[cfg(feature = "snapshot")]
+pub use live::{capture_stacks, LiveCapture};
 use memory::StackMemory;
 use modules::{ImageCache, Module};
 use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
 use pss_types::memory::Memory;
-use pss_types::records::{SnapshotRecords, ThreadEntry};
+use pss_types::records::{SnapshotRecords, ThreadEntry, ThreadRead};
 use unwind::{module_of, RawFrame, Walk};
 
 /// What `pss stack` captures: threads with their registers, each thread's stack bytes (the
@@ -102,6 +106,10 @@ pub enum StackEnd {
         /// The limit.
         limit: usize,
     },
+    /// A frame needs a register that a thread read while blocked (not stopped) does not
+    /// give — its frame pointer, or the link register: read stopped, the thread's walk
+    /// would go on (`capture_stacks` does that by itself).
+    NeedsRegisters,
 }
 
 /// The most frames a stack is walked to.
@@ -117,6 +125,9 @@ impl std::fmt::Display for StackEnd {
             ),
             StackEnd::BadFrame(why) => write!(f, "cut short: {why}"),
             StackEnd::TooDeep { limit } => write!(f, "cut at {limit} frames"),
+            StackEnd::NeedsRegisters => f.write_str(
+                "the next frame needs registers a thread read while blocked does not give",
+            ),
         }
     }
 }
@@ -154,6 +165,9 @@ pub struct ThreadStack {
     pub name: OsString,
     /// Its state letter before the capture.
     pub state: char,
+    /// How its registers and stack were read (stopped with the others, alone, or while
+    /// blocked).
+    pub read: ThreadRead,
     /// Its frames, innermost first.
     pub frames: Vec<Frame>,
     /// Why the walk ended.
@@ -241,11 +255,13 @@ impl Walker {
             .filter_map(|t| {
                 let ctx = t.context.as_ref()?;
                 mem.missed = None;
-                let (raw, end) = walk.frames(&ctx.general, &modules, &mut mem);
+                let partial = t.linux.read == ThreadRead::Blocked;
+                let (raw, end) = walk.frames(&ctx.general, partial, &modules, &mut mem);
                 Some(ThreadStack {
                     thread_id: t.thread_id,
                     name: t.linux.name.clone(),
                     state: t.linux.state,
+                    read: t.linux.read,
                     frames: raw
                         .iter()
                         .flat_map(|f| symbolize(&modules, f, self.debug_info))

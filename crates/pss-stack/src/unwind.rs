@@ -15,6 +15,16 @@ use pss_types::records::GeneralRegisters;
 /// The most frames a stack is walked to.
 pub(crate) const MAX_FRAMES: usize = 512;
 
+/// What a register not known (of a thread read while blocked) is set to: a non-canonical
+/// address, so that a frame computed from it reads nothing, or returns to nowhere, and the
+/// walk can tell it needed that register.
+const UNKNOWN: u64 = 0xdead_0000_0000_0000;
+
+/// Whether `a` was computed from [`UNKNOWN`] (a small offset from it).
+fn from_unknown(a: u64) -> bool {
+    a.wrapping_sub(UNKNOWN).wrapping_add(1 << 20) < 1 << 21
+}
+
 #[cfg(target_arch = "x86_64")]
 mod arch {
     pub use framehop::x86_64::{
@@ -24,9 +34,11 @@ mod arch {
     use super::StackMemory;
     use pss_types::records::GeneralRegisters;
 
-    /// The instruction pointer and the unwinder's registers of a stopped thread.
-    pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
-        (g.rip, Regs::new(g.rip, g.rsp, g.rbp))
+    /// The instruction pointer and the unwinder's registers of a stopped thread; with
+    /// `partial` registers (a thread read while blocked), the frame pointer is `unknown`.
+    pub fn start(g: &GeneralRegisters, partial: bool, unknown: u64) -> (u64, Regs) {
+        let bp = if partial { unknown } else { g.rbp };
+        (g.rip, Regs::new(g.rip, g.rsp, bp))
     }
 
     /// The unwinder's registers of a frame at `ip` with stack pointer `sp`, frame pointer `bp`.
@@ -69,9 +81,14 @@ mod arch {
     use super::StackMemory;
     use pss_types::records::GeneralRegisters;
 
-    /// The program counter and the unwinder's registers of a stopped thread.
-    pub fn start(g: &GeneralRegisters) -> (u64, Regs) {
-        (g.pc, Regs::new(g.regs[30], g.sp, g.regs[29]))
+    /// The program counter and the unwinder's registers of a stopped thread; with
+    /// `partial` registers (a thread read while blocked), the link register and the frame
+    /// pointer are `unknown`.
+    pub fn start(g: &GeneralRegisters, partial: bool, unknown: u64) -> (u64, Regs) {
+        match partial {
+            true => (g.pc, Regs::new(unknown, g.sp, unknown)),
+            false => (g.pc, Regs::new(g.regs[30], g.sp, g.regs[29])),
+        }
     }
 
     /// The unwinder's registers of a frame with link register `lr`, stack pointer `sp`,
@@ -139,14 +156,18 @@ impl Walk {
         }
     }
 
-    /// The frames of a thread stopped with registers `g`, and why the walk ended.
+    /// The frames of a thread stopped with registers `g`, and why the walk ended. With
+    /// `partial` registers (only the instruction and stack pointers are known: a thread
+    /// read while blocked), a frame that needs another register ends the walk with
+    /// [`StackEnd::NeedsRegisters`].
     pub fn frames(
         &mut self,
         g: &GeneralRegisters,
+        partial: bool,
         modules: &[Module],
         mem: &mut StackMemory<'_>,
     ) -> (Vec<RawFrame>, StackEnd) {
-        let (pc, mut regs) = arch::start(g);
+        let (pc, mut regs) = arch::start(g, partial, UNKNOWN);
         let mut frames = vec![RawFrame {
             address: pc,
             is_return: false,
@@ -184,10 +205,19 @@ impl Walk {
                 .unwinder
                 .unwind_frame(at, &mut regs, &mut self.cache, &mut read);
             let ret = match found {
+                Ok(Some(ret)) if from_unknown(ret) => return (frames, StackEnd::NeedsRegisters),
                 Ok(Some(ret)) => ret,
                 Ok(None) => return (frames, StackEnd::Complete),
+                Err(framehop::Error::CouldNotReadStack(a)) if from_unknown(a) => {
+                    return (frames, StackEnd::NeedsRegisters);
+                }
                 Err(framehop::Error::CouldNotReadStack(a)) => {
                     return (frames, StackEnd::StackCopyEnded { address: a });
+                }
+                Err(_) if partial && frames.len() == 1 => {
+                    // The call's own frame gave nothing to go on: the link register (aarch64)
+                    // or a frame pointer may be what it needs.
+                    return (frames, StackEnd::NeedsRegisters);
                 }
                 Err(e) => return (frames, StackEnd::BadFrame(e.to_string())),
             };

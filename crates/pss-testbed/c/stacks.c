@@ -8,6 +8,8 @@
  *   signal     signal_victim -> raise(SIGUSR1) -> on_usr1 (the handler) -> read
  *   deep       recurse(DEPTH) with a 4 KiB frame each -> read (deeper than a stack copy)
  *   main       main -> read(stdin)
+ *   spin       (with the argument `spin`) spin_outer -> spin_inner, which never blocks:
+ *              a thread that is always running
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -94,6 +96,25 @@ NOINLINE int recurse(int n) {
     return recurse(n - 1) + frame[0];
 }
 
+NOINLINE static void spin_inner(void) {
+    for (;;) sink++;
+}
+
+NOINLINE void spin_outer(void) {
+    spin_inner();
+    sink++;
+}
+
+static volatile int spin_said;
+
+static void *spin_thread(void *arg) {
+    (void)arg;
+    say("spin");
+    spin_said = 1;
+    spin_outer();
+    return NULL;
+}
+
 static void *deep_thread(void *arg) {
     (void)arg;
     tids[2] = (long)syscall(SYS_gettid);
@@ -113,7 +134,7 @@ static int blocked(long tid) {
     return ok;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     int p[2];
     if (pipe(p)) return 2;
     block_fd = p[0];
@@ -129,12 +150,15 @@ int main(void) {
     void *(*fns[3])(void *) = {chain_thread, signal_thread, deep_thread};
     for (int i = 0; i < 3; i++)
         if (pthread_create(&t[i], &attr, fns[i], NULL)) return 2;
+    pthread_t spinner;
+    int spin = argc > 1 && strcmp(argv[1], "spin") == 0;
+    if (spin && pthread_create(&spinner, &attr, spin_thread, NULL)) return 2;
     say("main");
     /* Every thread in read(). */
     for (;;) {
         int all = 1;
         for (int i = 0; i < 3; i++) all = all && tids[i] && blocked(tids[i]);
-        if (all) break;
+        if (all && (!spin || spin_said)) break;
         usleep(1000);
     }
     if (write(1, "ready\n", 6) < 0) return 3;

@@ -407,13 +407,18 @@ fn in_read(pid: i32, tid: i32) -> Option<bool> {
 /// Waits (bounded) until every thread of `pid` sleeps in `read()` (`/proc/PID/task/TID/syscall`),
 /// so that a capture and a debugger run after it see the same stacks.
 pub fn wait_all_in_read(pid: i32) {
+    wait_all_in_read_but(pid, &[]);
+}
+
+/// [`wait_all_in_read`] for every thread of `pid` but those of `busy` (always running).
+pub fn wait_all_in_read_but(pid: i32, busy: &[i32]) {
     let deadline = Instant::now() + ANSWER_TIMEOUT;
     loop {
         let all = std::fs::read_dir(format!("/proc/{pid}/task"))
             .map(|d| {
                 d.filter_map(|e| e.ok()).all(|e| {
                     let tid = e.file_name().to_string_lossy().parse().unwrap_or(-1);
-                    in_read(pid, tid) == Some(true)
+                    busy.contains(&tid) || in_read(pid, tid) == Some(true)
                 })
             })
             .unwrap_or(false);

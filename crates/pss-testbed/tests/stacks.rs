@@ -7,9 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pss::records::ThreadRead;
 use pss::{CaptureFlags, ContextFlags, Snapshot, Target as PssTarget};
 use pss_stack::{FrameHow, StackEnd, Stacks};
-use pss_testbed::harness::{wait_all_in_read, Target, TempDir};
+use pss_testbed::harness::{wait_all_in_read, wait_all_in_read_but, Target, TempDir};
 use pss_testbed::tools;
 
 fn source(name: &str) -> PathBuf {
@@ -146,6 +147,9 @@ fn ours_c(name: &str) -> bool {
             | "recurse"
             | "deep_thread"
             | "main"
+            | "spin_inner"
+            | "spin_outer"
+            | "spin_thread"
     )
 }
 
@@ -157,15 +161,74 @@ fn tid_of(t: &Target, name: &str) -> i32 {
         .unwrap_or_else(|| panic!("no tid {name}: {:?}", t.facts))
 }
 
-/// Runs a build of stacks.c, checks every thread's stack against gdb's, and returns the
-/// stacks for more checks.
-fn check_c_build(exe: &Path, deep: bool) -> Stacks {
-    let mut t = Target::spawn(exe, &[]);
-    wait_all_in_read(t.pid);
-    let snap = capture(t.pid, deep);
-    let stacks = pss_stack::stacks(&snap).expect("stacks");
+/// How a test reads the target's stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Every thread stopped together, stacks from the pause's copies.
+    Together,
+    /// Every thread stopped together, with a VA clone for deep stacks.
+    Deep,
+    /// One thread at a time (`pss_stack::capture_stacks`'s default).
+    OneByOne,
+}
+
+/// The snapshot and stacks of `pid`, read as `reading` says.
+fn read_stacks(pid: i32, reading: Reading) -> (Snapshot, Stacks) {
+    match reading {
+        Reading::OneByOne => pss_stack::capture_stacks(
+            pid,
+            &pss_stack::LiveCapture::default(),
+            &mut pss_stack::Walker::new(),
+        )
+        .expect("stacks one by one"),
+        _ => {
+            let snap = capture(pid, reading == Reading::Deep);
+            let stacks = pss_stack::stacks(&snap).expect("stacks");
+            (snap, stacks)
+        }
+    }
+}
+
+/// What [`check_c_build`] returns for more checks.
+struct Checked {
+    snap: Snapshot,
+    stacks: Stacks,
+    /// Each named thread's tid.
+    tids: Vec<(String, i32)>,
+}
+
+impl Checked {
+    /// How each named thread was read.
+    fn reads(&self, names: &[&str]) -> Vec<(String, ThreadRead)> {
+        names
+            .iter()
+            .map(|&name| {
+                let tid = self.tids.iter().find(|(n, _)| n == name).unwrap().1 as u32;
+                let s = self.stacks.threads.iter().find(|s| s.thread_id == tid);
+                (name.to_string(), s.unwrap().read)
+            })
+            .collect()
+    }
+}
+
+/// Runs a build of stacks.c (with `args`), checks every thread's stack against gdb's, and
+/// returns the snapshot and stacks for more checks.
+fn check_c_build(exe: &Path, reading: Reading, args: &[&str]) -> Checked {
+    let mut t = Target::spawn(exe, args);
+    let spinning: Vec<i32> = t
+        .facts("tid")
+        .iter()
+        .filter(|f| f[0] == "spin")
+        .map(|f| f[1].parse().unwrap())
+        .collect();
+    wait_all_in_read_but(t.pid, &spinning);
+    let (snap, stacks) = read_stacks(t.pid, reading);
     let gdb = gdb_stacks(t.pid);
-    for name in ["chain", "signal", "main"] {
+    let mut names = vec!["chain", "signal", "main"];
+    if args.contains(&"spin") {
+        names.push("spin");
+    }
+    for name in names {
         let tid = tid_of(&t, name);
         let (ours, theirs) = compare(&stacks, &gdb, tid, &ours_c);
         assert!(!ours.is_empty(), "{name}: no frame named");
@@ -179,7 +242,7 @@ fn check_c_build(exe: &Path, deep: bool) -> Stacks {
         .iter()
         .find(|s| s.thread_id as i32 == tid)
         .unwrap();
-    if deep {
+    if reading == Reading::Deep {
         assert_eq!(ours, theirs, "deep thread with a clone");
         assert_eq!(deep_stack.end, StackEnd::Complete);
     } else {
@@ -200,7 +263,7 @@ fn check_c_build(exe: &Path, deep: bool) -> Stacks {
             deep_stack.end
         );
     }
-    // The first frame of every thread is where it stopped.
+    // The first frame of every thread is where it was read.
     for th in snap.threads().unwrap() {
         let s = stacks
             .threads
@@ -210,13 +273,18 @@ fn check_c_build(exe: &Path, deep: bool) -> Stacks {
         let ip = th.context.as_ref().unwrap().general.instruction_pointer();
         assert_eq!(s.frames[0].address, ip);
         assert_eq!(s.frames[0].how, FrameHow::Context);
+        assert_eq!(s.read, th.linux.read);
     }
     // Unharmed: untraced, and the main thread's read() resumed to take the command.
     t.assert_untraced();
-    drop(snap);
+    let tids = ["chain", "signal", "deep", "main", "spin"]
+        .iter()
+        .filter(|n| t.facts("tid").iter().any(|f| f[0] == **n))
+        .map(|n| (n.to_string(), tid_of(&t, n)))
+        .collect();
     t.send("exit");
     assert!(t.wait().success());
-    stacks
+    Checked { snap, stacks, tids }
 }
 
 #[test]
@@ -227,7 +295,7 @@ fn c_with_frame_pointers_at_o0_agrees_with_gdb() {
         &["-g", "-O0", "-fno-omit-frame-pointer"],
         "stacks-o0",
     );
-    let stacks = check_c_build(&exe, false);
+    let stacks = check_c_build(&exe, Reading::Together, &[]).stacks;
     // The signal thread's stack runs through the signal frame.
     assert!(stacks
         .threads
@@ -243,7 +311,7 @@ fn c_at_o2_without_frame_pointers_agrees_with_gdb_inlined_frames_included() {
         &["-g", "-O2", "-fomit-frame-pointer"],
         "stacks-o2",
     );
-    let stacks = check_c_build(&exe, false);
+    let stacks = check_c_build(&exe, Reading::Together, &[]).stacks;
     let inlined = stacks
         .threads
         .iter()
@@ -269,13 +337,68 @@ fn c_without_unwind_tables_is_walked_by_frame_pointers() {
         ],
         "stacks-nocfi",
     );
-    let stacks = check_c_build(&exe, false);
+    let stacks = check_c_build(&exe, Reading::Together, &[]).stacks;
     let by_fp = stacks
         .threads
         .iter()
         .flat_map(|t| &t.frames)
         .filter(|f| f.how == FrameHow::FramePointer);
     assert!(by_fp.count() > 0, "some frames found by frame pointer");
+}
+
+#[test]
+fn one_by_one_blocked_threads_are_not_stopped_and_agree_with_gdb() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O2", "-fomit-frame-pointer"],
+        "stacks-o2-obo",
+    );
+    // With a thread that is always running: it alone is stopped.
+    let c = check_c_build(&exe, Reading::OneByOne, &["spin"]);
+    let blocked = ThreadRead::Blocked;
+    let expected = [
+        ("chain", blocked),
+        ("signal", blocked),
+        ("deep", blocked),
+        ("main", blocked),
+        ("spin", ThreadRead::Alone),
+    ];
+    let expected: Vec<(String, ThreadRead)> =
+        expected.iter().map(|(n, r)| (n.to_string(), *r)).collect();
+    assert_eq!(
+        c.reads(&["chain", "signal", "deep", "main", "spin"]),
+        expected
+    );
+    assert_eq!(c.snap.capture_info().threads_stopped, 1);
+    // A blocked thread's registers: the syscall file's, nothing invented.
+    let main = c.tids.iter().find(|(n, _)| n == "main").unwrap().1 as u32;
+    let entry = c.snap.threads().unwrap().iter();
+    let entry = entry.clone().find(|t| t.thread_id == main).unwrap();
+    let g = entry.context.as_ref().unwrap().general;
+    assert_eq!(entry.linux.syscall, Some(0)); // read(2), x86_64
+    assert_eq!(g.named().iter().find(|(n, _)| *n == "rdi").unwrap().1, 0); // stdin
+    assert_eq!(g.named().iter().find(|(n, _)| *n == "rbp").unwrap().1, 0);
+}
+
+#[test]
+fn one_by_one_threads_needing_a_frame_pointer_are_read_again_stopped() {
+    let exe = build(
+        "cc",
+        "stacks.c",
+        &["-g", "-O0", "-fno-omit-frame-pointer"],
+        "stacks-o0-obo",
+    );
+    // glibc's read() keeps no frame pointer, and -O0 frames need the caller's: every
+    // thread's walk needs its registers, so each is read again, stopped alone.
+    let c = check_c_build(&exe, Reading::OneByOne, &[]);
+    let names = ["chain", "signal", "deep", "main"];
+    let alone: Vec<(String, ThreadRead)> = names
+        .iter()
+        .map(|n| (n.to_string(), ThreadRead::Alone))
+        .collect();
+    assert_eq!(c.reads(&names), alone);
+    assert_eq!(c.snap.capture_info().threads_stopped, 4);
 }
 
 #[test]
@@ -286,7 +409,7 @@ fn a_deep_recursion_is_walked_whole_with_a_clone() {
         &["-g", "-O0", "-fno-omit-frame-pointer"],
         "stacks-deep",
     );
-    check_c_build(&exe, true);
+    check_c_build(&exe, Reading::Deep, &[]);
 }
 
 #[test]

@@ -16,4 +16,4 @@ pub mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use memory::Memory;
-pub use options::{CaptureOptions, Target};
+pub use options::{CaptureOptions, Target, ThreadReading};

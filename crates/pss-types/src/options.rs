@@ -23,8 +23,21 @@ impl From<i32> for Target<'_> {
     }
 }
 
+/// How the threads' registers and stacks are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadReading {
+    /// Every thread stopped together, for one instant (the PSS way; needed by a VA clone).
+    #[default]
+    Together,
+    /// One thread at a time, for a shorter stall: a thread blocked in a system call is not
+    /// stopped at all (its stack is copied while it stays blocked, checked before and after);
+    /// any other is stopped alone, only for its own registers and stack copy. Each thread is
+    /// of its own instant (`ThreadLinux::read` says how each was read). Not with `VA_CLONE`.
+    OneByOne,
+}
+
 /// Everything a capture can be told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureOptions {
     /// What to capture (`PssCaptureSnapshot`'s `CaptureFlags`).
     pub flags: CaptureFlags,
@@ -48,6 +61,12 @@ pub struct CaptureOptions {
     /// With `VA_CLONE`: when the forked-away ranges are copied (during the pause by
     /// default; after it, or never, keep the pause at the fork's length).
     pub forked_away: ForkedAwayCopy,
+    /// How the threads are read: together (default) or one by one.
+    pub thread_reading: ThreadReading,
+    /// With [`ThreadReading::OneByOne`]: read only these threads (by tid), each stopped
+    /// alone — what a stack walk that needs a blocked thread's other registers asks for.
+    /// Empty: every thread.
+    pub only_threads: Vec<u32>,
 }
 
 impl CaptureOptions {
@@ -63,6 +82,8 @@ impl CaptureOptions {
             shared_copy_limit: 0,
             aux_stack_limit: 256 << 10,
             forked_away: ForkedAwayCopy::DuringPause,
+            thread_reading: ThreadReading::Together,
+            only_threads: Vec::new(),
         }
     }
 }

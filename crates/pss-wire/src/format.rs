@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use crate::codec::{Decoded, Reader, Writer};
 use pss_sys::memfd;
 use pss_types::error::{Error, Result};
-use pss_types::records::SnapshotRecords;
+use pss_types::records::{SnapshotRecords, ThreadRead};
 
 /// The name of the memfd that carries a serialized snapshot into another process;
 /// `/proc/PID/fd` shows it as `/memfd:pss-snapshot (deleted)`.
@@ -27,7 +27,7 @@ pub const MAGIC: [u8; 8] = *b"PSSSNAP\0";
 /// The major version this build writes and reads.
 pub const VERSION_MAJOR: u16 = 1;
 /// The minor version this build writes.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// The size of the fixed header.
 pub const HEADER_SIZE: usize = 48;
 
@@ -47,6 +47,8 @@ mod tag {
     pub const AUX_PAGES: u32 = 6;
     pub const PERFORMANCE: u32 = 7;
     pub const WARNINGS: u32 = 8;
+    /// Since 1.1: how each thread was read, in the threads section's order.
+    pub const THREAD_READS: u32 = 9;
 }
 
 /// The fixed header of a serialized snapshot.
@@ -168,6 +170,9 @@ pub fn encode(d: &SnapshotRecords, id: u64) -> Vec<u8> {
     section(tag::PROCESS, &|w| encode_process(w, &d.process));
     if let Some(t) = &d.threads {
         section(tag::THREADS, &|w| w.seq(t, encode_thread));
+        if t.iter().any(|t| t.linux.read != ThreadRead::Together) {
+            section(tag::THREAD_READS, &|w| w.seq(t, encode_thread_read));
+        }
     }
     if let Some(h) = &d.handles {
         section(tag::HANDLES, &|w| w.seq(h, encode_handle));
@@ -231,6 +236,7 @@ fn decode_body(body: &[u8], lenient: bool) -> Decoded<SnapshotRecords> {
     let mut aux_pages = None;
     let mut performance = None;
     let mut warnings = None;
+    let mut thread_reads = None;
     while !r.at_end() {
         let t = r.u32()?;
         let bytes = r.bytes()?;
@@ -244,6 +250,7 @@ fn decode_body(body: &[u8], lenient: bool) -> Decoded<SnapshotRecords> {
             tag::AUX_PAGES => set(&mut aux_pages, s.seq(decode_aux_page)?),
             tag::PERFORMANCE => set(&mut performance, decode_performance(&mut s)?),
             tag::WARNINGS => set(&mut warnings, s.seq(decode_warning)?),
+            tag::THREAD_READS => set(&mut thread_reads, s.seq(decode_thread_read)?),
             _ => continue,
         };
         if seen {
@@ -251,6 +258,15 @@ fn decode_body(body: &[u8], lenient: bool) -> Decoded<SnapshotRecords> {
         }
         if !s.at_end() && !lenient {
             return Err(s.error(format!("the end of section {t}")));
+        }
+    }
+    if let Some(reads) = thread_reads {
+        let threads = threads
+            .as_mut()
+            .filter(|t| t.len() == reads.len())
+            .ok_or_else(|| r.error("as many thread reads (tag 9) as threads (tag 3)"))?;
+        for (t, read) in threads.iter_mut().zip(reads) {
+            t.linux.read = read;
         }
     }
     Ok(SnapshotRecords {

@@ -54,7 +54,7 @@ pub use pss_types::flags::{
 };
 pub use pss_types::memory::{Layered, Memory};
 pub use pss_types::{error, flags, memory, records, units};
-pub use pss_types::{CaptureOptions, Target};
+pub use pss_types::{CaptureOptions, Target, ThreadReading};
 pub use pss_wire::format;
 pub use pss_wire::format::MEMFD_NAME;
 pub use snapshot::{QueryInfo, Snapshot, WalkEntry, CONTEXT_RECORD_SIZE};

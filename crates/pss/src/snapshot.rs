@@ -154,6 +154,14 @@ impl Snapshot {
         })
     }
 
+    /// A snapshot of `records` put together by the caller (a stack walk that read some
+    /// threads again, say), without a clone.
+    pub fn from_records(records: SnapshotRecords) -> Snapshot {
+        Snapshot {
+            data: Arc::new(SnapshotData::without_clone(records)),
+        }
+    }
+
     /// Writes the snapshot to a file at `path` ([`Snapshot::to_bytes`]), whole or not at
     /// all: the bytes go to [`Snapshot::partial_path`] first, which is renamed to `path`
     /// once written and flushed, and removed on any error (a full disk, say).

@@ -19,7 +19,8 @@ use pss_trace::ptrace::{self, Tid};
 use pss_types::error::{Error, Result};
 use pss_types::flags::ContextFlags;
 use pss_types::records::{
-    AuxiliaryPage, AuxiliaryPageKind, GeneralRegisters, PhaseCost, ThreadContext, Warning,
+    AuxiliaryPage, AuxiliaryPageKind, GeneralRegisters, PhaseCost, ThreadContext, ThreadRead,
+    Warning,
 };
 
 use super::cost;
@@ -65,6 +66,8 @@ pub struct FrozenThread {
     pub group_stopped: bool,
     /// When its registers were read.
     pub capture_time: SystemTime,
+    /// How: stopped with the others, alone, or read while blocked.
+    pub read: ThreadRead,
 }
 
 /// The result of a pause.
@@ -131,6 +134,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
                 sigmask,
                 group_stopped,
                 capture_time: SystemTime::now(),
+                read: ThreadRead::Together,
             }),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                 warnings.push(Warning::thread(tid, "killed while stopped; not included"))
@@ -147,6 +151,7 @@ pub fn freeze(req: FreezeRequest) -> Result<Frozen> {
                     sigmask: None,
                     group_stopped,
                     capture_time: SystemTime::now(),
+                    read: ThreadRead::Together,
                 });
             }
         }
@@ -231,11 +236,7 @@ fn copy_aux_pages(
     for t in threads {
         let Some(g) = &t.general else { continue };
         let sp = g.stack_pointer();
-        let i = mappings.partition_point(|&(start, _)| start <= sp);
-        let stack_len = match i.checked_sub(1).map(|i| mappings[i]) {
-            Some((_, end)) if sp < end => limit.min((end - (sp & !(PAGE - 1))) as usize),
-            _ => limit,
-        };
+        let stack_len = stack_len(mappings, sp, limit);
         let tls = g.tls_base() & !(PAGE - 1);
         for (address, len, kind) in [
             (sp & !(PAGE - 1), stack_len, AuxiliaryPageKind::Stack),
@@ -277,9 +278,23 @@ fn copy_aux_pages(
         .collect()
 }
 
-type ThreadRegs = (GeneralRegisters, Option<ThreadContext>, Option<u64>);
+/// A stopped thread's general registers, context and signal mask.
+pub(super) type ThreadRegs = (GeneralRegisters, Option<ThreadContext>, Option<u64>);
 
-fn read_thread(
+/// How many bytes of a stack to copy from the page of `sp` up: at most `limit`, less
+/// where the mapping holding `sp` ends (`mappings`: `(start, end)`, sorted).
+pub(super) fn stack_len(mappings: &[(u64, u64)], sp: u64, limit: usize) -> usize {
+    const PAGE: u64 = 4096;
+    let i = mappings.partition_point(|&(start, _)| start <= sp);
+    match i.checked_sub(1).map(|i| mappings[i]) {
+        Some((_, end)) if sp < end => limit.min((end - (sp & !(PAGE - 1))) as usize),
+        _ => limit,
+    }
+}
+
+/// Reads the registers of stopped thread `tid`: the general ones, and with `context` the
+/// groups asked for and the signal mask.
+pub(super) fn read_thread(
     reader: &mut arch::ContextReader,
     tid: Tid,
     context: Option<(ContextFlags, bool)>,

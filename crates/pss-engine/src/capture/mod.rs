@@ -10,6 +10,7 @@ mod handles;
 pub(crate) mod held;
 mod injectable;
 pub(crate) mod ledger;
+mod one_by_one;
 pub(crate) mod one_thread;
 mod priority;
 mod process;
@@ -34,9 +35,10 @@ use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
 use pss_types::records::SnapshotRecords;
 use pss_types::records::{
-    CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, PhaseCost, ThreadEntry, Warning,
+    CaptureInfo, HandleEntry, MemoryRegion, PerformanceCounters, PhaseCost, ThreadEntry,
+    ThreadRead, Warning,
 };
-pub(crate) use pss_types::{CaptureOptions, Target};
+pub(crate) use pss_types::{CaptureOptions, Target, ThreadReading};
 
 use held::HeldClone;
 use trampoline::Trampoline;
@@ -115,6 +117,7 @@ pub(crate) fn capture(target: Target<'_>, opts: &CaptureOptions) -> Result<Captu
     let started = SystemTime::now();
     let total = Stopwatch::start();
     check_flags(opts.flags)?;
+    check_reading(opts)?;
     let (pid, pidfd) = resolve(target)?;
     let mut c = Capture {
         pid,
@@ -205,13 +208,32 @@ impl Capture<'_> {
             Vec::new()
         };
         let extended = opts.flags.contains(CaptureFlags::THREAD_CONTEXT_EXTENDED);
+        let skip = if checked.zombie_leader {
+            vec![pid]
+        } else {
+            Vec::new()
+        };
+        if opts.thread_reading == ThreadReading::OneByOne {
+            let req = one_by_one::OneByOneRequest {
+                pid,
+                skip,
+                only: opts.only_threads.iter().map(|&t| t as i32).collect(),
+                context: wants.context.then_some((opts.context_flags, extended)),
+                timeout: opts.stop_timeout,
+                aux_stack_limit: wants.aux.then_some(opts.aux_stack_limit),
+                mappings,
+            };
+            let mut frozen = locked(pid, &self.pidfd, opts.stop_timeout, move || {
+                one_by_one::read_threads(req)
+            })?;
+            self.warnings.append(&mut frozen.warnings);
+            self.perf.threads = frozen.costs.threads;
+            self.perf.aux_pages = frozen.costs.aux_pages;
+            return Ok((Some(frozen), None));
+        }
         let req = freeze::FreezeRequest {
             pid,
-            skip: if checked.zombie_leader {
-                vec![pid]
-            } else {
-                Vec::new()
-            },
+            skip,
             context: wants.context.then_some((opts.context_flags, extended)),
             timeout: opts.stop_timeout,
             max_rounds: opts.max_rounds.max(1),
@@ -267,7 +289,8 @@ impl Capture<'_> {
     ) -> Result<Captured> {
         let pid = self.pid;
         let (pause, stopped, rounds) = frozen.as_ref().map_or((Duration::ZERO, 0, 0), |f| {
-            (f.pause, f.threads.len(), f.rounds)
+            let stopped = f.threads.iter().filter(|t| t.read != ThreadRead::Blocked);
+            (f.pause, stopped.count(), f.rounds)
         });
         let (mut status_at_pause, mut aux_pages) = (None, None);
         let frozen_threads = frozen.map(|f| {
@@ -483,6 +506,27 @@ fn locked_freeze(
     (frozen, entry)
 }
 
+/// Runs `read` on the tracer thread under the target's lock (waiting up to `timeout` for
+/// another engine's capture of it to end).
+fn locked<R: Send + 'static>(
+    pid: i32,
+    pidfd: &Option<OwnedFd>,
+    timeout: Duration,
+    read: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<R> {
+    let asked = Instant::now();
+    let Ok(_turn) = TargetLock::acquire(pidfd::identity(pid), asked + timeout) else {
+        let waited_ms = asked.elapsed().as_millis() as u64;
+        return Err(Error::Busy { pid, waited_ms });
+    };
+    tracer::run_on(Role::Capture, read)
+        .and_then(|r| r)
+        .map_err(|e| match pidfd {
+            Some(fd) if pidfd::has_exited(fd.as_fd()) => Error::ProcessExited { pid },
+            _ => e,
+        })
+}
+
 /// Turns a clone made during the pause into a [`HeldClone`] (whose drop frees it), then
 /// adopts it: `EXITKILL`, `oom_score_adj` 1000, and the cgroup move for `BREAKAWAY`.
 fn adopt_clone(
@@ -573,6 +617,24 @@ fn check_flags(flags: CaptureFlags) -> Result<()> {
             names.join(", ")
         ),
     })
+}
+
+/// Refuses a one-by-one reading with a VA clone (which needs every thread stopped
+/// together), and a thread list without a one-by-one reading.
+fn check_reading(opts: &CaptureOptions) -> Result<()> {
+    match opts.thread_reading {
+        ThreadReading::OneByOne if opts.flags.contains(CaptureFlags::VA_CLONE) => {
+            Err(Error::InvalidParameter(
+                "a VA clone needs every thread stopped together: threads cannot be read one by one with PSS_CAPTURE_VA_CLONE".into(),
+            ))
+        }
+        ThreadReading::Together if !opts.only_threads.is_empty() => {
+            Err(Error::InvalidParameter(
+                "a list of threads to read is for threads read one by one".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The warnings for flags accepted without data ([`CaptureFlags::WITHOUT_DATA`]).

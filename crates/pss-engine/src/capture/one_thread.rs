@@ -237,7 +237,8 @@ fn ptrace_error(pid: i32, tid: Tid, request: &'static str, source: std::io::Erro
     }
 }
 
-fn seize_error(pid: i32, tid: Tid, e: std::io::Error) -> Error {
+/// The error for a failed `PTRACE_SEIZE` of thread `tid` of `pid`.
+pub(super) fn seize_error(pid: i32, tid: Tid, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ESRCH) => Error::ProcessExited { pid },
         Some(libc::EPERM) => match procfs::status_at(&format!("/proc/{pid}/task/{tid}/status")) {

@@ -10,7 +10,7 @@ use pss_sys::clock;
 use pss_sys::procfs::{stat, ProcDir};
 use pss_trace::sched;
 use pss_types::flags::{ThreadFlags, STILL_ACTIVE};
-use pss_types::records::{ThreadEntry, ThreadLinux, Warning};
+use pss_types::records::{ThreadEntry, ThreadLinux, ThreadRead, Warning};
 
 /// Builds one entry per frozen (or, for self-capture, listed) thread, plus a terminated
 /// entry for a zombie leader. Threads whose `stat` vanished become warnings.
@@ -54,6 +54,7 @@ pub fn unfrozen(tid: i32) -> FrozenThread {
         sigmask: None,
         group_stopped: false,
         capture_time: SystemTime::now(),
+        read: ThreadRead::Together,
     }
 }
 
@@ -106,6 +107,7 @@ fn entry(
             processor: st.processor as u32,
             nice: st.nice as i32,
             sigmask: ft.sigmask,
+            read: ft.read,
         },
     })
 }

@@ -181,6 +181,11 @@ class Thread:
     last_syscall_number: int
     last_syscall_first_argument: int
     capture_time: float
+    read: str
+    """How its registers and stack were read: ``together`` (stopped with every other
+    thread), ``alone`` (stopped by itself) or ``blocked`` (not stopped: blocked in a system
+    call; only ``rip``/``rsp`` (``pc``/``sp``) and the call's number and arguments are known
+    of its registers, the others read 0)."""
 
 
 def _thread(d: Mapping[str, Any]) -> Thread:
@@ -223,6 +228,7 @@ def _thread(d: Mapping[str, Any]) -> Thread:
         last_syscall_number=d["last_syscall_number"],
         last_syscall_first_argument=d["last_syscall_first_argument"],
         capture_time=_time(d["capture_time"]),
+        read=linux["read"],
     )
 
 

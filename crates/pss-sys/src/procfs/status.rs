@@ -43,6 +43,20 @@ pub struct Status {
     pub cap_eff: u64,
     /// The last `NSpid:` value: the pid in the process's own (innermost) pid namespace.
     pub ns_pid: i32,
+    /// `SigBlk:`: the blocked-signal mask.
+    pub sig_blk: u64,
+    /// `voluntary_ctxt_switches:`.
+    pub voluntary_switches: u64,
+    /// `nonvoluntary_ctxt_switches:`.
+    pub involuntary_switches: u64,
+}
+
+impl Status {
+    /// The context-switch counts (voluntary, involuntary): a thread that did not run
+    /// between two reads has the same counts in both.
+    pub fn switches(&self) -> (u64, u64) {
+        (self.voluntary_switches, self.involuntary_switches)
+    }
 }
 
 /// Parses a `status` file.
@@ -78,6 +92,9 @@ pub fn parse(buf: &[u8]) -> Status {
                 s.shadow_stack = v.split(|c| c.is_ascii_whitespace()).any(|w| w == b"shstk");
             }
             b"CapEff" => s.cap_eff = super::hex_u64(v).unwrap_or(0),
+            b"SigBlk" => s.sig_blk = super::hex_u64(v).unwrap_or(0),
+            b"voluntary_ctxt_switches" => s.voluntary_switches = dec_u64(v).unwrap_or(0),
+            b"nonvoluntary_ctxt_switches" => s.involuntary_switches = dec_u64(v).unwrap_or(0),
             b"Uid" => s.uid = first_id(v),
             b"Gid" => s.gid = first_id(v),
             _ => {}
@@ -98,7 +115,7 @@ mod tests {
 
     #[test]
     fn parses_fields() {
-        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nCapEff:\t0000000000200000\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\n";
+        let buf = b"Name:\tcat\nState:\tT (stopped)\nTgid:\t77\nTracerPid:\t12\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t100\t100\t100\nVmPeak:\t    8 kB\nVmRSS:\t  100 kB\nSeccomp:\t2\nCapEff:\t0000000000200000\nThreads:\t5\nx86_Thread_features:\tshstk wrss\nNSpid:\t77\t3\nSigBlk:\t0000000000014000\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
         let s = parse(buf);
         assert_eq!(s.state, b'T');
         assert_eq!(s.tgid, 77);
@@ -111,5 +128,7 @@ mod tests {
         assert_eq!(s.threads, 5);
         assert!(s.shadow_stack);
         assert_eq!(s.ns_pid, 3);
+        assert_eq!(s.sig_blk, 0x14000);
+        assert_eq!(s.switches(), (12, 3));
     }
 }

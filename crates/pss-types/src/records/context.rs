@@ -152,6 +152,28 @@ impl GeneralRegisters {
     pub fn syscall_arg0(&self) -> u64 {
         self.rdi
     }
+
+    /// What is known of the registers of a thread blocked in system call `nr` without
+    /// stopping it (`/proc/PID/task/TID/syscall`): the call's number (`orig_rax`) and
+    /// arguments (`rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`), the stack pointer, and the
+    /// instruction pointer (also in `rcx`, where the `syscall` instruction put it). Every
+    /// other register reads 0.
+    pub fn blocked_in_syscall(nr: u64, args: [u64; 6], sp: u64, pc: u64) -> GeneralRegisters {
+        let [rdi, rsi, rdx, r10, r8, r9] = args;
+        GeneralRegisters {
+            orig_rax: nr,
+            rdi,
+            rsi,
+            rdx,
+            r10,
+            r8,
+            r9,
+            rcx: pc,
+            rip: pc,
+            rsp: sp,
+            ..GeneralRegisters::default()
+        }
+    }
 }
 
 /// aarch64 `struct user_pt_regs` plus the TLS register.
@@ -240,5 +262,22 @@ impl GeneralRegisters {
     /// The first syscall argument register (`x0`).
     pub fn syscall_arg0(&self) -> u64 {
         self.regs[0]
+    }
+
+    /// What is known of the registers of a thread blocked in system call `nr` without
+    /// stopping it (`/proc/PID/task/TID/syscall`): the call's number (`x8`, and the syscall
+    /// register) and arguments (`x0`–`x5`), the stack pointer and the program counter.
+    /// Every other register reads 0 — the link register too.
+    pub fn blocked_in_syscall(nr: u64, args: [u64; 6], sp: u64, pc: u64) -> GeneralRegisters {
+        let mut regs = [0u64; 31];
+        regs[..6].copy_from_slice(&args);
+        regs[8] = nr;
+        GeneralRegisters {
+            regs,
+            sp,
+            pc,
+            syscall: nr as i64,
+            ..GeneralRegisters::default()
+        }
     }
 }

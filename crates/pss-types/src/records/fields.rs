@@ -94,7 +94,8 @@ fields!(ThreadLinux {
     syscall,
     processor,
     nice,
-    sigmask
+    sigmask,
+    read
 });
 fields!(ThreadContext {
     flags,

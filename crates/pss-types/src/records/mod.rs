@@ -102,7 +102,7 @@ impl Warning {
 
 /// Everything one capture produced, as plain records: what the engine sends, a snapshot
 /// file holds, and the caller's `Snapshot` serves (with the clone, which is not a record).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SnapshotRecords {
     /// `PSS_PROCESS_INFORMATION`.
     pub process: ProcessInformation,

@@ -132,6 +132,7 @@ fn thread() -> ThreadEntry {
             processor: 1,
             nice: 2,
             sigmask: Some(0x4000),
+            read: ThreadRead::Blocked,
         },
     }
 }

@@ -66,4 +66,35 @@ pub struct ThreadLinux {
     pub nice: i32,
     /// Its blocked-signal mask, read while stopped (with `THREAD_CONTEXT`).
     pub sigmask: Option<u64>,
+    /// How its registers and stack were read: stopped with every other thread (the
+    /// snapshot's one instant), stopped alone, or not stopped at all.
+    pub read: ThreadRead,
+}
+
+/// How a thread's registers (and stack copy) were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadRead {
+    /// Stopped together with every other thread: one instant for all (the PSS way, and
+    /// what a VA clone needs). Also a thread that was not read at all (no registers asked).
+    #[default]
+    Together,
+    /// Stopped by itself, only for its own registers and stack copy: its own instant.
+    Alone,
+    /// Not stopped: it was blocked in a system call the whole time its stack was copied
+    /// (checked before and after). Only the instruction and stack pointers, the call's
+    /// number and its arguments are known of its registers
+    /// ([`ThreadContext::partial`](super::ThreadContext)); the rest read as 0.
+    Blocked,
+}
+
+impl ThreadRead {
+    /// Its name in the JSON document and the command's output (`together`, `alone`,
+    /// `blocked`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadRead::Together => "together",
+            ThreadRead::Alone => "alone",
+            ThreadRead::Blocked => "blocked",
+        }
+    }
 }

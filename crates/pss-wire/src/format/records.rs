@@ -13,7 +13,7 @@ use pss_types::records::{
     AuxiliaryPage, AuxiliaryPageKind, CaptureInfo, FdDetail, FdKind, GeneralRegisters, HandleEntry,
     HandleLinux, MemState, MemType, MemoryRegion, PageProtection, PerformanceCounters, PhaseCost,
     PriorityClass, ProcessInformation, ProcessLinux, RegionLinux, SectionInformation,
-    ThreadContext, ThreadEntry, ThreadLinux, TypeSpecific, Warning,
+    ThreadContext, ThreadEntry, ThreadLinux, ThreadRead, TypeSpecific, Warning,
 };
 
 // ---- small shared pieces ----
@@ -296,7 +296,28 @@ pub fn decode_thread(r: &mut Reader<'_>) -> Decoded<ThreadEntry> {
             processor: r.u32()?,
             nice: r.i32()?,
             sigmask: r.opt(|r| r.u64())?,
+            // Section 9, when there is one (`format::decode`).
+            read: ThreadRead::Together,
         },
+    })
+}
+
+/// Writes how a thread was read (section 9).
+pub fn encode_thread_read(w: &mut Writer, t: &ThreadEntry) {
+    w.u8(match t.linux.read {
+        ThreadRead::Together => 0,
+        ThreadRead::Alone => 1,
+        ThreadRead::Blocked => 2,
+    });
+}
+
+/// Reads what [`encode_thread_read`] wrote.
+pub fn decode_thread_read(r: &mut Reader<'_>) -> Decoded<ThreadRead> {
+    Ok(match r.u8()? {
+        0 => ThreadRead::Together,
+        1 => ThreadRead::Alone,
+        2 => ThreadRead::Blocked,
+        v => return Err(r.error(format!("a thread read (0-2), found {v}"))),
     })
 }
 

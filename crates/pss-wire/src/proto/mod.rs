@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::codec::{Decoded, Reader, Writer};
 use pss_types::flags::{CaptureFlags, ContextFlags};
-use pss_types::options::CaptureOptions;
+use pss_types::options::{CaptureOptions, ThreadReading};
 use pss_types::records::{CopiedRange, CopyReason, ForkedAwayCopy, MemoryHole};
 
 mod error;
@@ -154,6 +154,11 @@ pub fn encode_capture(target: TargetSpec, o: &CaptureOptions) -> Vec<u8> {
         ForkedAwayCopy::AfterPause => 1,
         ForkedAwayCopy::Never => 2,
     });
+    w.u8(match o.thread_reading {
+        ThreadReading::Together => 0,
+        ThreadReading::OneByOne => 1,
+    });
+    w.seq(&o.only_threads, |w, &t| w.u32(t));
     w.buf
 }
 
@@ -181,6 +186,12 @@ pub fn decode_capture(bytes: &[u8]) -> Decoded<(TargetSpec, CaptureOptions)> {
         2 => ForkedAwayCopy::Never,
         t => return Err(r.error(format!("a forked-away copy policy, found {t}"))),
     };
+    o.thread_reading = match r.u8()? {
+        0 => ThreadReading::Together,
+        1 => ThreadReading::OneByOne,
+        t => return Err(r.error(format!("a thread reading, found {t}"))),
+    };
+    o.only_threads = r.seq(|r| r.u32())?;
     Ok((target, o))
 }
 
@@ -280,6 +291,8 @@ mod tests {
         o.stop_timeout = Duration::from_millis(1234);
         o.aux_stack_limit = 4096;
         o.forked_away = ForkedAwayCopy::AfterPause;
+        o.thread_reading = ThreadReading::OneByOne;
+        o.only_threads = vec![7, 9];
         let (t, back) = decode_capture(&encode_capture(TargetSpec::Pid(42), &o)).unwrap();
         assert_eq!((t, back), (TargetSpec::Pid(42), o));
     }
