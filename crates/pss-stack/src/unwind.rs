@@ -46,9 +46,49 @@ mod arch {
         Regs::new(ip, sp, bp)
     }
 
+    /// `regs` with a frame pointer given later, as a function of it: the frame pointer is
+    /// the one register a frame of a thread read while blocked may be missing here.
+    pub fn with_frame_pointer(regs: &Regs) -> Option<impl Fn(u64) -> Regs + '_> {
+        Some(move |bp: u64| {
+            let mut r = *regs;
+            r.set_bp(bp);
+            r
+        })
+    }
+
     /// The stack pointer (`rsp`).
     pub fn stack_pointer(r: &Regs) -> u64 {
         r.sp()
+    }
+
+    /// Whether the 8 bytes of code before an address end with a call instruction: `call
+    /// rel32` (`E8`), or `call r/m64` (`FF /2`) in any of its lengths.
+    pub fn after_a_call(code: &[u8; 8]) -> bool {
+        if code[3] == 0xe8 {
+            return true;
+        }
+        (2..=7).any(|len| {
+            let at = 8 - len;
+            code[at] == 0xff && indirect_call_len(&code[at + 1..]) == Some(len)
+        })
+    }
+
+    /// The length of a `call r/m64` (`FF /2`) whose ModRM byte starts `rest`, if it is one.
+    fn indirect_call_len(rest: &[u8]) -> Option<usize> {
+        let modrm = *rest.first()?;
+        if (modrm >> 3) & 7 != 2 {
+            return None;
+        }
+        let (md, rm) = (modrm >> 6, modrm & 7);
+        let sib = md != 3 && rm == 4;
+        let sib_base5 = sib && rest.get(1).is_some_and(|s| s & 7 == 5);
+        let disp = match md {
+            0 if rm == 5 || sib_base5 => 4,
+            1 => 1,
+            2 => 4,
+            _ => 0,
+        };
+        Some(2 + usize::from(sib) + disp)
     }
 
     /// `mov $15, %rax; syscall`: `rt_sigreturn`, the whole of glibc's and musl's
@@ -97,9 +137,22 @@ mod arch {
         Regs::new(lr, sp, fp)
     }
 
+    /// Never here: a thread read while blocked lacks the link register too, which no
+    /// slot of the stack gives back.
+    pub fn with_frame_pointer(_regs: &Regs) -> Option<fn(u64) -> Regs> {
+        None
+    }
+
     /// The stack pointer.
     pub fn stack_pointer(r: &Regs) -> u64 {
         r.sp()
+    }
+
+    /// Whether the 4-byte instruction before an address (the last of `code`) is a call:
+    /// `bl` or `blr`.
+    pub fn after_a_call(code: &[u8; 8]) -> bool {
+        let insn = u32::from_le_bytes([code[4], code[5], code[6], code[7]]);
+        insn & 0xfc00_0000 == 0x9400_0000 || insn & 0xffff_fc1f == 0xd63f_0000
     }
 
     /// `mov x8, #139; svc #0`: `rt_sigreturn`, the vDSO's `__kernel_rt_sigreturn`.
@@ -158,8 +211,9 @@ impl Walk {
 
     /// The frames of a thread stopped with registers `g`, and why the walk ended. With
     /// `partial` registers (only the instruction and stack pointers are known: a thread
-    /// read while blocked), a frame that needs another register ends the walk with
-    /// [`StackEnd::NeedsRegisters`].
+    /// read while blocked), a frame that needs the frame pointer has it inferred
+    /// ([`Walk::infer_frame_pointer`]); one that needs a register that cannot be inferred
+    /// ends the walk with [`StackEnd::NeedsRegisters`].
     pub fn frames(
         &mut self,
         g: &GeneralRegisters,
@@ -167,23 +221,38 @@ impl Walk {
         modules: &[Module],
         mem: &mut StackMemory<'_>,
     ) -> (Vec<RawFrame>, StackEnd) {
-        let (pc, mut regs) = arch::start(g, partial, UNKNOWN);
+        let (pc, regs) = arch::start(g, partial, UNKNOWN);
         let mut frames = vec![RawFrame {
             address: pc,
             is_return: false,
             how: FrameHow::Context,
         }];
-        let mut at = FrameAddress::from_instruction_pointer(pc);
+        let at = FrameAddress::from_instruction_pointer(pc);
+        let end = self.walk_from(at, regs, partial, modules, mem, &mut frames);
+        (frames, end)
+    }
+
+    /// Walks on from the frame at `at` with registers `regs`, appending to `frames`; why
+    /// the walk ended.
+    fn walk_from(
+        &mut self,
+        mut at: FrameAddress,
+        mut regs: arch::Regs,
+        partial: bool,
+        modules: &[Module],
+        mem: &mut StackMemory<'_>,
+        frames: &mut Vec<RawFrame>,
+    ) -> StackEnd {
         loop {
             if frames.len() >= MAX_FRAMES {
-                return (frames, StackEnd::TooDeep { limit: MAX_FRAMES });
+                return StackEnd::TooDeep { limit: MAX_FRAMES };
             }
             match go_frame(modules, at) {
-                Some(GoFrame::Outermost) => return (frames, StackEnd::Complete),
+                Some(GoFrame::Outermost) => return StackEnd::Complete,
                 Some(GoFrame::SystemStack) => {
                     let Some(ret) = self.follow_systemstack(modules, &mut regs, mem) else {
                         let why = "runtime.systemstack's switch could not be followed back to the goroutine's stack";
-                        return (frames, StackEnd::BadFrame(why.into()));
+                        return StackEnd::BadFrame(why.into());
                     };
                     frames.push(RawFrame {
                         address: ret,
@@ -192,34 +261,38 @@ impl Walk {
                     });
                     match FrameAddress::from_return_address(ret) {
                         Some(a) => at = a,
-                        None => {
-                            return (frames, StackEnd::BadFrame("a null return address".into()))
-                        }
+                        None => return StackEnd::BadFrame("a null return address".into()),
                     }
                     continue;
                 }
                 None => {}
             }
+            let before = regs;
             let mut read = |a: u64| mem.word(a);
             let found = self
                 .unwinder
                 .unwind_frame(at, &mut regs, &mut self.cache, &mut read);
+            let needs_registers = match &found {
+                Ok(Some(ret)) => from_unknown(*ret),
+                Err(framehop::Error::CouldNotReadStack(a)) => from_unknown(*a),
+                // The call's own frame gave nothing to go on: the link register (aarch64)
+                // or a frame pointer may be what it needs.
+                Err(_) => partial && frames.len() == 1,
+                Ok(None) => false,
+            };
+            if needs_registers {
+                return match frames.len() >= 2 {
+                    true => self.infer_frame_pointer(at, &before, modules, mem, frames),
+                    false => StackEnd::NeedsRegisters,
+                };
+            }
             let ret = match found {
-                Ok(Some(ret)) if from_unknown(ret) => return (frames, StackEnd::NeedsRegisters),
                 Ok(Some(ret)) => ret,
-                Ok(None) => return (frames, StackEnd::Complete),
-                Err(framehop::Error::CouldNotReadStack(a)) if from_unknown(a) => {
-                    return (frames, StackEnd::NeedsRegisters);
-                }
+                Ok(None) => return StackEnd::Complete,
                 Err(framehop::Error::CouldNotReadStack(a)) => {
-                    return (frames, StackEnd::StackCopyEnded { address: a });
+                    return StackEnd::StackCopyEnded { address: a };
                 }
-                Err(_) if partial && frames.len() == 1 => {
-                    // The call's own frame gave nothing to go on: the link register (aarch64)
-                    // or a frame pointer may be what it needs.
-                    return (frames, StackEnd::NeedsRegisters);
-                }
-                Err(e) => return (frames, StackEnd::BadFrame(e.to_string())),
+                Err(e) => return StackEnd::BadFrame(e.to_string()),
             };
             let how = how_found(modules, at);
             if is_sigreturn(modules, ret) {
@@ -232,7 +305,7 @@ impl Walk {
                 });
                 let Some(ip) = arch::restore(&mut regs, mem) else {
                     let address = mem.missed.unwrap_or(0);
-                    return (frames, StackEnd::StackCopyEnded { address });
+                    return StackEnd::StackCopyEnded { address };
                 };
                 frames.push(RawFrame {
                     address: ip,
@@ -249,10 +322,66 @@ impl Walk {
             });
             match FrameAddress::from_return_address(ret) {
                 Some(a) => at = a,
-                None => return (frames, StackEnd::BadFrame("a null return address".into())),
+                None => return StackEnd::BadFrame("a null return address".into()),
             }
         }
     }
+
+    /// The frame at `at` (stack pointer in `regs`) of a thread read while blocked needs the
+    /// frame pointer, which the syscall wrapper below it left as its caller set it: the
+    /// address, in this frame, of the saved frame pointer with the return address above
+    /// it. Tried from the stack pointer up, each slot whose next word points into a module's
+    /// code: the first from which the walk reaches the thread's outermost frame is taken
+    /// (its frames appended). None such (a stack deeper than its copy, a frame that needs
+    /// another register): [`StackEnd::NeedsRegisters`], and the thread is read stopped.
+    fn infer_frame_pointer(
+        &mut self,
+        at: FrameAddress,
+        regs: &arch::Regs,
+        modules: &[Module],
+        mem: &mut StackMemory<'_>,
+        frames: &mut Vec<RawFrame>,
+    ) -> StackEnd {
+        const SCAN: u64 = 64 << 10;
+        let Some(with_bp) = arch::with_frame_pointer(regs) else {
+            return StackEnd::NeedsRegisters;
+        };
+        let sp = arch::stack_pointer(regs);
+        let missed = mem.missed;
+        for slot in (sp..sp.saturating_add(SCAN)).step_by(8) {
+            let Ok(ret) = mem.word(slot + 8) else { break };
+            if !is_return_address(modules, ret) {
+                continue;
+            }
+            let mut more = Vec::new();
+            let end = self.walk_from(at, with_bp(slot), false, modules, mem, &mut more);
+            if end == StackEnd::Complete {
+                frames.extend(more);
+                mem.missed = missed;
+                return end;
+            }
+        }
+        mem.missed = missed;
+        StackEnd::NeedsRegisters
+    }
+}
+
+/// Whether `addr` can be a return address: in the code of a module whose unwind tables
+/// were read, just past a call instruction.
+fn is_return_address(modules: &[Module], addr: u64) -> bool {
+    let Some(m) = module_of(modules, addr) else {
+        return false;
+    };
+    let Some(image) = &m.image else {
+        return false;
+    };
+    let svma = addr.wrapping_sub(m.bias);
+    let text = image.unwind.text_svma.as_ref();
+    let mut before = [0u8; 8];
+    text.is_some_and(|t| t.contains(&svma))
+        && svma >= 8
+        && image.read(svma - 8, &mut before)
+        && arch::after_a_call(&before)
 }
 
 impl Walk {
@@ -355,4 +484,27 @@ fn is_sigreturn(modules: &[Module], addr: u64) -> bool {
 /// The module mapped at `addr`.
 pub(crate) fn module_of(modules: &[Module], addr: u64) -> Option<&Module> {
     modules.iter().find(|m| m.avma.contains(&addr))
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::arch::after_a_call;
+
+    #[test]
+    fn calls_are_recognised_before_a_return_address() {
+        let pad = |tail: &[u8]| {
+            let mut b = [0x90u8; 8];
+            b[8 - tail.len()..].copy_from_slice(tail);
+            b
+        };
+        assert!(after_a_call(&pad(&[0xe8, 1, 2, 3, 4]))); // call rel32
+        assert!(after_a_call(&pad(&[0xff, 0xd0]))); // call *%rax
+        assert!(after_a_call(&pad(&[0x41, 0xff, 0xd4]))); // call *%r12
+        assert!(after_a_call(&pad(&[0xff, 0x15, 1, 2, 3, 4]))); // call *x(%rip)
+        assert!(after_a_call(&pad(&[0xff, 0x50, 0x08]))); // call *8(%rax)
+        assert!(after_a_call(&pad(&[0xff, 0x14, 0x24]))); // call *(%rsp)
+        assert!(!after_a_call(&pad(&[0x5d, 0xc3]))); // pop %rbp; ret
+        assert!(!after_a_call(&pad(&[0xff, 0xe0]))); // jmp *%rax
+        assert!(!after_a_call(&pad(&[0x55, 0x48, 0x89, 0xe5]))); // a function's start
+    }
 }
