@@ -1,5 +1,6 @@
-//! `pss dump`: capture with a VA clone, let the target go, write a core (or a minidump) from
-//! the clone, free it.
+//! `pss dump`: capture with a VA clone, let the target go, write a core (or a full-memory
+//! minidump) from the clone, free it. A minidump without full memory takes no clone: the
+//! threads' registers and stacks copied in the pause are all it holds.
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
@@ -66,6 +67,8 @@ enum DumpFormat {
     /// An ELF core, for gdb, lldb, eu-stack.
     Core,
     /// A minidump, for Breakpad, Crashpad and rust-minidump tools (minidump-stackwalk).
+    /// Without --full-memory no VA clone is made: the target stops only for its threads'
+    /// registers and stacks.
     Minidump,
 }
 
@@ -129,8 +132,14 @@ pub fn dump(args: &DumpArgs) -> Result<()> {
     }
 }
 
+/// A core and a full-memory minidump are written from a VA clone; a minidump without full
+/// memory needs only the stacks copied in the pause, and no clone (a shorter stop).
 fn capture(args: &DumpArgs) -> Result<Snapshot> {
-    let mut options = CaptureOptions::new(export::CAPTURE_FLAGS, ContextFlags::ALL);
+    let flags = match (args.format, args.full_memory) {
+        (DumpFormat::Minidump, false) => export::MINIDUMP_CAPTURE_FLAGS,
+        _ => export::CAPTURE_FLAGS,
+    };
+    let mut options = CaptureOptions::new(flags, ContextFlags::ALL);
     options.stop_timeout = Duration::from_millis(args.timeout_ms);
     options.forked_away = args.forked_away.into();
     crate::interrupt::live_target();
@@ -259,6 +268,7 @@ fn print_json(
         "threads": s.threads,
         "read_ahead": s.read_ahead,
         "filter": format!("{:#x}", s.filter.bits()),
+        "va_clone": snap.va_clone().is_some(),
         "pause_us": pss::units::micros(info.pause),
         "capture_us": pss::units::micros(info.total),
         "write_us": pss::units::micros(elapsed),

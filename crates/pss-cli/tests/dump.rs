@@ -267,3 +267,39 @@ fn a_minidump_by_default_name_and_full_memory_on_request() {
     let o = dump_in(&dir, &[&pid, "--full-memory"]);
     assert_eq!(o.status.code(), Some(2), "--full-memory is for minidumps");
 }
+
+#[test]
+fn a_minidump_without_full_memory_takes_no_clone() {
+    let mut t = Target::spawn(&testbed(), &["va", "2"]);
+    let pid = t.pid.to_string();
+    let dir = TempDir::new("minidump-noclone");
+    let summary = |args: &[&str]| -> serde_json::Value {
+        let o = dump_in(&dir, args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let small = summary(&[&pid, "--format", "minidump", "--json", "-o", "s.dmp"]);
+    assert_eq!(small["va_clone"], false, "{small}");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    assert_eq!(small["threads"], threads, "{small}");
+    assert!(
+        small["memory_bytes"].as_u64().unwrap() > 0,
+        "the stacks: {small}"
+    );
+    let full = summary(&[
+        &pid,
+        "--format",
+        "minidump",
+        "--full-memory",
+        "--json",
+        "-o",
+        "f.dmp",
+    ]);
+    assert_eq!(full["va_clone"], true, "{full}");
+    let core = summary(&[&pid, "--json", "-o", "core"]);
+    assert_eq!(core["va_clone"], true, "{core}");
+    assert_no_children(t.pid);
+    t.assert_unharmed();
+}

@@ -51,6 +51,18 @@ pub const CAPTURE_FLAGS: CaptureFlags = CaptureFlags::THREADS
     .union(CaptureFlags::VA_SPACE_SECTION_INFORMATION)
     .union(CaptureFlags::VA_CLONE);
 
+/// The capture flags a minidump without full memory wants: threads with every register, each
+/// thread's stack (and TLS page) copied in the pause, the VA space with sections (modules and
+/// their build-ids) — no VA clone, so that the target is stopped for the metadata pause
+/// only, not for a fork's page-table copy. (Without a clone the dump has no `LinuxCmdLine`,
+/// `LinuxEnviron` and `LinuxAuxv` streams: those come from the clone's `/proc`.)
+pub const MINIDUMP_CAPTURE_FLAGS: CaptureFlags = CaptureFlags::THREADS
+    .union(CaptureFlags::THREAD_CONTEXT)
+    .union(CaptureFlags::THREAD_CONTEXT_EXTENDED)
+    .union(CaptureFlags::AUXILIARY_PAGES)
+    .union(CaptureFlags::VA_SPACE)
+    .union(CaptureFlags::VA_SPACE_SECTION_INFORMATION);
+
 /// The formats a snapshot can be exported to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

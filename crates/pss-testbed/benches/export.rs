@@ -16,7 +16,10 @@
 //!   of the core over the write's time);
 //! - the same number of bytes written sequentially to a file in the same directory, in
 //!   1 MiB `write`s: the file system's own rate;
-//! - `gcore` of the same target: its stall, wall time, output size and peak RSS.
+//! - `gcore` of the same target: its stall, wall time, output size and peak RSS;
+//! - a minidump without full memory (`pss dump --format minidump`: no VA clone, the stacks
+//!   copied in the pause): the stall the target saw and the pause, against the pause of a
+//!   metadata capture (threads with every register) of the same target.
 //!
 //! Files go to `$PSS_BENCH_DIR` (default `target/bench-export`), are synced between runs
 //! so that each starts with clean page cache, and are removed. Results go to
@@ -232,6 +235,7 @@ fn one(mib: usize, dir: &Path) {
             }
         }
     }
+    minidumps(mib, &mut t, dir);
     t.assert_unharmed();
     let fork_ms = median(&mut fork);
     let (p_stall, g_stall) = (med(&ours, |r| r.stall_ms), med(&theirs, |r| r.stall_ms));
@@ -259,6 +263,56 @@ fn one(mib: usize, dir: &Path) {
         median(&mut null) / 1048576.0,
         med(&ours, |r| r.rss_mib),
         med(&theirs, |r| r.rss_mib),
+    );
+}
+
+/// One minidump without a clone: the stall the target saw and the capture's pause (ms).
+fn minidump_run(t: &mut Target, path: &Path) -> (f64, f64) {
+    stall_ms(t);
+    let snap = Snapshot::capture(
+        PssTarget::Pid(t.pid),
+        export::MINIDUMP_CAPTURE_FLAGS,
+        ContextFlags::ALL,
+    )
+    .expect("capture");
+    let pause_ms = snap.capture_info().pause.as_secs_f64() * 1e3;
+    let mut opts = ExportOptions::default();
+    export::write_file(&snap, Format::Minidump, path, true, &mut opts).expect("write");
+    std::thread::sleep(Duration::from_millis(5));
+    let _ = std::fs::remove_file(path);
+    (stall_ms(t), pause_ms)
+}
+
+/// A metadata capture (threads with every register): the stall the target saw and the
+/// pause, ms.
+fn metadata_run(t: &mut Target) -> (f64, f64) {
+    stall_ms(t);
+    let flags = pss::CaptureFlags::THREADS | pss::CaptureFlags::THREAD_CONTEXT;
+    let snap = Snapshot::capture(PssTarget::Pid(t.pid), flags, ContextFlags::ALL).expect("capture");
+    std::thread::sleep(Duration::from_millis(5));
+    (stall_ms(t), snap.capture_info().pause.as_secs_f64() * 1e3)
+}
+
+/// Minidumps without a clone against metadata captures, interleaved.
+fn minidumps(mib: usize, t: &mut Target, dir: &Path) {
+    let mut v: [Vec<f64>; 4] = Default::default();
+    for _ in 0..9 {
+        std::thread::sleep(Duration::from_millis(200));
+        let (s, p) = minidump_run(t, &dir.join("minidump"));
+        std::thread::sleep(Duration::from_millis(200));
+        let (ms, mp) = metadata_run(t);
+        for (k, x) in [s, p, ms, mp].into_iter().enumerate() {
+            v[k].push(x);
+        }
+    }
+    let [s, p, ms, mp] = v.map(|mut x| median(&mut x));
+    println!(
+        "{:>8} | minidump, no clone: stall {s:.2} ms, pause {p:.2} ms | metadata capture: stall {ms:.2} ms, pause {mp:.2} ms \
+         | minidump stall / metadata pause {:.2}x, stall / stall {:.2}x, pause / pause {:.2}x",
+        size_label(mib),
+        s / mp,
+        s / ms,
+        p / mp
     );
 }
 
