@@ -6,6 +6,8 @@
 # the runtime zoo (crates/pss-cli/tests/zoo.rs): Go (golang-go), a JDK
 # (default-jdk-headless), node (nodejs) and BEAM (erlang-base); in a virtual environment of
 # its own, target/test-venv,
+# inferno (`cargo install`: inferno-flamegraph draws the collapsed stacks of `pss stack
+# --format folded` in crates/pss-cli/tests/profile.rs),
 # py-spy (whose core reader checks cores of Python processes), and pytest, psutil, mypy and maturin
 # (the Python package's tests). Needs root
 # (or sudo) for the packages, and network access to Debian's mirrors and PyPI.
@@ -37,3 +39,5 @@ venv=target/test-venv
 for tool in py-spy pytest psutil mypy maturin; do
     "$venv/bin/pip" show -q "$tool" >/dev/null 2>&1 || "$venv/bin/pip" install -q "$tool"
 done
+command -v inferno-flamegraph >/dev/null ||
+    cargo install --quiet --locked inferno --version 0.12.8 --no-default-features --features cli

@@ -24,6 +24,14 @@ static LIVE_TARGET: AtomicBool = AtomicBool::new(false);
 /// `pss stack FILE`).
 static NO_TARGET: AtomicBool = AtomicBool::new(false);
 
+/// Set while `pss stack --samples` samples: the first SIGINT or SIGTERM then ends
+/// sampling (the profile so far is written, as `perf record` does); a second ends the
+/// command.
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+
+/// Set when a signal asked sampling to end.
+static STOP_SAMPLING: AtomicBool = AtomicBool::new(false);
+
 /// Notes that this command captures a live process.
 pub fn live_target() {
     LIVE_TARGET.store(true, Ordering::SeqCst);
@@ -32,6 +40,16 @@ pub fn live_target() {
 /// Notes that this command touches no process.
 pub fn no_target() {
     NO_TARGET.store(true, Ordering::SeqCst);
+}
+
+/// Notes that this command samples until done or interrupted ([`sampling_stopped`]).
+pub fn sampling() {
+    SAMPLING.store(true, Ordering::SeqCst);
+}
+
+/// Whether a signal asked sampling to end.
+pub fn sampling_stopped() -> bool {
+    STOP_SAMPLING.load(Ordering::SeqCst)
 }
 
 /// How long the engine may take to release everything after a signal.
@@ -43,7 +61,13 @@ pub fn install() -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("pss-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                let graceful = sig == SIGINT || sig == SIGTERM;
+                if graceful && SAMPLING.load(Ordering::SeqCst) && !sampling_stopped() {
+                    STOP_SAMPLING.store(true, Ordering::SeqCst);
+                    eprintln!("pss: sampling ends (signal again to quit at once)");
+                    continue;
+                }
                 finish(sig);
             }
         })?;

@@ -175,13 +175,29 @@ pub fn write_file(
     overwrite: bool,
     options: &mut ExportOptions<'_, '_>,
 ) -> Result<ExportSummary> {
+    let name = path.display().to_string();
+    let sync = options.sync;
+    write_whole(path, overwrite, sync, |file| {
+        write_named(snapshot, format, file.as_fd(), options, name)
+    })
+}
+
+/// Writes a file at `path` with `write`, whole or not at all: into
+/// [`Snapshot::partial_path`] first (mode 0600), renamed to `path` once `write` succeeded
+/// (and, with `sync`, flushed to the disk), removed on any error. An existing `path` is
+/// [`Error::OutputExists`] unless `overwrite`. Used for every file `pss` writes.
+pub fn write_whole<T>(
+    path: &Path,
+    overwrite: bool,
+    sync: bool,
+    write: impl FnOnce(&std::fs::File) -> Result<T>,
+) -> Result<T> {
     use std::os::unix::fs::OpenOptionsExt;
     if !overwrite && path.symlink_metadata().is_ok() {
         return Err(Error::OutputExists {
             path: path.to_owned(),
         });
     }
-    let name = path.display().to_string();
     let partial = Snapshot::partial_path(path);
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -192,18 +208,16 @@ pub fn write_file(
             what: partial.display().to_string(),
             source,
         })?;
-    let sync = options.sync;
-    let result =
-        write_named(snapshot, format, file.as_fd(), options, name.clone()).and_then(|summary| {
-            if sync {
-                file.sync_all().map_err(|source| Error::Output {
-                    what: name.clone(),
-                    source,
-                })?;
-            }
-            rename(&partial, path, overwrite)?;
-            Ok(summary)
-        });
+    let result = write(&file).and_then(|written| {
+        if sync {
+            file.sync_all().map_err(|source| Error::Output {
+                what: path.display().to_string(),
+                source,
+            })?;
+        }
+        rename(&partial, path, overwrite)?;
+        Ok(written)
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

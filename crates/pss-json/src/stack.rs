@@ -43,7 +43,9 @@ object!(Thread(ThreadStack) |t| {
     "end": End(&t.end),
 });
 
-object!(FrameDoc(Frame) |f| {
+object!(
+    /// One frame (`docs/json.md`, "pss stack").
+    FrameDoc(Frame) |f| {
     "address": f.address,
     "module": f.module.as_deref().map(|m| text(m.as_os_str())),
     "module_offset": f.module_offset,
@@ -52,6 +54,7 @@ object!(FrameDoc(Frame) |f| {
     "line": f.line,
     "inlined": f.inlined,
     "how": f.how.name(),
+    "jit": f.jit,
 });
 
 /// Why a walk ended: `{"kind": …}` with the detail the kind has.

@@ -3,6 +3,7 @@
 //! against. The package's public API is in Python; this module is its engine room.
 
 mod errors;
+mod profile;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -90,7 +91,9 @@ fn _pss(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown_engine, m)?)?;
     m.add_function(wrap_pyfunction!(engine_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(profile::sample_stacks, m)?)?;
     m.add_class::<NativeSnapshot>()?;
+    m.add_class::<profile::NativeProfile>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CAPTURE_FLAGS", flag_table::<CaptureFlags>(m.py())?)?;
     m.add("CONTEXT_FLAGS", flag_table::<ContextFlags>(m.py())?)?;

@@ -133,3 +133,34 @@ def test_the_example_program(spawn):
     for name, tid in t.tids().items():
         thread_name = "target" if name == "main" else name
         assert any(re.fullmatch(rf"thread {tid} {thread_name}: pc 0x[0-9a-f]+", l) for l in lines), out
+
+
+def test_sampled_stacks_count_each_thread_every_round(spawn, tmp_path):
+    t = spawn("idle", "2")
+    profile = pss.sample_stacks(t.pid, samples=6, interval=0.005)
+    assert profile.pid == t.pid and profile.rounds == 6
+    assert {th.tid for th in profile} == set(t.tids().values())
+    for th in profile:
+        assert th.samples == 6 and sum(s.count for s in th.stacks) == 6
+    worker = next(th for th in profile if th.tid == t.tids()["worker-0"])
+    # Parked in read(): one chain, every round.
+    assert len(worker.stacks) == 1
+    functions = [f.function for f in worker.stacks[0].frames]
+    assert "park_here" in functions and "worker" in functions, functions
+    folded = profile.folded().splitlines()
+    line = next(x for x in folded if x.startswith(f"{worker.name}-{worker.tid};"))
+    assert ";worker;" in line and line.endswith(" 6"), line
+    assert profile.pprof()[:2] == b"\x1f\x8b"  # gzip
+    out = tmp_path / "p.pb.gz"
+    profile.write_pprof(out)
+    assert out.read_bytes() == profile.pprof()
+    t.assert_running()
+
+
+def test_sampling_a_missing_process_raises_and_bad_arguments_are_refused():
+    with pytest.raises(pss.NoSuchProcess):
+        pss.sample_stacks(999_999_999, samples=2)
+    with pytest.raises(ValueError):
+        pss.sample_stacks(1, samples=0)
+    with pytest.raises(ValueError):
+        pss.sample_stacks(1, samples=2, interval=-1.0)

@@ -32,6 +32,7 @@ mod go;
 mod live;
 mod memory;
 mod modules;
+mod perf_map;
 mod symbols;
 mod unwind;
 
@@ -42,6 +43,7 @@ use std::path::PathBuf;
 pub use live::{capture_stacks, LiveCapture};
 use memory::StackMemory;
 use modules::{ImageCache, Module};
+use perf_map::PerfMap;
 use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
 use pss_types::memory::Memory;
@@ -154,6 +156,9 @@ pub struct Frame {
     pub inlined: bool,
     /// How the frame was found.
     pub how: FrameHow,
+    /// Code compiled at run time, named by the process's perf map
+    /// ([`Walker::name_jit_frames`]).
+    pub jit: bool,
 }
 
 /// One thread's stack.
@@ -187,6 +192,9 @@ pub struct Stacks {
 pub struct Walker {
     images: ImageCache,
     debug_info: bool,
+    perf_map: Option<PerfMap>,
+    /// Why the perf map could not be read, for the next walk's warnings.
+    perf_map_warning: Option<String>,
 }
 
 impl Default for Walker {
@@ -194,6 +202,8 @@ impl Default for Walker {
         Walker {
             images: ImageCache::default(),
             debug_info: true,
+            perf_map: None,
+            perf_map_warning: None,
         }
     }
 }
@@ -213,6 +223,18 @@ impl Walker {
             debug_info: false,
             ..Walker::default()
         }
+    }
+
+    /// Names frames in code compiled at run time (anonymous executable memory) of the live
+    /// process `pid` from the perf map it writes, `/tmp/perf-PID.map`, as `perf` does; reads
+    /// what was appended since the last call. Only for a process running now (a snapshot
+    /// file's pid may be another process's by now); `capture_stacks` calls it.
+    pub fn name_jit_frames(&mut self, pid: u32) {
+        let map = match &mut self.perf_map {
+            Some(m) if m.pid == pid => m,
+            _ => self.perf_map.insert(PerfMap::new(pid)),
+        };
+        self.perf_map_warning = map.refresh().err();
     }
 
     /// The stacks of every thread of `snapshot` with registers: [`Walker::walk`] over its
@@ -250,6 +272,8 @@ impl Walker {
         };
         let mut walk = Walk::new(&modules);
         let mut mem = StackMemory::new(&memory);
+        let jit = self.perf_map.as_ref().filter(|m| m.pid == pid);
+        warnings.extend(self.perf_map_warning.iter().cloned());
         let threads = threads
             .iter()
             .filter_map(|t| {
@@ -264,7 +288,7 @@ impl Walker {
                     read: t.linux.read,
                     frames: raw
                         .iter()
-                        .flat_map(|f| symbolize(&modules, f, self.debug_info))
+                        .flat_map(|f| symbolize(&modules, jit, f, self.debug_info))
                         .collect(),
                     end,
                 })
@@ -297,8 +321,13 @@ pub fn stacks(snapshot: &pss::Snapshot) -> Result<Stacks> {
 }
 
 /// The frames one found address stands for: its function, and the calls inlined into it
-/// at that address (innermost first).
-fn symbolize(modules: &[Module], f: &RawFrame, debug_info: bool) -> Vec<Frame> {
+/// at that address (innermost first); outside every module, the perf map's name.
+fn symbolize(
+    modules: &[Module],
+    jit: Option<&PerfMap>,
+    f: &RawFrame,
+    debug_info: bool,
+) -> Vec<Frame> {
     let module = module_of(modules, f.address);
     let base = Frame {
         address: f.address,
@@ -309,16 +338,25 @@ fn symbolize(modules: &[Module], f: &RawFrame, debug_info: bool) -> Vec<Frame> {
         line: None,
         inlined: false,
         how: f.how,
+        jit: false,
     };
-    let Some((m, image)) = module.and_then(|m| Some((m, m.image.as_ref()?))) else {
-        return vec![base];
-    };
-    // A return address is just past the call: look the call itself up.
     let lookup = if f.is_return {
         f.address - 1
     } else {
         f.address
     };
+    if module.is_none() {
+        let name = jit.and_then(|m| m.name(lookup));
+        return vec![Frame {
+            function: name.map(str::to_owned),
+            jit: name.is_some(),
+            ..base
+        }];
+    }
+    let Some((m, image)) = module.and_then(|m| Some((m, m.image.as_ref()?))) else {
+        return vec![base];
+    };
+    // A return address is just past the call: `lookup` is the call itself.
     let svma = lookup.wrapping_sub(m.bias);
     if let Some((_, name)) = image.own_symbols.iter().find(|(r, _)| r.contains(&svma)) {
         return vec![Frame {
@@ -326,20 +364,19 @@ fn symbolize(modules: &[Module], f: &RawFrame, debug_info: bool) -> Vec<Frame> {
             ..base
         }];
     }
-    let names = image
-        .symbolizer(debug_info)
-        .map(|s| s.names(svma))
-        .unwrap_or_default();
+    let Some(names) = image.symbolizer(debug_info).map(|s| s.names(svma)) else {
+        return vec![base];
+    };
     if names.is_empty() {
         return vec![base];
     }
     let last = names.len() - 1;
     names
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, n)| Frame {
-            function: n.function,
-            file: n.file,
+            function: n.function.clone(),
+            file: n.file.clone(),
             line: n.line,
             inlined: i < last,
             ..base.clone()

@@ -69,6 +69,7 @@ pub fn capture_stacks(
 ) -> Result<(Snapshot, Stacks)> {
     let mut options = how.options();
     let snap = Snapshot::capture_with(Target::Pid(pid), &options)?;
+    walker.name_jit_frames(snap.process().process_id);
     let mut stacks = walker.stacks(&snap)?;
     let again: Vec<u32> = stacks
         .threads

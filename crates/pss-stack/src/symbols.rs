@@ -7,9 +7,10 @@
 //! name is a plain file name, a file beside the module is no link, and a debug file whose
 //! build-id is not the module's is not used.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use object::{Object, ObjectSymbol};
 
@@ -36,7 +37,14 @@ pub(crate) struct Symbolizer {
     symbols: Vec<(u64, u64, String)>,
     /// Whether DWARF is used (else symbol tables only).
     debug_info: bool,
+    /// Names already looked up, by stated address: a sampled stack meets the same
+    /// addresses round after round.
+    looked_up: Mutex<HashMap<u64, Arc<[Name]>>>,
 }
+
+/// The most addresses whose names a symbolizer keeps (about 100 bytes each, without the
+/// names): past it, the cache starts again.
+const MOST_CACHED: usize = 1 << 16;
 
 impl Symbolizer {
     /// For the module open as `module`, mapped from `path` (already checked to have
@@ -56,6 +64,7 @@ impl Symbolizer {
             dwarf: None,
             symbols: Vec::new(),
             debug_info,
+            looked_up: Mutex::default(),
         };
         for file in [debug.as_ref(), module].into_iter().flatten() {
             let Ok(cache) = elf_file::open(file) else {
@@ -83,8 +92,22 @@ impl Symbolizer {
     }
 
     /// The names of stated address `svma`, innermost first: inlined functions, then the one
-    /// they were inlined into. Empty when nothing is known.
-    pub fn names(&self, svma: u64) -> Vec<Name> {
+    /// they were inlined into. Empty when nothing is known. Looked up once per address.
+    pub fn names(&self, svma: u64) -> Arc<[Name]> {
+        let mut cache = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = cache.get(&svma) {
+            return names.clone();
+        }
+        if cache.len() >= MOST_CACHED {
+            cache.clear();
+        }
+        let names: Arc<[Name]> = self.look_up(svma).into();
+        cache.insert(svma, names.clone());
+        names
+    }
+
+    /// [`Symbolizer::names`], looked up.
+    fn look_up(&self, svma: u64) -> Vec<Name> {
         let mut out = Vec::new();
         if let Some(ctx) = self.dwarf.as_ref().filter(|_| self.debug_info) {
             // Split DWARF (.dwo) is not read: its frames come from the skeleton alone.

@@ -59,13 +59,18 @@ from ._records import (
     Thread,
     ThreadStack,
 )
+from ._profile import Profile, SampledStack, SampledThread, sample_stacks
 from ._snapshot import DEFAULT_FLAGS, Snapshot, capture, load
 
 __all__ = [
     "__version__",
     "capture",
     "load",
+    "sample_stacks",
     "Snapshot",
+    "Profile",
+    "SampledThread",
+    "SampledStack",
     "DEFAULT_FLAGS",
     "engine_pid",
     "shutdown_engine",

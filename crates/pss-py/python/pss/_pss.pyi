@@ -25,6 +25,19 @@ class NativeSnapshot:
     def free(self) -> None: ...
     def freed(self) -> bool: ...
 
+class NativeProfile:
+    def json(self) -> str: ...
+    def folded(self) -> str: ...
+    def pprof(self) -> bytes: ...
+
+def sample_stacks(
+    pid: int,
+    samples: int,
+    interval: float,
+    debug_info: bool = True,
+    consistent: bool = False,
+    timeout: float = 2.0,
+) -> NativeProfile: ...
 def capture(
     pid: int,
     flags: int,

@@ -474,6 +474,9 @@ class Frame:
     how: str
     """How it was found: ``context``, ``cfi``, ``frame-pointer``, ``signal-frame``,
     ``stack-switch`` (Go: back from ``runtime.systemstack`` to the goroutine)."""
+    jit: bool = False
+    """Code compiled at run time, named from the process's perf map
+    (``/tmp/perf-PID.map``)."""
 
 
 @dataclass(frozen=True)
