@@ -202,7 +202,11 @@ impl Session {
         };
         let captured = capture::capture(target, &opts)?;
         let mut w = Writer::default();
-        w.bytes(&format::encode(&captured.data, 0));
+        w.bytes(&format::encode_with(
+            &captured.data,
+            0,
+            format::Checksum::Skipped,
+        ));
         let mut fds = Vec::new();
         match captured.clone {
             Some(mut clone) => {

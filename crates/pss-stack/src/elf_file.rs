@@ -122,10 +122,25 @@ pub(crate) fn section<'d, R: object::ReadRef<'d>>(
     if c.format == object::CompressionFormat::None {
         return Some(Arc::from(raw));
     }
+    if c.format == object::CompressionFormat::Zlib {
+        return inflate(&raw, usize::try_from(c.uncompressed_size).ok()?);
+    }
     let data = object::CompressedData {
         format: c.format,
         data: &raw,
         uncompressed_size: c.uncompressed_size,
     };
     data.decompress().ok().map(|d| Arc::from(d.into_owned()))
+}
+
+/// `zlib` inflated straight into the shared buffer it ends in (no copy of megabytes of
+/// DWARF); `None` unless it is exactly `size` bytes.
+fn inflate(zlib: &[u8], size: usize) -> Option<Arc<[u8]>> {
+    let mut out: Arc<[u8]> = std::iter::repeat(0u8).take(size).collect();
+    let buf = Arc::get_mut(&mut out)?;
+    let mut z = flate2::Decompress::new(true);
+    let status = z
+        .decompress(zlib, buf, flate2::FlushDecompress::Finish)
+        .ok()?;
+    (status == flate2::Status::StreamEnd && z.total_out() == size as u64).then_some(out)
 }

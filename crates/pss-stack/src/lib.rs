@@ -32,6 +32,8 @@ mod go;
 mod live;
 mod memory;
 mod modules;
+mod name;
+mod name_cache;
 mod perf_map;
 mod symbols;
 mod unwind;
@@ -48,6 +50,7 @@ use pss_types::error::{Error, Result};
 use pss_types::flags::CaptureFlags;
 use pss_types::memory::Memory;
 use pss_types::records::{SnapshotRecords, ThreadEntry, ThreadRead};
+use symbols::Naming;
 use unwind::{module_of, RawFrame, Walk};
 
 /// What `pss stack` captures: threads with their registers, each thread's stack bytes (the
@@ -191,7 +194,7 @@ pub struct Stacks {
 /// Walks stacks, keeping what it read of module files (by build-id) for the next snapshot.
 pub struct Walker {
     images: ImageCache,
-    debug_info: bool,
+    naming: Naming,
     perf_map: Option<PerfMap>,
     /// Why the perf map could not be read, for the next walk's warnings.
     perf_map_warning: Option<String>,
@@ -201,7 +204,10 @@ impl Default for Walker {
     fn default() -> Walker {
         Walker {
             images: ImageCache::default(),
-            debug_info: true,
+            naming: Naming {
+                debug_info: true,
+                cache_dir: name_cache::default_dir(),
+            },
             perf_map: None,
             perf_map_warning: None,
         }
@@ -220,9 +226,27 @@ impl Walker {
     /// to decompress).
     pub fn symbols_only() -> Walker {
         Walker {
-            debug_info: false,
+            naming: Naming {
+                debug_info: false,
+                cache_dir: None,
+            },
             ..Walker::default()
         }
+    }
+
+    /// Where names looked up from debug information are kept between runs, so that a
+    /// later walker naming the same addresses of the same module files reads no DWARF:
+    /// by default `$PSS_CACHE_DIR/names` (`PSS_CACHE_DIR` empty: nowhere), else
+    /// `$XDG_CACHE_HOME/pss/names`, else `~/.cache/pss/names`; `None`: nowhere.
+    pub fn keep_names_in(mut self, dir: Option<PathBuf>) -> Walker {
+        self.naming.cache_dir = dir;
+        self
+    }
+
+    /// How many module files (or their separate debug files) this walker has read for
+    /// names: those whose every address was kept on disk are not read.
+    pub fn files_read_for_names(&self) -> usize {
+        self.images.files_read_for_names()
     }
 
     /// Names frames in code compiled at run time (anonymous executable memory) of the live
@@ -288,7 +312,7 @@ impl Walker {
                     read: t.linux.read,
                     frames: raw
                         .iter()
-                        .flat_map(|f| symbolize(&modules, jit, f, self.debug_info))
+                        .flat_map(|f| symbolize(&modules, jit, f, &self.naming))
                         .collect(),
                     end,
                 })
@@ -326,7 +350,7 @@ fn symbolize(
     modules: &[Module],
     jit: Option<&PerfMap>,
     f: &RawFrame,
-    debug_info: bool,
+    naming: &Naming,
 ) -> Vec<Frame> {
     let module = module_of(modules, f.address);
     let base = Frame {
@@ -364,7 +388,7 @@ fn symbolize(
             ..base
         }];
     }
-    let Some(names) = image.symbolizer(debug_info).map(|s| s.names(svma)) else {
+    let Some(names) = image.symbolizer(naming).map(|s| s.names(svma)) else {
         return vec![base];
     };
     if names.is_empty() {

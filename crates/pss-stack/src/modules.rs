@@ -13,7 +13,7 @@ use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 use super::elf_file;
 use super::go;
-use super::symbols::Symbolizer;
+use super::symbols::{Naming, Symbolizer};
 use pss_sys::files;
 use pss_types::records::{MemType, MemoryRegion};
 
@@ -169,9 +169,9 @@ impl Image {
         }
     }
 
-    /// Its symbolizer, made on first use (`debug_info`: see [`super::Walker::symbols_only`];
+    /// Its symbolizer, made on first use (`naming`: see [`super::Walker::symbols_only`];
     /// the first use decides).
-    pub fn symbolizer(&self, debug_info: bool) -> Option<&Symbolizer> {
+    pub fn symbolizer(&self, naming: &Naming) -> Option<&Symbolizer> {
         if self.bytes.is_some() {
             // The vDSO's symbols are in its dynamic symbol table only; addr2line reads
             // files, and the vDSO's few functions are named by the module.
@@ -183,7 +183,7 @@ impl Image {
                 &self.file,
                 self.build_id.as_deref(),
                 self.debuglink.as_deref(),
-                debug_info,
+                naming,
             )
         }))
     }
@@ -199,6 +199,15 @@ pub(crate) struct ImageCache {
 }
 
 impl ImageCache {
+    /// How many images' files were read for names.
+    pub fn files_read_for_names(&self) -> usize {
+        self.images
+            .values()
+            .flatten()
+            .filter(|i| i.symbolizer.get().is_some_and(Symbolizer::files_read))
+            .count()
+    }
+
     /// The image of `region`'s module (mapped from `path`), found for process `pid`
     /// ([`find_image`]); with a warning when none matches the build-id captured.
     fn image(

@@ -18,8 +18,11 @@
 //! - the wall time, from the call to every thread's symbolized stack: for pss, the capture
 //!   (threads, registers, stack copies, VA space), the unwinding and symbolizing, with a new
 //!   walker each time (module files read afresh, as a new `pss stack` process would) — with
-//!   debug information (file, line, inlined frames) and with symbol tables only; for the
-//!   peers, their whole run.
+//!   debug information (file, line, inlined frames): names kept on disk between runs (the
+//!   default; a bench directory of its own, warmed by the first run) and not kept (every run
+//!   reads the DWARF, as the very first `pss stack` on a machine does) — and with symbol
+//!   tables only; for the peers, their whole run: `eu-stack -p` (function names) and
+//!   `eu-stack -s -i -p` (with source lines and inlined frames, as `pss stack` prints).
 //!
 //! pss reads the threads one at a time (`pss stack`'s default: blocked threads are not
 //! stopped, the meters are stopped alone) and, as `pss stack --consistent`, all together;
@@ -95,10 +98,19 @@ fn one(threads: usize) {
     // The engine's own figure: the longest any one thread was stopped (one at a time).
     let longest_stop = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let alone = longest_stop.clone();
+    let kept = std::env::temp_dir().join(format!("pss-bench-names-{}", std::process::id()));
+    let kept_too = kept.clone();
     let mut tools: Vec<(&str, Tool)> = vec![
         (
             "pss stack",
-            Box::new(|pid| pss_stack(pid, pss_stack::Walker::new(), false)),
+            Box::new(move |pid| {
+                let walker = pss_stack::Walker::new().keep_names_in(Some(kept_too.clone()));
+                pss_stack(pid, walker, false)
+            }),
+        ),
+        (
+            "pss stack, names not kept",
+            Box::new(|pid| pss_stack(pid, pss_stack::Walker::new().keep_names_in(None), false)),
         ),
         (
             "pss stack --symbols-only",
@@ -116,6 +128,10 @@ fn one(threads: usize) {
         (
             "eu-stack -p",
             Box::new(|pid| tool(pid, "eu-stack", &["-p"])),
+        ),
+        (
+            "eu-stack -s -i -p",
+            Box::new(|pid| tool(pid, "eu-stack", &["-s", "-i", "-p"])),
         ),
         (
             "pss stack --consistent",
@@ -158,14 +174,23 @@ fn one(threads: usize) {
         "  the longest any one thread was stopped, one at a time (the engine's figure): {:.3} ms",
         median(&mut longest_stop.borrow_mut())
     );
+    // Indexes into `tools`.
+    let (pss, cold, symbols, reading, eu, eu_lines, consistent) = (0, 1, 2, 3, 4, 5, 6);
     println!(
-        "  pss stall / eu-stack's: {:.2}x (reading only {:.2}x, --consistent {:.2}x); pss wall / eu-stack's: {:.2} ({:.2} symbols only)",
-        meds[0][0] / meds[3][0],
-        meds[2][0] / meds[3][0],
-        meds[4][0] / meds[3][0],
-        meds[0][2] / meds[3][2],
-        meds[1][2] / meds[3][2]
+        "  stall / eu-stack -p's: pss stack {:.2}x, names not kept {:.2}x, reading only {:.2}x, --consistent {:.2}x",
+        meds[pss][0] / meds[eu][0],
+        meds[cold][0] / meds[eu][0],
+        meds[reading][0] / meds[eu][0],
+        meds[consistent][0] / meds[eu][0],
     );
+    println!(
+        "  wall: pss stack / eu-stack -p {:.2}x, / eu-stack -s -i {:.2}x; names not kept / eu-stack -s -i {:.2}x; symbols only / eu-stack -p {:.2}x",
+        meds[pss][2] / meds[eu][2],
+        meds[pss][2] / meds[eu_lines][2],
+        meds[cold][2] / meds[eu_lines][2],
+        meds[symbols][2] / meds[eu][2],
+    );
+    let _ = std::fs::remove_dir_all(&kept);
 }
 
 fn main() {

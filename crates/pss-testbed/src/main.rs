@@ -15,7 +15,8 @@
 //! commands), `server MIB` (a TCP
 //! server that answers with its pid, see `server.rs`), `strict` (one thread in seccomp
 //! strict mode, answering `ping` only), `uffd-foreign` (memory registered with a userfaultfd
-//! another process holds, see `uffd.rs`).
+//! another process holds, see `uffd.rs`), `work BUSY PARKED` (busy threads counting the work they
+//! do, answering `work` with it, see `work.rs`).
 
 use pss_testbed::reg_value;
 
@@ -25,6 +26,7 @@ mod regions;
 mod server;
 mod uffd;
 mod va;
+mod work;
 
 use std::io::Write;
 use std::time::Duration;
@@ -101,6 +103,7 @@ fn main() {
             parked = park::Parked::spawn(2);
             server::setup(num(1, 0) as usize);
         }
+        "work" => parked = work::setup(num(1, 1) as usize, num(2, 99) as usize),
         "tracer" => {
             let pid = num(1, 0) as i32;
             // SAFETY: a plain PTRACE_SEIZE of a pid the test gave us; no pointers.
@@ -137,6 +140,7 @@ fn main() {
             "wake" => parked.wake(),
             "exit" => break,
             cmd if va::command(cmd) => {}
+            cmd if work::command(cmd) => {}
             _ => say("unknown command"),
         }
     }

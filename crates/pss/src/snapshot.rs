@@ -546,7 +546,8 @@ pub(crate) fn capture_through_engine(
         Error::Internal(format!("a malformed snapshot from the engine {e}"))
     };
     let mut r = Reader::new(&reply.payload);
-    let (_, records) = pss_wire::format::decode(r.bytes().map_err(malformed)?)?;
+    let bytes = r.bytes().map_err(malformed)?;
+    let (_, records) = pss_wire::format::decode_with(bytes, pss_wire::format::Checksum::Skipped)?;
     let mut data = SnapshotData {
         records,
         va_clone: None,

@@ -58,8 +58,16 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
 
 /// Builds the C target `zoo/NAME.c` (with `-static` if asked) and returns its path.
 pub fn build_c(name: &str, static_link: bool) -> PathBuf {
+    static BUILT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let suffix = if static_link { "-static" } else { "" };
     let exe = work_dir("bin").join(format!("{name}{suffix}"));
+    // Once per test binary, and never over a file another test may be running: built
+    // aside, then renamed into place (a running program keeps its own inode).
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if built.contains(&exe) {
+        return exe;
+    }
+    let aside = exe.with_extension(format!("building-{}", std::process::id()));
     let mut cc = Command::new("cc");
     cc.args([
         "-O1",
@@ -70,12 +78,14 @@ pub fn build_c(name: &str, static_link: bool) -> PathBuf {
         "-Wl,-z,now",
         "-o",
     ])
-    .arg(&exe)
+    .arg(&aside)
     .arg(zoo_src().join(format!("{name}.c")));
     if static_link {
         cc.arg("-static");
     }
     run_ok(&mut cc, &format!("building {name}.c"));
+    std::fs::rename(&aside, &exe).unwrap();
+    built.push(exe.clone());
     exe
 }
 
