@@ -164,3 +164,30 @@ def test_sampling_a_missing_process_raises_and_bad_arguments_are_refused():
         pss.sample_stacks(1, samples=0)
     with pytest.raises(ValueError):
         pss.sample_stacks(1, samples=2, interval=-1.0)
+
+
+def test_ctrl_c_ends_sampling_as_keyboard_interrupt(spawn):
+    t = spawn("idle", "1")
+    sampler = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import pss
+            print("sampling", flush=True)
+            try:
+                pss.sample_stacks({t.pid}, samples=100_000, interval=0.01, debug_info=False)
+                print("finished", flush=True)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sampler.stdout.readline() == "sampling\n"
+        time.sleep(0.5)
+        sampler.send_signal(signal.SIGINT)
+        assert sampler.stdout.readline() == "interrupted\n"
+        assert sampler.wait(30) == 0
+    finally:
+        if sampler.poll() is None:
+            sampler.kill()
+            sampler.wait()
+    t.assert_running()

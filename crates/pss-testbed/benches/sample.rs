@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use pss_testbed::bench::{self, median};
 use pss_testbed::harness::Target;
 
-const PAIRS: usize = 5;
+const PAIRS: usize = 7;
 const WINDOW: Duration = Duration::from_secs(2);
 const INTERVAL: Duration = Duration::from_millis(10);
 
