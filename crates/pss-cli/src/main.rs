@@ -12,6 +12,7 @@ mod profile;
 mod stack;
 mod text;
 mod units;
+mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,6 +65,9 @@ enum Command {
     /// Print every thread's call chain (like eu-stack or pstack), stopping the process
     /// only to read the registers and copy the stacks; or those of a saved snapshot.
     Stack(stack::StackArgs),
+    /// Watch processes and dump when a condition holds: CPU, memory, threads, file
+    /// descriptors, or a timer (ProcDump's triggers), polling /proc only.
+    Watch(watch::WatchArgs),
     /// Print a snapshot saved with `pss capture --save FILE`.
     Show(ShowArgs),
     /// List the capture flags and context flags, and which this build supports.
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
         Command::Capture(args) => capture(&args),
         Command::Dump(args) => dump::dump(&args),
         Command::Stack(args) => stack::stack(&args),
+        Command::Watch(args) => watch::watch(&args),
         Command::Show(args) => {
             interrupt::no_target();
             Snapshot::load(&args.file)

@@ -216,7 +216,8 @@ impl Default for Walker {
 
 impl Walker {
     /// A walker with nothing read yet, naming frames from debug information where there
-    /// is some.
+    /// is some, and keeping the names it looks up on disk for the next walker
+    /// ([`Walker::keep_names_in`]; dropping the walker writes them).
     pub fn new() -> Walker {
         Walker::default()
     }
