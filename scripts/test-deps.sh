@@ -25,6 +25,8 @@ command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v node >/dev/null || need+=(nodejs)
 command -v escript >/dev/null || need+=(erlang-base)
 command -v setpriv >/dev/null || need+=(util-linux)
+# Not for the tests: the peer of the watch benchmark (cargo bench -p pss-testbed --bench watch).
+command -v procdump >/dev/null || need+=(procdump)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ "$(uname -m)" != x86_64 ] || need+=(libc6-dev)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@
 mod errors;
 mod profile;
 mod snapshot;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +95,7 @@ fn _pss(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(profile::sample_stacks, m)?)?;
     m.add_class::<NativeSnapshot>()?;
     m.add_class::<profile::NativeProfile>()?;
+    m.add_class::<watch::NativeWatcher>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CAPTURE_FLAGS", flag_table::<CaptureFlags>(m.py())?)?;
     m.add("CONTEXT_FLAGS", flag_table::<ContextFlags>(m.py())?)?;

@@ -191,3 +191,32 @@ def test_ctrl_c_ends_sampling_as_keyboard_interrupt(spawn):
             sampler.kill()
             sampler.wait()
     t.assert_running()
+
+
+def test_watch_yields_a_trigger_then_finishes(spawn):
+    t = spawn("idle", "2")
+    events = list(pss.watch(t.pid, threads=3, hold=0, interval=0.05))
+    assert [e.kind for e in events] == ["started", "trigger", "finished"], events
+    trigger = events[1]
+    assert trigger.pid == t.pid and trigger.trigger == "threads"
+    assert trigger.threads == len(os.listdir(f"/proc/{t.pid}/task"))
+    assert trigger.commit > 0 and trigger.fds >= 3
+    t.assert_running()
+
+
+def test_watch_sees_a_process_exit_and_counts_timed_triggers(spawn):
+    t = spawn("exit-after", "600")
+    started = time.monotonic()
+    kinds = [(e.kind, e.trigger) for e in pss.watch(t.pid, every=0.2, count=0, interval=0.05)]
+    assert kinds[0] == ("started", None)
+    assert ("exited", None) in kinds and kinds[-1] == ("finished", None)
+    timed = [k for k in kinds if k[0] == "trigger"]
+    assert 2 <= len(timed) <= 5, kinds
+    assert time.monotonic() - started < 5
+
+
+def test_watch_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError):
+        next(pss.watch(1))
+    with pytest.raises(ValueError):
+        next(pss.watch(1, name="x", cpu=1))

@@ -59,6 +59,28 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// The latest moment the condition, first seen holding in reading `now`, can have
+    /// begun: a level (commit, threads, descriptors) when it was read. CPU is an average
+    /// over the interval since `before`: a load of at most `m` (100 × the process's
+    /// threads, at most the CPUs) that began at `b` gives at most `m × (now − b) / window`,
+    /// so an average of `p` means it began at or before `now − p/m × window` — crediting
+    /// that much never fires a trigger early.
+    fn began(&self, now: &Usage, before: Option<&Usage>) -> Instant {
+        let (Condition::CpuAtLeast(p), Some(b)) = (self, before) else {
+            return now.at;
+        };
+        let window = now.at.saturating_duration_since(b.at);
+        let most = 100.0 * now.threads.clamp(1, online_cpus()) as f64;
+        now.at - window.mul_f64((p / most).clamp(0.0, 1.0))
+    }
+}
+
+/// The CPUs online.
+fn online_cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
 impl std::fmt::Display for Condition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -137,7 +159,7 @@ impl Watch {
             let since = &mut self.since[i];
             match c.holds(&now, before.as_ref()) {
                 Some(true) => {
-                    let start = *since.get_or_insert(t);
+                    let start = *since.get_or_insert_with(|| c.began(&now, before.as_ref()));
                     if ready.is_none() && self.long_enough(c, rules, start, seen, t) {
                         ready = Some(*c);
                     }
@@ -155,6 +177,23 @@ impl Watch {
         self.fired = Some(t);
         self.since.iter_mut().for_each(|s| *s = None);
         Some((fire, cpu))
+    }
+
+    /// When it would next fire if every condition holding now goes on holding (the poll
+    /// to make then: a trigger fires within one interval of its condition holding for the
+    /// hold, not up to two); `None` if none holds.
+    pub fn deadline(&self, rules: &Rules) -> Option<Instant> {
+        let cooled = self.fired.map(|f| f + rules.cooldown);
+        let due = rules
+            .conditions
+            .iter()
+            .zip(&self.since)
+            .filter_map(|(c, since)| match c {
+                Condition::Every(period) => Some(self.fired.or(self.seen)? + *period),
+                _ => Some((*since)? + rules.hold),
+            })
+            .min()?;
+        Some(cooled.map_or(due, |c| c.max(due)))
     }
 
     /// Whether condition `c`, holding since `start`, may fire at `t`.

@@ -83,6 +83,16 @@ impl Watcher {
         &self.rules
     }
 
+    /// When to poll next at the latest for a trigger to fire on time: the earliest moment a
+    /// condition now holding will have held long enough (a loop polling every interval
+    /// also polls then). `None` if no condition holds.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.watches
+            .values()
+            .filter_map(|(_, w)| w.deadline(&self.rules))
+            .min()
+    }
+
     /// Reads every target once and steps its watch: what happened, in order.
     pub fn poll(&mut self) -> Vec<Event> {
         let mut events = Vec::new();

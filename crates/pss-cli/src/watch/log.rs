@@ -125,7 +125,7 @@ fn trigger_doc(event: &Event) -> (Value, String) {
         condition,
         usage,
         cpu_percent,
-        ..
+        time,
     } = event
     else {
         unreachable!("only triggers");
@@ -142,6 +142,9 @@ fn trigger_doc(event: &Event) -> (Value, String) {
             "threads": usage.threads,
             "fds": usage.fds,
         },
+        "fired_unix_ms": time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     });
     let cpu = cpu_percent.map_or("-".into(), |c| format!("{c:.0}%"));
     let fds = usage.fds.map_or("-".into(), |n| n.to_string());

@@ -126,6 +126,9 @@ impl WatchArgs {
     }
 }
 
+/// The least time between two polls, whatever the deadlines say.
+const MIN_PAUSE: Duration = Duration::from_millis(5);
+
 /// Runs `pss watch` until its triggers have fired `--count` times or no process is left.
 pub fn watch(args: &WatchArgs) -> Result<()> {
     if let Some(sig) = &args.signal {
@@ -159,9 +162,13 @@ pub fn watch(args: &WatchArgs) -> Result<()> {
         if budget.exhausted() {
             break;
         }
-        if let Some(left) = interval.checked_sub(started.elapsed()) {
-            std::thread::sleep(left);
-        }
+        // The next poll: an interval on, or sooner when a condition will have held long
+        // enough (so that a trigger fires within one interval of that, not two).
+        let next = watcher
+            .deadline()
+            .map_or(started + interval, |d| d.min(started + interval))
+            .max(started + MIN_PAUSE);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     Ok(())
 }

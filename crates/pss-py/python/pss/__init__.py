@@ -61,12 +61,15 @@ from ._records import (
 )
 from ._profile import Profile, SampledStack, SampledThread, sample_stacks
 from ._snapshot import DEFAULT_FLAGS, Snapshot, capture, load
+from ._watch import WatchEvent, watch
 
 __all__ = [
     "__version__",
     "capture",
     "load",
     "sample_stacks",
+    "watch",
+    "WatchEvent",
     "Snapshot",
     "Profile",
     "SampledThread",

@@ -1,6 +1,6 @@
 """Type stubs of the native module ``pss._pss`` (crates/pss-py/src). Use :mod:`pss`."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 __version__: str
 CAPTURE_FLAGS: Dict[str, int]
@@ -29,6 +29,18 @@ class NativeProfile:
     def json(self) -> str: ...
     def folded(self) -> str: ...
     def pprof(self) -> bytes: ...
+
+class NativeWatcher:
+    def __init__(
+        self,
+        target: Tuple[str, str],
+        conditions: List[Tuple[str, float]],
+        hold: float,
+        cooldown: float,
+        count: int,
+    ) -> None: ...
+    def poll(self) -> List[str]: ...
+    def finished(self) -> bool: ...
 
 def sample_stacks(
     pid: int,
