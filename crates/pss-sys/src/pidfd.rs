@@ -11,8 +11,9 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
     let p = Pid::from_raw(pid).ok_or(Error::NoSuchProcess { pid })?;
     pidfd_open(p, PidfdFlags::empty()).map_err(|e| match e {
         rustix::io::Errno::SRCH => Error::NoSuchProcess { pid },
-        // The kernel's answer for a thread that is not a thread-group leader.
-        rustix::io::Errno::NOENT => {
+        // The kernel's answer for a thread that is not a thread-group leader: ENOENT since
+        // Linux 6.9 (which opens thread pidfds with PIDFD_THREAD), EINVAL before.
+        rustix::io::Errno::NOENT | rustix::io::Errno::INVAL => {
             match super::procfs::status_at(&format!("/proc/{pid}/status")) {
                 Some(st) if st.tgid != pid => Error::NotAProcess {
                     tid: pid,

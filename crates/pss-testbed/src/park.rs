@@ -109,11 +109,19 @@ fn park(i: usize, fd: i32) -> String {
     }
 }
 
-/// The register values thread `i`'s checked reads keep: r8–r10 and r12–r15, and the low
-/// halves of xmm8–xmm15 (x20–x26 and d8–d15 on aarch64).
+/// The general registers thread `i`'s checked reads load, by number: r8–r10 and r12–r15
+/// (x20–x26 on aarch64). Each holds `value(i, its number)`.
+#[cfg(target_arch = "x86_64")]
+pub const KNOWN_REGISTERS: [u64; 7] = [8, 9, 10, 12, 13, 14, 15];
+/// The general registers thread `i`'s checked reads load, by number: x20–x26.
+#[cfg(target_arch = "aarch64")]
+pub const KNOWN_REGISTERS: [u64; 7] = [20, 21, 22, 23, 24, 25, 26];
+
+/// The register values thread `i`'s checked reads keep: [`KNOWN_REGISTERS`], and the low
+/// halves of xmm8–xmm15 (d8–d15 on aarch64).
 fn known(i: usize) -> ([u64; 7], [u64; 8]) {
     (
-        [8, 9, 10, 12, 13, 14, 15].map(|r| value(i, r)),
+        KNOWN_REGISTERS.map(|r| value(i, r)),
         [0u64, 1, 2, 3, 4, 5, 6, 7].map(|r| value(i, 0x100 + r)),
     )
 }

@@ -111,7 +111,10 @@ fn every_region_kind_and_the_gaps_between_them() {
         .any(|r| r.protect == PageProtection::EXECUTE_READ));
 
     // The walk covers the address space up to the user top without holes or overlaps.
+    #[cfg(target_arch = "x86_64")]
     let top = 0x7fff_ffff_f000u64;
+    #[cfg(target_arch = "aarch64")]
+    let top = 0x1_0000_0000_0000u64;
     let mut expect = 0;
     for r in regions.iter().filter(|r| r.base_address < top) {
         assert_eq!(

@@ -247,6 +247,10 @@ pub(super) fn seize_error(pid: i32, tid: Tid, e: std::io::Error) -> Error {
                 tid,
                 tracer: st.tracer_pid,
             },
+            // The kernel refuses to attach to a task that is exiting (its exit_state set):
+            // a thread that has exited is reaped at once unless its whole group is exiting.
+            Some(st) if matches!(st.state, b'Z' | b'X') => Error::ProcessExited { pid },
+            None => Error::ProcessExited { pid },
             _ => Error::PermissionDenied {
                 pid,
                 action: format!("trace thread {tid} of"),

@@ -25,10 +25,15 @@ pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
     let mut tls = [0u8; 8];
     ptrace::get_regset(tid, NT_ARM_TLS, &mut tls)?;
     let mut sc = [0u8; 4];
-    let syscall = match ptrace::get_regset(tid, NT_ARM_SYSTEM_CALL, &mut sc) {
+    let mut syscall = match ptrace::get_regset(tid, NT_ARM_SYSTEM_CALL, &mut sc) {
         Ok(_) => i64::from(i32::from_ne_bytes(sc)),
         Err(_) => -1,
     };
+    if syscall < 0 && restarting_a_syscall(tid, w[32]) {
+        // Stopped in a system call the kernel will restart: it has forgotten the number
+        // (NO_SYSCALL) and moved the pc back onto the `svc`, with x8 still the number.
+        syscall = regs[8] as i64;
+    }
     Ok(GeneralRegisters {
         regs,
         sp: w[31],
@@ -37,6 +42,15 @@ pub fn read_general(tid: Tid) -> io::Result<GeneralRegisters> {
         tls: u64::from_ne_bytes(tls),
         syscall,
     })
+}
+
+/// `svc #0`.
+const SVC_0: u32 = 0xd400_0001;
+
+/// Whether the instruction at `pc` of `tid` is `svc #0`: where a thread stopped in an
+/// interrupted system call resumes, to issue it again.
+fn restarting_a_syscall(tid: Tid, pc: u64) -> bool {
+    ptrace::peek_text(tid, pc).is_ok_and(|w| w as u32 == SVC_0)
 }
 
 /// Reads `struct user_fpsimd_state`.
