@@ -22,8 +22,10 @@ triple=aarch64-unknown-linux-gnu
 
 # The suite: pss-testbed's tests that need no tool inside the guest (gdb, a compiler,
 # Python) — capture, threads and their registers, regions, handles, VA clones, faults,
-# walks, minidumps read by rust-minidump, the stacks of the test bed's parked threads.
-suite=(threads process regions va_clone handles faults walk export_minidump stacks_parked)
+# walks, minidumps read by rust-minidump, the stacks of the test bed's parked threads, the
+# engine killed at every failpoint of an injection and of a dump; and pss-trace's own unit
+# tests (the arm64 signal frame's layout among them).
+suite=(threads process regions va_clone handles faults walk export_minidump stacks_parked remote_kill export_engine_kill)
 [ $# -gt 0 ] && suite=("$@")
 
 need=()
@@ -63,7 +65,10 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 cargo build -q --target "$triple" -p pss-engine
 tests=()
 for t in "${suite[@]}"; do tests+=(--test "$t"); done
-cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json 2>/dev/null |
+{
+    cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
+    cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
+} 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -83,7 +83,7 @@ fn scan(pid: i32, mem: &ProcMem) -> Option<Gadgets> {
     let mut dir = ProcDir::open_mm(pid).ok()?;
     let buf = dir.read("maps").ok()?.to_vec();
     let mut code: Vec<Code> = maps::parse(&buf)
-        .filter(|l| l.perms[2] == b'x' && l.pathname.starts_with(b"/"))
+        .filter(|l| l.perms[2] == b'x' && (l.pathname.starts_with(b"/") || l.pathname == b"[vdso]"))
         .map(|l| Code {
             start: l.start,
             end: l.end,
@@ -156,11 +156,13 @@ fn search<'c, R: Fn(u64, &mut [u8]) -> bool>(
     None
 }
 
-/// 0 for the dynamic loader (small, and glibc's has both), 1 for the C library, 2 for the
+/// 0 for the vDSO (a few pages, holding the kernel's own `rt_sigreturn` trampoline: the
+/// only one on arm64, where libc has none; read from memory, having no file) and the
+/// dynamic loader (small, and glibc's x86_64 one has both), 1 for the C library, 2 for the
 /// rest (a static executable has its own).
 fn rank(path: &[u8]) -> u8 {
     let name = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
-    if name.starts_with(b"ld-") {
+    if path == b"[vdso]" || name.starts_with(b"ld-") {
         0
     } else if name.starts_with(b"libc.so") || name.starts_with(b"libc-") {
         1

@@ -95,6 +95,9 @@ pub struct Outcome {
 struct Chain {
     gadget: u64,
     sp: u64,
+    /// The `rt_sigreturn` sequence the code after the gadget's syscall reaches (from the
+    /// frame on x86_64, from the link register on aarch64).
+    restorer: u64,
 }
 
 /// A thread holding injected state. Dropping it restores the thread.
@@ -202,10 +205,12 @@ impl Injection {
         let chain = Chain {
             gadget: g.syscall_ret,
             sp: at,
+            restorer: g.restorer,
         };
         let mut parked = self.saved;
         arch::prepare_syscall(&mut parked, chain.gadget, libc::SYS_getpid as u64, [0; 6]);
         arch::set_stack_pointer(&mut parked, chain.sp);
+        arch::set_chain_return(&mut parked, chain.restorer);
         if arch::set_raw(self.tid, &parked).is_err() {
             self.put_back_covered();
             return None;
@@ -246,6 +251,7 @@ impl Injection {
             Some(c) => {
                 arch::prepare_syscall(&mut regs, c.gadget, nr, args);
                 arch::set_stack_pointer(&mut regs, c.sp);
+                arch::set_chain_return(&mut regs, c.restorer);
             }
             None => arch::prepare_syscall(&mut regs, self.site, nr, args),
         }

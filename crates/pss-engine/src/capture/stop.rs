@@ -465,7 +465,16 @@ fn classify_eperm(pid: i32, tid: Tid, e: io::Error, since: Instant, deadline: In
         return Eperm::Error(Error::ProcessExited { pid });
     }
     let now = Instant::now();
-    match tracer_of(pid, tid) {
+    let status = procfs::status_at(&format!("/proc/{pid}/task/{tid}/status"));
+    // A thread whose exit has begun (its exit state set: a zombie leader waiting for the
+    // other threads, a thread being reaped) cannot be attached to, and has nothing to read.
+    if status
+        .as_ref()
+        .is_some_and(|s| matches!(s.state, b'Z' | b'X'))
+    {
+        return Eperm::ThreadExited;
+    }
+    match status.map(|s| s.tracer_pid) {
         None => Eperm::ThreadExited,
         Some(0) if now < since + Duration::from_millis(20) => {
             std::thread::sleep(Duration::from_micros(100));

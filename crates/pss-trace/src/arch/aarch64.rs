@@ -71,14 +71,22 @@ pub fn read_debug(_tid: Tid) -> io::Result<Option<[u64; 8]>> {
     Ok(None)
 }
 
-/// No self-restoring injection on aarch64 yet (`inject.rs`).
+/// A signal frame giving back `regs`, `mask` and stopped thread `tid`'s FP/SIMD state,
+/// read now, for the thread's own stack below its stack pointer
+/// ([`super::sigframe_aarch64`]): its address and bytes. (The restorer is not in the
+/// frame on arm64: the link register holds it, [`super::set_chain_return`].)
 pub fn restore_frame(
-    _tid: Tid,
-    _regs: &super::RawRegs,
-    _mask: u64,
+    tid: Tid,
+    regs: &super::RawRegs,
+    mask: u64,
     _restorer: u64,
 ) -> io::Result<Option<(u64, Vec<u8>)>> {
-    Ok(None)
+    use super::sigframe_aarch64::{frame, frame_address};
+    let fpsimd = read_fp(tid)?;
+    let Some(at) = frame_address(super::stack_pointer(regs), super::RED_ZONE) else {
+        return Ok(None);
+    };
+    Ok(frame(regs, mask, &fpsimd).map(|f| (at, f)))
 }
 
 /// No clone trampoline on aarch64 yet: the clone is injected directly

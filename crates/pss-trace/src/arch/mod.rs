@@ -7,6 +7,8 @@ mod aarch64;
 mod raw_aarch64;
 #[cfg(target_arch = "x86_64")]
 mod raw_x86_64;
+#[cfg(target_arch = "aarch64")]
+mod sigframe_aarch64;
 #[cfg(target_arch = "x86_64")]
 mod trampoline_x86_64;
 #[cfg(target_arch = "x86_64")]

@@ -1,11 +1,9 @@
 //! Raw aarch64 general registers for syscall injection ([`crate::inject`]): save,
 //! set up a syscall, read its result, restore with the restart fix-up.
-// Used by the injection primitive, whose first caller is the VA clone (issue 3, in
-// progress); compiled but not yet exercised on aarch64.
+// Exercised under emulation (scripts/test-aarch64.sh), not on arm64 hardware.
 #![allow(dead_code)]
 
 /// The raw words of `user_pt_regs`: what is saved and restored around an injection.
-/// (Not yet exercised on aarch64 hardware.)
 pub type RawRegs = [u64; 34];
 
 const PC: usize = 32;
@@ -35,10 +33,17 @@ pub fn syscall_result(regs: &RawRegs) -> i64 {
 /// relative sleep restarted this way restarts with its full timeout: docs/differences.md.)
 pub fn restart_fixup(_regs: &mut RawRegs) {}
 
-/// No self-restoring injection on aarch64 yet (`inject.rs`): no gadgets to look for.
-pub const SYSCALL_RET: &[u8] = &[];
-/// See [`SYSCALL_RET`].
-pub const RESTORERS: &[&[u8]] = &[&[]];
+/// `svc #0; ret`: where a self-restoring injection's syscall runs (`inject.rs`): after
+/// it, `ret` goes to the link register, set to a [`RESTORERS`] sequence.
+pub const SYSCALL_RET: &[u8] = &[0x01, 0x00, 0x00, 0xd4, 0xc0, 0x03, 0x5f, 0xd6];
+/// `mov x8, #139; svc #0`: `rt_sigreturn`, as the vDSO's `__kernel_rt_sigreturn` has it.
+pub const RESTORERS: &[&[u8]] = &[&[0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4]];
+
+/// Sets where the code after a self-restoring injection's syscall returns to: the link
+/// register, which the `ret` of [`SYSCALL_RET`] takes.
+pub fn set_chain_return(regs: &mut RawRegs, restorer: u64) {
+    regs[30] = restorer;
+}
 
 /// Sets the stack pointer.
 pub fn set_stack_pointer(regs: &mut RawRegs, sp: u64) {

@@ -30,6 +30,10 @@ pub const RESTORERS: &[&[u8]] = &[
     &[0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
 ];
 
+/// Nothing to set: on x86_64 the chain's `ret` takes its return address (the restorer)
+/// from the frame itself ([`super::trampoline_x86_64::stack_frame`]).
+pub fn set_chain_return(_regs: &mut RawRegs, _restorer: u64) {}
+
 /// Sets the stack pointer.
 pub fn set_stack_pointer(regs: &mut RawRegs, sp: u64) {
     regs[RSP] = sp;
