@@ -82,7 +82,8 @@ for line in sys.stdin:
 
 # The initramfs: every binary at the path it was built for (tests find the test bed and
 # their temporary directory there), the loader and libraries, busybox, /etc/os-release
-# (the minidump's LinuxLsbRelease stream), and an init that runs the tests.
+# (the minidump's LinuxLsbRelease stream), and an init that runs the tests. A binary that
+# is missing in the guest fails its line ("not found"), and so the run.
 ir=$work/initramfs
 rm -rf "$ir"
 mkdir -p "$ir"/{bin,proc,sys,dev,tmp,etc,lib/aarch64-linux-gnu} "$ir$root/target/tmp"
@@ -100,7 +101,9 @@ done
 {
     echo '#!/bin/busybox sh'
     echo '/bin/busybox --install -s /bin'
-    echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp'
+    # The initramfs is itself a writable tmpfs: no tmpfs over /tmp, which may hold the
+    # binaries (a checkout under /tmp).
+    echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev'
     echo 'export PATH=/bin HOME=/tmp TMPDIR=/tmp'
     echo 'echo "pss-aarch64: Linux $(uname -r) $(uname -m), $(nproc) CPUs"'
     echo 'rc=0'

@@ -8,6 +8,7 @@ mod dump;
 mod escape;
 mod generate;
 mod interrupt;
+mod output;
 mod profile;
 mod stack;
 mod text;

@@ -3,7 +3,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pss::Snapshot;
 use pss_profile::{Profile, SampledStack, Sampling};
 
@@ -68,17 +68,7 @@ pub fn profile(args: &StackArgs) -> Result<()> {
 /// profile to a terminal).
 pub fn emit(args: &StackArgs, bytes: &[u8]) -> Result<()> {
     match args.output() {
-        (Some(path), force) => {
-            interrupt::saving(path.to_owned());
-            let r = pss_export::write_whole(path, force, false, |mut f| {
-                f.write_all(bytes).map_err(|source| pss::Error::Output {
-                    what: path.display().to_string(),
-                    source,
-                })
-            });
-            interrupt::saved(&path.to_owned());
-            r.with_context(|| format!("writing {}", path.display()))
-        }
+        (Some(path), force) => crate::output::write_file(path, bytes, force),
         (None, _) => {
             let stdout = io::stdout();
             if args.format() == StackFormat::Pprof && stdout.is_terminal() {

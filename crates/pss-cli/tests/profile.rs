@@ -357,7 +357,9 @@ fn jit_frames_of_node_are_named_from_its_perf_map() {
     let dir = TempDir::new("profile-node");
     let script = dir.join("hot.js");
     std::fs::write(&script, HOT_JS).unwrap();
+    // In the test's own directory: node may leave a log of its own beside the perf map.
     let mut node = Command::new("node")
+        .current_dir(dir.join(""))
         .arg("--perf-basic-prof")
         .arg(&script)
         .stdout(Stdio::piped())

@@ -124,7 +124,7 @@ fn a_cpu_trigger_fires_once_held_for_its_time_and_not_before() {
         &[
             &pid,
             "--cpu",
-            "50",
+            "30",
             "--for",
             "1",
             "--interval",

@@ -162,39 +162,26 @@ pub fn get_regset(tid: Tid, note: u32, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `PTRACE_PEEKTEXT`: the word of the tracee's memory at `address`.
 pub fn peek_text(tid: Tid, address: u64) -> io::Result<u64> {
-    // PEEKTEXT returns the word itself, so -1 is ambiguous: clear errno and check it.
-    // SAFETY: errno is thread-local; writing it is always sound.
-    unsafe { *libc::__errno_location() = 0 };
-    // SAFETY: PEEKTEXT takes an address in the tracee and no buffer of ours.
-    let r = unsafe {
-        libc::ptrace(
-            libc::PTRACE_PEEKTEXT,
-            tid,
-            address as *mut libc::c_void,
-            std::ptr::null_mut::<libc::c_void>(),
-        )
-    };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(0) {
-            return Err(e);
-        }
-    }
-    Ok(r as u64)
+    peek(libc::PTRACE_PEEKTEXT, tid, address)
 }
 
 /// `PTRACE_PEEKUSER`: one word of the tracee's `struct user` (debug registers on x86_64).
 #[cfg(target_arch = "x86_64")]
 pub fn peek_user(tid: Tid, offset: usize) -> io::Result<u64> {
-    // PEEKUSER returns the word itself, so -1 is ambiguous: clear errno and check it.
+    peek(libc::PTRACE_PEEKUSER, tid, offset as u64)
+}
+
+/// A `PTRACE_PEEK*` request, which returns the word itself: -1 is ambiguous, so errno is
+/// cleared first and checked.
+fn peek(request: libc::c_uint, tid: Tid, at: u64) -> io::Result<u64> {
     // SAFETY: errno is thread-local; writing it is always sound.
     unsafe { *libc::__errno_location() = 0 };
-    // SAFETY: PEEKUSER takes an offset and no buffer.
+    // SAFETY: a PEEK request takes an address or offset in the tracee and no buffer of ours.
     let r = unsafe {
         libc::ptrace(
-            libc::PTRACE_PEEKUSER,
+            request,
             tid,
-            offset as *mut libc::c_void,
+            at as *mut libc::c_void,
             std::ptr::null_mut::<libc::c_void>(),
         )
     };

@@ -1,7 +1,6 @@
 //! One dump of a watched process, named as ProcDump names its cores
 //! (`NAME_TRIGGER_TIMESTAMP.PID`), written whole or not at all.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -141,15 +140,7 @@ fn stacks(pid: i32, path: &Path, timeout: Duration) -> Result<Written> {
     json.push(b'\n');
     let json_path = path.with_extension("json");
     for (p, bytes) in [(path, &text), (json_path.as_path(), &json)] {
-        interrupt::saving(p.to_owned());
-        let r = pss_export::write_whole(p, false, false, |mut f| {
-            f.write_all(bytes).map_err(|source| pss::Error::Output {
-                what: p.display().to_string(),
-                source,
-            })
-        });
-        interrupt::saved(&p.to_owned());
-        r?;
+        crate::output::write_file(p, bytes, false)?;
     }
     Ok(Written {
         bytes: (text.len() + json.len()) as u64,
