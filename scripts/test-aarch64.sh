@@ -26,7 +26,13 @@ triple=aarch64-unknown-linux-gnu
 # engine killed at every failpoint of an injection and of a dump; and pss-trace's own unit
 # tests (the arm64 signal frame's layout among them).
 suite=(threads process regions va_clone handles faults walk export_minidump stacks_parked remote_kill export_engine_kill)
-[ $# -gt 0 ] && suite=("$@")
+# And the command's harm tests (pss killed, the engine killed at every step of a capture,
+# several capturers: a TCP server target on the guest's loopback).
+cli_suite=(harm)
+if [ $# -gt 0 ]; then
+    suite=("$@")
+    cli_suite=()
+fi
 
 need=()
 command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
@@ -68,6 +74,9 @@ for t in "${suite[@]}"; do tests+=(--test "$t"); done
 {
     cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
     cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
+    for t in "${cli_suite[@]}"; do
+        cargo test -q --no-run --target "$triple" -p pss-cli --test "$t" --message-format=json
+    done
 } 2>/dev/null |
     python3 -c '
 import json, sys
@@ -104,6 +113,7 @@ done
     # The initramfs is itself a writable tmpfs: no tmpfs over /tmp, which may hold the
     # binaries (a checkout under /tmp).
     echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev'
+    echo 'ip link set lo up'
     echo 'export PATH=/bin HOME=/tmp TMPDIR=/tmp'
     echo 'echo "pss-aarch64: Linux $(uname -r) $(uname -m), $(nproc) CPUs"'
     echo 'rc=0'

@@ -89,23 +89,9 @@ pub fn restore_frame(
     Ok(frame(regs, mask, &fpsimd).map(|f| (at, f)))
 }
 
-/// No clone trampoline on aarch64 yet: the clone is injected directly
-/// (`docs/engine.md`, "No window").
-pub fn trampoline_page(
-    _tid: Tid,
-    _regs: &super::RawRegs,
-    _mask: u64,
-) -> io::Result<Option<Vec<u8>>> {
-    Ok(None)
+/// The clone trampoline's page for stopped thread `tid` ([`super::trampoline_aarch64`]):
+/// code, and a signal frame giving back `regs`, `mask` and the thread's FP/SIMD state, read
+/// now.
+pub fn trampoline_page(tid: Tid, regs: &super::RawRegs, mask: u64) -> io::Result<Option<Vec<u8>>> {
+    Ok(super::trampoline_aarch64::image(regs, mask, &read_fp(tid)?))
 }
-
-/// Where the clone's `svc` is in a trampoline page (none on aarch64).
-pub const TRAMPOLINE_ENTRY: u64 = 0;
-/// Where a trampoline's return path is (none on aarch64).
-pub const TRAMPOLINE_RETURN: u64 = 0;
-
-/// Fixes a trampoline page's addresses (none on aarch64).
-pub fn place_trampoline(_page: &mut [u8], _base: u64) {}
-
-/// Points the injected registers at a trampoline's stack (none on aarch64).
-pub fn trampoline_stack(_regs: &mut super::RawRegs, _base: u64) {}

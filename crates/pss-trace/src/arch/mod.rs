@@ -9,6 +9,8 @@ mod raw_aarch64;
 mod raw_x86_64;
 #[cfg(target_arch = "aarch64")]
 mod sigframe_aarch64;
+#[cfg(target_arch = "aarch64")]
+mod trampoline_aarch64;
 #[cfg(target_arch = "x86_64")]
 mod trampoline_x86_64;
 #[cfg(target_arch = "x86_64")]
@@ -20,13 +22,18 @@ pub use aarch64::*;
 pub use raw_aarch64::*;
 #[cfg(target_arch = "x86_64")]
 pub use raw_x86_64::*;
+#[cfg(target_arch = "aarch64")]
+pub use trampoline_aarch64::{
+    place as place_trampoline, stack_for as trampoline_stack, ENTRY as TRAMPOLINE_ENTRY,
+    RETURN as TRAMPOLINE_RETURN,
+};
 #[cfg(target_arch = "x86_64")]
 pub use trampoline_x86_64::{
     place as place_trampoline, stack_for as trampoline_stack, ENTRY as TRAMPOLINE_ENTRY,
     RETURN as TRAMPOLINE_RETURN,
 };
-/// Whether this architecture has a clone trampoline.
-pub const HAS_TRAMPOLINE: bool = cfg!(target_arch = "x86_64");
+/// Whether this architecture has a clone trampoline (both have).
+pub const HAS_TRAMPOLINE: bool = true;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 
