@@ -45,9 +45,7 @@ pub(crate) fn with_one_thread<R>(
     let tid = choose_thread(pid, &maps, None)?;
     let mem = ProcMem::open_rw(pid)
         .map_err(|e| Error::from_proc_io(pid, format!("/proc/{pid}/mem"), e))?;
-    if let Err(e) = ptrace::seize(tid, 0) {
-        return Err(seize_error(pid, tid, e));
-    }
+    seize_waiting_for_engines(pid, tid, asked + stop_deadline)?;
     let _ = ptrace::interrupt(tid);
     let deadline = Instant::now() + stop_deadline;
     let group = loop {
@@ -238,6 +236,23 @@ fn ptrace_error(pid: i32, tid: Tid, request: &'static str, source: std::io::Erro
 }
 
 /// The error for a failed `PTRACE_SEIZE` of thread `tid` of `pid`.
+/// Seizes `tid`; while another pss engine traces it (its all-together stop takes no
+/// target lock), waits for it to let go, until `deadline`.
+fn seize_waiting_for_engines(pid: i32, tid: Tid, deadline: Instant) -> Result<()> {
+    loop {
+        let Err(e) = ptrace::seize(tid, 0) else {
+            return Ok(());
+        };
+        let by_engine = e.raw_os_error() == Some(libc::EPERM)
+            && procfs::status_at(&format!("/proc/{pid}/task/{tid}/status"))
+                .is_some_and(|s| s.tracer_pid != 0 && tracer::is_engine(s.tracer_pid));
+        if !by_engine || Instant::now() >= deadline {
+            return Err(seize_error(pid, tid, e));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 pub(super) fn seize_error(pid: i32, tid: Tid, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ESRCH) => Error::ProcessExited { pid },
