@@ -255,7 +255,14 @@ fn memory_counters_describe_the_target_at_the_pause() {
     // after; its resident set moves by a few pages at most).
     assert_eq!(p.virtual_size, kb(&before, "VmSize:"));
     assert_eq!(p.virtual_size, kb(&after, "VmSize:"));
-    assert_eq!(p.linux.rss_anon, kb(&before, "RssAnon:"));
+    // Anonymous memory too moves by a page or so (a thread's stack, the allocator): seen
+    // under emulation, where the capture is slow enough for a timer thread to fault one in.
+    let anon = kb(&before, "RssAnon:");
+    assert!(
+        p.linux.rss_anon.abs_diff(anon) <= 64 << 10,
+        "{} vs the target's {anon}",
+        p.linux.rss_anon
+    );
     let rss = kb(&after, "VmRSS:");
     assert!(
         p.working_set_size.abs_diff(rss) <= 64 << 10,
