@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Write};
 
 use anyhow::Result;
 use pss::Snapshot;
-use pss_profile::{Profile, SampledStack, Sampling};
+use pss_profile::{Profile, Sampling};
 
 use crate::escape::shown;
 use crate::stack::{frames, live, StackArgs, StackFormat};
@@ -95,17 +95,8 @@ fn text(out: &mut impl Write, p: &Profile) -> io::Result<()> {
         units::duration(p.interval),
         units::duration(p.longest_stop),
     )?;
-    let mut tids: Vec<u32> = Vec::new();
-    for s in &p.stacks {
-        if !tids.contains(&s.thread_id) {
-            tids.push(s.thread_id);
-        }
-    }
-    for tid in tids {
-        let mut chains: Vec<&SampledStack> =
-            p.stacks.iter().filter(|s| s.thread_id == tid).collect();
-        chains.sort_by_key(|s| std::cmp::Reverse(s.count));
-        let total = p.samples_of(tid);
+    for (tid, chains) in p.by_thread() {
+        let total: u64 = chains.iter().map(|c| c.count).sum();
         writeln!(
             out,
             "TID {tid} \"{}\": {total} sample{}",

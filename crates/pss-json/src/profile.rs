@@ -10,23 +10,10 @@ use crate::stack::FrameDoc;
 
 /// The document for `profile`.
 pub fn profile(profile: &Profile) -> impl Serialize + '_ {
-    let mut tids: Vec<u32> = Vec::new();
-    for s in &profile.stacks {
-        if !tids.contains(&s.thread_id) {
-            tids.push(s.thread_id);
-        }
-    }
-    let threads = tids
+    let threads = profile
+        .by_thread()
         .into_iter()
-        .map(|tid| {
-            let mut stacks: Vec<&SampledStack> = profile
-                .stacks
-                .iter()
-                .filter(|s| s.thread_id == tid)
-                .collect();
-            stacks.sort_by_key(|s| std::cmp::Reverse(s.count));
-            ThreadSamples { stacks }
-        })
+        .map(|(_, stacks)| ThreadSamples { stacks })
         .collect();
     Document { profile, threads }
 }

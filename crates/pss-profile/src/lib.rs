@@ -140,6 +140,22 @@ impl Profile {
         }
     }
 
+    /// Each thread (in the order first seen) with its chains, most sampled first: what the
+    /// text and JSON forms list.
+    pub fn by_thread(&self) -> Vec<(u32, Vec<&SampledStack>)> {
+        let mut threads: Vec<(u32, Vec<&SampledStack>)> = Vec::new();
+        for s in &self.stacks {
+            match threads.iter_mut().find(|(tid, _)| *tid == s.thread_id) {
+                Some((_, chains)) => chains.push(s),
+                None => threads.push((s.thread_id, vec![s])),
+            }
+        }
+        for (_, chains) in &mut threads {
+            chains.sort_by_key(|s| std::cmp::Reverse(s.count));
+        }
+        threads
+    }
+
     /// The samples of thread `tid` (one per round it was found in).
     pub fn samples_of(&self, tid: u32) -> u64 {
         self.stacks

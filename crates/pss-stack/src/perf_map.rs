@@ -31,8 +31,9 @@ pub(crate) struct PerfMap {
     pub path: PathBuf,
     /// The file, open; `None` until one is found.
     file: Option<File>,
-    /// Its inode, to notice a new file in its place.
+    /// Its inode and owner, to notice a new file in its place.
     inode: u64,
+    owner: u32,
     /// How many bytes have been read (up to the last whole line).
     read: u64,
     /// Functions by start address: (end, name).
@@ -51,6 +52,7 @@ impl PerfMap {
             path: PathBuf::from(format!("/tmp/perf-{ns_pid}.map")),
             file: None,
             inode: 0,
+            owner: u32::MAX,
             read: 0,
             functions: BTreeMap::new(),
         }
@@ -66,17 +68,20 @@ impl PerfMap {
             Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
         let meta = file.metadata().map_err(|e| e.to_string())?;
-        if !owned_by_target(self.pid, meta.uid()) {
+        // A file not seen yet: the process's user read from /proc once, not every round.
+        let new_file = meta.ino() != self.inode || meta.uid() != self.owner;
+        if new_file && !owned_by_target(self.pid, meta.uid()) {
             return Err(format!(
                 "{} belongs to uid {}, neither the process's user nor root: not used",
                 self.path.display(),
                 meta.uid()
             ));
         }
-        if meta.ino() != self.inode || meta.len() < self.read {
+        if new_file || meta.len() < self.read {
             self.functions.clear();
             self.read = 0;
             self.inode = meta.ino();
+            self.owner = meta.uid();
         }
         self.file = Some(file);
         let end = meta.len().min(MOST_BYTES);

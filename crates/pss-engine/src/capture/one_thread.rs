@@ -236,20 +236,25 @@ fn ptrace_error(pid: i32, tid: Tid, request: &'static str, source: std::io::Erro
 }
 
 /// The error for a failed `PTRACE_SEIZE` of thread `tid` of `pid`.
-/// Seizes `tid`; while another pss engine traces it (its all-together stop takes no
-/// target lock), waits for it to let go, until `deadline`.
+/// Seizes `tid`, an EPERM judged as the all-together stop judges it
+/// ([`super::stop::classify_eperm`]): another pss engine tracing it is waited for until
+/// `deadline`, a thread whose exit has begun means the process is exiting.
 fn seize_waiting_for_engines(pid: i32, tid: Tid, deadline: Instant) -> Result<()> {
+    use super::stop::{classify_eperm, Eperm};
+    let mut first_eperm = None;
     loop {
         let Err(e) = ptrace::seize(tid, 0) else {
             return Ok(());
         };
-        let by_engine = e.raw_os_error() == Some(libc::EPERM)
-            && procfs::status_at(&format!("/proc/{pid}/task/{tid}/status"))
-                .is_some_and(|s| s.tracer_pid != 0 && tracer::is_engine(s.tracer_pid));
-        if !by_engine || Instant::now() >= deadline {
+        if e.raw_os_error() != Some(libc::EPERM) {
             return Err(seize_error(pid, tid, e));
         }
-        std::thread::sleep(Duration::from_micros(200));
+        let since = *first_eperm.get_or_insert_with(Instant::now);
+        match classify_eperm(pid, tid, e, since, deadline) {
+            Eperm::Retry => continue,
+            Eperm::ThreadExited => return Err(Error::ProcessExited { pid }),
+            Eperm::Error(err) => return Err(err),
+        }
     }
 }
 

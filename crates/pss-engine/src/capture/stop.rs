@@ -448,7 +448,7 @@ fn traced_by_us(pid: i32, tid: Tid) -> bool {
     tracer_of(pid, tid) == Some(me)
 }
 
-enum Eperm {
+pub(super) enum Eperm {
     ThreadExited,
     /// Try the seize again: the tracer it met has gone, or is another pss engine that
     /// will let go.
@@ -460,7 +460,13 @@ enum Eperm {
 /// refuses to attach to those), another tracer (a pss engine is waited for until
 /// `deadline`, anything else is refused), a tracer that left meanwhile (retried for 20 ms),
 /// or no permission.
-fn classify_eperm(pid: i32, tid: Tid, e: io::Error, since: Instant, deadline: Instant) -> Eperm {
+pub(super) fn classify_eperm(
+    pid: i32,
+    tid: Tid,
+    e: io::Error,
+    since: Instant,
+    deadline: Instant,
+) -> Eperm {
     if !process_alive(pid) {
         return Eperm::Error(Error::ProcessExited { pid });
     }
