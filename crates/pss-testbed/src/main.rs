@@ -16,7 +16,9 @@
 //! server that answers with its pid, see `server.rs`), `strict` (one thread in seccomp
 //! strict mode, answering `ping` only), `uffd-foreign` (memory registered with a userfaultfd
 //! another process holds, see `uffd.rs`), `work BUSY PARKED` (busy threads counting the work they
-//! do, answering `work` with it, see `work.rs`).
+//! do, answering `work` with it, see `work.rs`), `leaderless N` (as `threads N`, but the
+//! main thread exits (`exit(2)`) once another thread reads the commands: a process
+//! with no main thread left, where only thread library stacks are to be found).
 
 use pss_testbed::reg_value;
 
@@ -41,6 +43,18 @@ fn main() {
     let mut parked = park::Parked::default();
     match mode {
         "threads" => parked = park::Parked::spawn(num(1, 4) as usize),
+        "leaderless" => {
+            let parked = park::Parked::spawn(num(1, 2) as usize);
+            std::thread::spawn(move || {
+                serve(parked);
+                std::process::exit(0)
+            });
+            // The raw exit of this thread only (pthread_exit would unwind through Rust's
+            // main, which aborts): the process lives on in the others.
+            // SAFETY: nothing of this thread's stack is shared with the others.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!("exit(2) returned");
+        }
         "fds" => {
             parked = park::Parked::spawn(1);
             fds::open_all(parked.tids[0]);
@@ -117,8 +131,13 @@ fn main() {
             std::process::exit(2);
         }
     }
+    serve(parked);
+}
+
+/// Says `ready`, then obeys commands on stdin until `exit` or end of input.
+fn serve(mut parked: park::Parked) {
     // Commands are read a byte at a time with known registers (checked after each read), so
-    // that a capture injecting into the main thread is checked too.
+    // that a capture injecting into the reading thread is checked too.
     let mut line = Vec::with_capacity(256);
     say("ready");
     loop {

@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use pss_testbed::harness::{blocked_signals, Target};
+use pss_testbed::harness::{blocked_signals, wait_for_state, Target};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pss-testbed"))
@@ -23,7 +23,25 @@ fn pidfd(pid: i32) -> OwnedFd {
 
 #[test]
 fn an_engine_killed_inside_an_fd_injection_leaves_the_target_whole() {
-    let mut t = Target::spawn(exe(), &["threads", "2"]);
+    // The main thread, blocked reading its commands on `[stack]`, is the one injected into.
+    killed_at_every_point(Target::spawn(exe(), &["threads", "2"]));
+}
+
+#[test]
+fn an_engine_killed_inside_an_injection_into_a_pthread_leaves_it_whole() {
+    // No main thread: the injection goes into a thread blocked on its thread library's
+    // stack, which must be recognised as its own for the injection to restore itself.
+    let t = Target::spawn(exe(), &["leaderless", "2"]);
+    wait_for_state(t.pid, 'Z');
+    killed_at_every_point(t);
+}
+
+/// Installs an fd into `t` and closes it, the engine killed at each point of each
+/// injection; `t`'s threads keep their state throughout.
+fn killed_at_every_point(mut t: Target) {
+    // The failpoint is this process's environment and the engine its own: one test at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let before = blocked_signals(t.pid);
     let target = pidfd(t.pid);
     let file = std::fs::File::open("/dev/null").unwrap();

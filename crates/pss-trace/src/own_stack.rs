@@ -11,11 +11,11 @@
 //!   made and grows for it);
 //! - **a thread library's stack** (glibc, musl, bionic: pthreads, the JVM's threads, cgo's
 //!   Ms, Rust's `std::thread`): an anonymous private writable mapping holding both the stack
-//!   pointer and, above it, the thread's TCB — its thread pointer points there, and the
-//!   x86_64 TLS ABI makes the TCB's first word point at itself. Such libraries carve the TCB
-//!   out of the top of the stack block, so the mapping from its start to the stack pointer
-//!   is that thread's unused stack. A Go M, whose thread pointer is inside its `m` in the Go
-//!   heap, and a thread running on a coroutine or signal stack elsewhere, do not qualify.
+//!   pointer and, above it, the thread's descriptor, found from its thread pointer as the
+//!   TLS ABI puts it ([`Descriptor`]). Such libraries carve the descriptor out of the top of
+//!   the stack block, so the mapping from its start to the stack pointer is that thread's
+//!   unused stack. A Go M, whose thread pointer is inside its `m` in the Go heap, and a
+//!   thread running on a coroutine or signal stack elsewhere, do not qualify.
 //!
 //! Anything else is "not known", and the caller writes nothing there.
 
@@ -43,6 +43,25 @@ pub enum StackKind {
     /// A thread library's stack holding the thread's TCB.
     Thread,
 }
+
+/// Where a thread library keeps a thread's descriptor, seen from its thread pointer: how a
+/// thread library's stack is recognised (each architecture's `THREAD_DESCRIPTOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Descriptor {
+    /// TLS variant II (x86_64): the TCB is at the thread pointer, and its first word is
+    /// its own address (glibc, musl, bionic).
+    AtThreadPointer,
+    /// TLS variant I (aarch64): the descriptor ends at the thread pointer, with no word
+    /// that points at the thread pointer. It is recognised by the thread's own tid beside
+    /// the links of the library's circular list of threads, each pointed back at by its
+    /// neighbour: glibc's `list` (`next`, `prev`) then `tid`; musl's `self` (its own
+    /// address), `prev`, `next`, `sysinfo`, then `tid`.
+    BelowThreadPointer,
+}
+
+/// How far below the thread pointer a variant I descriptor's tid is looked for (glibc's
+/// `struct pthread` is about 2 KiB, musl's under 256 bytes).
+const DESCRIPTOR_WINDOW: u64 = 4096;
 
 impl OwnStack {
     /// Whether `[at, at + len)` lies in the free part.
@@ -100,7 +119,7 @@ pub fn find(
     }
     let kind = match vma.pathname {
         b"[stack]" if tid == pid => StackKind::Main,
-        b"" if has_own_tcb(regs, sp, vma.end, mem) => StackKind::Thread,
+        b"" if has_own_tcb(tid, regs, sp, vma.end, mem) => StackKind::Thread,
         b"" => return Err(Unknown::NoThreadControlBlock),
         _ => return Err(Unknown::NamedMapping),
     };
@@ -115,17 +134,66 @@ pub fn find(
     })
 }
 
-/// Whether the thread pointer lies in `(sp, end)` and the word there points at itself (the
-/// TLS ABI's TCB self-pointer; only where the ABI has one).
-fn has_own_tcb(regs: &RawRegs, sp: u64, end: u64, mem: &ProcMem) -> bool {
-    let Some(tp) = arch::tcb_self_pointer_at(regs) else {
+/// Whether the thread pointer of stopped thread `tid` lies in `(sp, end)` with the thread's
+/// descriptor there, as the architecture's TLS ABI places it ([`Descriptor`]).
+fn has_own_tcb(tid: i32, regs: &RawRegs, sp: u64, end: u64, mem: &ProcMem) -> bool {
+    let Some(tp) = arch::thread_pointer(tid, regs) else {
         return false;
     };
     if !(sp < tp && tp.saturating_add(8) <= end) {
         return false;
     }
-    let mut word = [0u8; 8];
-    mem.read_exact(tp, &mut word) && u64::from_le_bytes(word) == tp
+    let word = |at: u64| {
+        let mut w = [0u8; 8];
+        mem.read_exact(at, &mut w).then(|| u64::from_le_bytes(w))
+    };
+    match arch::THREAD_DESCRIPTOR {
+        Descriptor::AtThreadPointer => word(tp) == Some(tp),
+        Descriptor::BelowThreadPointer => {
+            let low = (tp.saturating_sub(DESCRIPTOR_WINDOW).max(sp) + 7) & !7;
+            let mut window = vec![0u8; tp.saturating_sub(low) as usize];
+            mem.read_exact(low, &mut window) && descriptor_below(low, &window, tid, word)
+        }
+    }
+}
+
+/// Whether `window` (the bytes at `base`, 8-aligned, up to the thread pointer) holds a
+/// variant I thread descriptor of thread `tid` ([`Descriptor::BelowThreadPointer`]);
+/// `word` reads the target's memory elsewhere (the neighbours in the list).
+fn descriptor_below(base: u64, window: &[u8], tid: i32, word: impl Fn(u64) -> Option<u64>) -> bool {
+    let u64_at = |o: usize| {
+        window
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    let tid_at = |o: usize| {
+        window
+            .get(o..o + 4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+    };
+    (0..window.len()).step_by(8).any(|o| {
+        let at = base + o as u64;
+        let glibc = || {
+            // struct pthread: list_t list { next, prev }; pid_t tid;
+            let (Some(next), Some(prev)) = (u64_at(o), u64_at(o + 8)) else {
+                return false;
+            };
+            tid_at(o + 16) == Some(tid)
+                && word(next.wrapping_add(8)) == Some(at)
+                && word(prev) == Some(at)
+        };
+        let musl = || {
+            // struct pthread: self, prev, next, sysinfo; int tid;
+            let (Some(prev), Some(next)) = (u64_at(o + 8), u64_at(o + 16)) else {
+                return false;
+            };
+            u64_at(o) == Some(at)
+                && tid_at(o + 32) == Some(tid)
+                && word(next.wrapping_add(8)) == Some(at)
+                && word(prev.wrapping_add(16)) == Some(at)
+        };
+        glibc() || musl()
+    })
 }
 
 /// Quick ranking of a thread that has not been stopped, from `/proc/PID/task/TID/syscall`
@@ -160,5 +228,67 @@ mod tests {
         assert!(!s.holds(0xfff, 2));
         assert!(!s.holds(0x1ff0, 0x11));
         assert!(!s.holds(u64::MAX - 1, 4));
+    }
+
+    /// A fake memory of 8-byte words: the window's and a list neighbour's.
+    fn words(pairs: &[(u64, u64)]) -> impl Fn(u64) -> Option<u64> + '_ {
+        move |at| pairs.iter().find(|(a, _)| *a == at).map(|(_, v)| *v)
+    }
+
+    fn put(window: &mut [u8], o: usize, bytes: &[u8]) {
+        window[o..o + bytes.len()].copy_from_slice(bytes);
+    }
+
+    const BASE: u64 = 0x7f00_0000_0000;
+    const HEAD: u64 = 0x5555_0000_1000;
+
+    #[test]
+    fn a_glibc_descriptor_is_its_tid_beside_a_list_node_its_neighbours_point_at() {
+        let mut window = vec![0u8; 4096];
+        let node = BASE + 1864;
+        put(&mut window, 1864, &HEAD.to_le_bytes()); // next: the list's head
+        put(&mut window, 1872, &HEAD.to_le_bytes()); // prev: the list's head
+        put(&mut window, 1880, &4242i32.to_le_bytes());
+        // The head's next and prev both point back at the node.
+        let mem = [(HEAD, node), (HEAD + 8, node)];
+        assert!(descriptor_below(BASE, &window, 4242, words(&mem)));
+        assert!(
+            !descriptor_below(BASE, &window, 4243, words(&mem)),
+            "another tid"
+        );
+        let broken = [(HEAD, node), (HEAD + 8, node + 8)];
+        assert!(
+            !descriptor_below(BASE, &window, 4242, words(&broken)),
+            "a list not linked back"
+        );
+        assert!(
+            !descriptor_below(BASE, &window, 4242, words(&[])),
+            "unreadable neighbours"
+        );
+    }
+
+    #[test]
+    fn a_musl_descriptor_points_at_itself_with_its_tid_and_list() {
+        let mut window = vec![0u8; 512];
+        let me = BASE + 304;
+        let other = 0x7f00_1000_0000u64;
+        put(&mut window, 304, &me.to_le_bytes()); // self
+        put(&mut window, 312, &other.to_le_bytes()); // prev
+        put(&mut window, 320, &other.to_le_bytes()); // next
+        put(&mut window, 336, &77i32.to_le_bytes()); // tid
+                                                     // The other thread's next (at +16) and prev (at +8) point back.
+        let mem = [(other + 8, me), (other + 16, me)];
+        assert!(descriptor_below(BASE, &window, 77, words(&mem)));
+        put(&mut window, 304, &(me + 8).to_le_bytes());
+        assert!(
+            !descriptor_below(BASE, &window, 77, words(&mem)),
+            "not its own address"
+        );
+    }
+
+    #[test]
+    fn a_window_without_a_descriptor_has_none() {
+        assert!(!descriptor_below(BASE, &[0u8; 4096], 0, words(&[])));
+        assert!(!descriptor_below(BASE, &[0xffu8; 20], -1, words(&[])));
     }
 }

@@ -9,7 +9,8 @@ use pss_types::records::GeneralRegisters;
 
 /// Size of `struct user_fpsimd_state`.
 pub const FP_SIZE: usize = 528;
-const NT_ARM_TLS: u32 = 0x401;
+/// `NT_ARM_TLS`: the regset holding `tpidr_el0`.
+pub(super) const NT_ARM_TLS: u32 = 0x401;
 const NT_ARM_SYSTEM_CALL: u32 = 0x404;
 
 /// The highest user address + 1 with 48-bit virtual addresses.

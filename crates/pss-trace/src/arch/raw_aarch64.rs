@@ -55,12 +55,18 @@ pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[31]
 }
 
-/// aarch64's TLS ABI (variant I) has no TCB self-pointer to recognise a thread library's
-/// stack by (and `tpidr_el0` is not in these registers): no thread stack is known, so
-/// nothing is ever written on one (`linux/own_stack.rs`).
-pub fn tcb_self_pointer_at(_regs: &RawRegs) -> Option<u64> {
-    None
+/// The thread pointer (`tpidr_el0`, `NT_ARM_TLS`) of stopped thread `tid`. aarch64's TLS
+/// ABI is variant I: the thread library's descriptor lies just below it
+/// (`own_stack.rs` recognises it there).
+pub fn thread_pointer(tid: crate::ptrace::Tid, _regs: &RawRegs) -> Option<u64> {
+    let mut tls = [0u8; 8];
+    crate::ptrace::get_regset(tid, super::aarch64::NT_ARM_TLS, &mut tls).ok()?;
+    Some(u64::from_ne_bytes(tls))
 }
+
+/// Where the thread library's thread descriptor is, seen from the thread pointer.
+pub const THREAD_DESCRIPTOR: crate::own_stack::Descriptor =
+    crate::own_stack::Descriptor::BelowThreadPointer;
 
 /// AAPCS64 has no red zone; 128 bytes are left anyway, as on x86_64.
 pub const RED_ZONE: u64 = 128;

@@ -101,11 +101,16 @@ pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[RSP]
 }
 
-/// The thread pointer (`fs_base`), where the x86_64 TLS ABI puts a TCB whose first word
-/// is its own address (glibc, musl, bionic): `linux/own_stack.rs` checks it.
-pub fn tcb_self_pointer_at(regs: &RawRegs) -> Option<u64> {
+/// The thread pointer (`fs_base`) of stopped thread `tid`, whose registers are `regs`.
+pub fn thread_pointer(_tid: crate::ptrace::Tid, regs: &RawRegs) -> Option<u64> {
     Some(regs[FS_BASE])
 }
+
+/// Where the thread library's thread descriptor is, seen from the thread pointer: the
+/// x86_64 TLS ABI (variant II) puts a TCB whose first word is its own address there
+/// (glibc, musl, bionic).
+pub const THREAD_DESCRIPTOR: crate::own_stack::Descriptor =
+    crate::own_stack::Descriptor::AtThreadPointer;
 
 /// Bytes below the stack pointer that the ABI lets a function use without moving it (the
 /// red zone); scratch data must go below them.
