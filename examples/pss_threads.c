@@ -43,9 +43,15 @@ int main(int argc, char **argv) {
     while (PssWalkSnapshot(snap, PSS_WALK_THREADS, marker, &te, sizeof te) == ERROR_SUCCESS) {
         if (te.Flags & PSS_THREAD_FLAGS_TERMINATED) continue;
         printf("thread %u", te.ThreadId);
+#if defined(__aarch64__)
+        if (te.ContextRecord)
+            printf(": pc %#llx sp %#llx", (unsigned long long)te.ContextRecord->Pc,
+                   (unsigned long long)te.ContextRecord->Sp);
+#else
         if (te.ContextRecord)
             printf(": rip %#llx rsp %#llx", (unsigned long long)te.ContextRecord->Rip,
                    (unsigned long long)te.ContextRecord->Rsp);
+#endif
         printf("\n");
     }
     PssWalkMarkerFree(marker);

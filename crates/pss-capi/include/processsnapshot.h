@@ -110,6 +110,56 @@ PSS_DECLARE_HANDLE(HPSSWALK);
 #define HIGH_PRIORITY_CLASS 0x00000080
 #define REALTIME_PRIORITY_CLASS 0x00000100
 
+#if defined(__aarch64__)
+/* ---- CONTEXT (ARM64 layout, 912 bytes: ARM64_NT_CONTEXT) -------------------------------- */
+
+#define CONTEXT_ARM64 0x00400000L
+#define CONTEXT_CONTROL (CONTEXT_ARM64 | 0x1L)
+#define CONTEXT_INTEGER (CONTEXT_ARM64 | 0x2L)
+#define CONTEXT_FLOATING_POINT (CONTEXT_ARM64 | 0x4L)
+#define CONTEXT_DEBUG_REGISTERS (CONTEXT_ARM64 | 0x8L)
+#define CONTEXT_X18 (CONTEXT_ARM64 | 0x10L)
+#define CONTEXT_FULL (CONTEXT_CONTROL | CONTEXT_INTEGER | CONTEXT_FLOATING_POINT)
+#define CONTEXT_ALL (CONTEXT_FULL | CONTEXT_DEBUG_REGISTERS | CONTEXT_X18)
+#define ARM64_MAX_BREAKPOINTS 8
+#define ARM64_MAX_WATCHPOINTS 2
+
+typedef union _ARM64_NT_NEON128 {
+    __extension__ struct {
+        ULONGLONG Low;
+        LONGLONG High;
+    };
+    double D[2];
+    float S[4];
+    WORD H[8];
+    BYTE B[16];
+} ARM64_NT_NEON128;
+
+typedef struct __attribute__((aligned(16))) _ARM64_NT_CONTEXT {
+    DWORD ContextFlags;
+    DWORD Cpsr;
+    __extension__ union {
+        __extension__ struct {
+            DWORD64 X0, X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12, X13, X14;
+            DWORD64 X15, X16, X17, X18, X19, X20, X21, X22, X23, X24, X25, X26, X27, X28;
+            DWORD64 Fp;
+            DWORD64 Lr;
+        };
+        DWORD64 X[31];
+    };
+    DWORD64 Sp;
+    DWORD64 Pc;
+    ARM64_NT_NEON128 V[32];
+    DWORD Fpcr;
+    DWORD Fpsr;
+    DWORD Bcr[ARM64_MAX_BREAKPOINTS];
+    DWORD64 Bvr[ARM64_MAX_BREAKPOINTS];
+    DWORD Wcr[ARM64_MAX_WATCHPOINTS];
+    DWORD64 Wvr[ARM64_MAX_WATCHPOINTS];
+} ARM64_NT_CONTEXT, CONTEXT, *PCONTEXT;
+
+#else
+
 /* ---- CONTEXT (AMD64 layout, 1232 bytes) ------------------------------------------------- */
 
 #define CONTEXT_AMD64 0x00100000L
@@ -205,6 +255,8 @@ typedef struct __attribute__((aligned(16))) _CONTEXT {
     DWORD64 LastExceptionToRip;
     DWORD64 LastExceptionFromRip;
 } CONTEXT, *PCONTEXT;
+
+#endif /* __aarch64__ */
 
 /* ---- MEMORY_BASIC_INFORMATION (x64, 48 bytes) ------------------------------------------ */
 

@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pss_core::{
-    CaptureFlags, ContextFlags, DuplicateFlags, Error, ErrorKind, QueryClass, QueryInfo, Snapshot,
-    Target, WalkClass, WalkEntry, WalkPosition,
+    CaptureFlags, DuplicateFlags, Error, ErrorKind, QueryClass, QueryInfo, Snapshot, Target,
+    WalkClass, WalkEntry, WalkPosition,
 };
 
 use crate::marker::Marker;
@@ -234,7 +234,7 @@ pub extern "C" fn PssCaptureSnapshot(
             return Err(fail(ERROR_INVALID_PARAMETER, "SnapshotHandle is NULL"));
         }
         let flags = CaptureFlags::from_bits_retain(capture_flags);
-        let ctx = ContextFlags::from_bits_retain(thread_context_flags);
+        let ctx = crate::context::requested(thread_context_flags);
         let snap = match process(process_handle)? {
             Process::Current => Snapshot::capture(Target::Current, flags, ctx)?,
             Process::PidFd(fd) => Snapshot::capture(Target::PidFd(fd), flags, ctx)?,

@@ -1,19 +1,54 @@
-//! The Windows AMD64 `CONTEXT` record (1232 bytes) built from a captured thread context.
+//! The Windows `CONTEXT` record built from a captured thread context: AMD64's (1232 bytes)
+//! on x86_64, ARM64's (`ARM64_NT_CONTEXT`, 912 bytes) on aarch64.
 //!
 //! Only the groups asked for in `ThreadContextFlags` are filled; the rest stays zero, and
-//! `ContextFlags` says which are valid. With `PSS_CAPTURE_THREAD_CONTEXT_EXTENDED`, the
-//! thread's whole XSAVE area (Linux `NT_X86_XSTATE`) follows the 1232 bytes and
+//! `ContextFlags` says which are valid. With `PSS_CAPTURE_THREAD_CONTEXT_EXTENDED` on
+//! x86_64, the thread's whole XSAVE area (Linux `NT_X86_XSTATE`) follows the 1232 bytes and
 //! `CONTEXT_XSTATE` is set: the record is `1232 + xsave length` bytes, as
 //! `SizeOfContextRecord` and `ContextLength` say (docs/capi.md).
 
 use pss_core::records::ThreadContext;
+use pss_core::ContextFlags;
+
+/// The register groups a caller's `ThreadContextFlags` ask for. On x86_64 they are the
+/// AMD64 values the capture takes as they are.
+#[cfg(target_arch = "x86_64")]
+pub fn requested(thread_context_flags: u32) -> ContextFlags {
+    ContextFlags::from_bits_retain(thread_context_flags)
+}
+
+/// The register groups a caller's `ThreadContextFlags` ask for: the ARM64 values
+/// (`CONTEXT_ARM64` | control 0x1, integer 0x2, floating point 0x4, debug 0x8, x18 0x10),
+/// as the capture's groups. Without the `CONTEXT_ARM64` bit nothing is asked for, as on
+/// Windows.
+#[cfg(target_arch = "aarch64")]
+pub fn requested(thread_context_flags: u32) -> ContextFlags {
+    let mut groups = ContextFlags::empty();
+    if thread_context_flags & ARM64 == 0 {
+        return groups;
+    }
+    for (bit, group) in [
+        (0x1, ContextFlags::CONTROL),
+        (0x2, ContextFlags::INTEGER),
+        (0x4, ContextFlags::FLOATING_POINT),
+        (0x8, ContextFlags::DEBUG_REGISTERS),
+        (0x10, ContextFlags::INTEGER),
+    ] {
+        if thread_context_flags & bit != 0 {
+            groups |= group;
+        }
+    }
+    groups
+}
+
+/// `CONTEXT_ARM64`.
+#[cfg(target_arch = "aarch64")]
+const ARM64: u32 = 0x0040_0000;
 
 /// `sizeof(CONTEXT)`.
-#[cfg(target_arch = "x86_64")]
 const CONTEXT_SIZE: usize = pss_core::CONTEXT_RECORD_SIZE as usize;
 
-/// The record for `ctx`: the CONTEXT, then the XSAVE area if one was captured. Empty on
-/// architectures without a Windows-layout mapping (aarch64: no CONTEXT records yet).
+/// The record for `ctx`: the CONTEXT, then (x86_64) the XSAVE area if one was captured.
 pub fn record(ctx: &ThreadContext) -> Vec<u8> {
     build(ctx)
 }
@@ -75,7 +110,6 @@ fn build(ctx: &ThreadContext) -> Vec<u8> {
     b
 }
 
-#[cfg(target_arch = "x86_64")]
 fn put64(b: &mut [u8], off: usize, v: u64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
 }
@@ -90,7 +124,40 @@ fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn build(_ctx: &ThreadContext) -> Vec<u8> {
-    Vec::new()
+/// `ARM64_NT_CONTEXT`: `ContextFlags` at 0, `Cpsr` 4, `X0`–`X28` 8, `Fp` 240, `Lr` 248,
+/// `Sp` 256, `Pc` 264, `V[32]` 272, `Fpcr` 784, `Fpsr` 788, then the debug registers
+/// (not captured on arm64: left zero, `CONTEXT_DEBUG_REGISTERS` not set).
+#[cfg(target_arch = "aarch64")]
+fn build(ctx: &ThreadContext) -> Vec<u8> {
+    use pss_core::ContextFlags as F;
+
+    let mut b = vec![0u8; CONTEXT_SIZE];
+    let g = &ctx.general;
+    let want = ctx.flags;
+    let mut flags = ARM64;
+    if want.wants(F::CONTROL) {
+        flags |= 0x1;
+        b[4..8].copy_from_slice(&(g.pstate as u32).to_le_bytes());
+        put64(&mut b, 240, g.regs[29]);
+        put64(&mut b, 248, g.regs[30]);
+        put64(&mut b, 256, g.sp);
+        put64(&mut b, 264, g.pc);
+    }
+    if want.wants(F::INTEGER) {
+        flags |= 0x2 | 0x10;
+        for (i, v) in g.regs[..29].iter().enumerate() {
+            put64(&mut b, 8 + 8 * i, *v);
+        }
+    }
+    // `struct user_fpsimd_state`: 32 128-bit registers, then fpsr and fpcr.
+    if let (true, Some(fp)) = (want.wants(F::FLOATING_POINT), ctx.fp.as_deref()) {
+        if fp.len() >= 520 {
+            flags |= 0x4;
+            b[272..784].copy_from_slice(&fp[..512]);
+            b[784..788].copy_from_slice(&fp[516..520]);
+            b[788..792].copy_from_slice(&fp[512..516]);
+        }
+    }
+    b[0..4].copy_from_slice(&flags.to_le_bytes());
+    b
 }

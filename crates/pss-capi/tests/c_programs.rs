@@ -119,8 +119,13 @@ fn the_example_lists_the_threads_of_a_process() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(out.starts_with("1 thread(s)\n"), "{out}");
+    let ip = if cfg!(target_arch = "x86_64") {
+        "rip"
+    } else {
+        "pc"
+    };
     assert!(
-        out.contains(&format!("thread {}: rip 0x", child.id())),
+        out.contains(&format!("thread {}: {ip} 0x", child.id())),
         "{out}"
     );
     // The process is gone now: OpenProcess fails as on Windows.

@@ -6,8 +6,17 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// How long a target may take to answer.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a target may take to answer: 10 s, times `PSS_TEST_TIME_SCALE` where that is
+/// set (the arm64 suite under emulation sets 4: a target filling 768 MiB there takes
+/// longer than 10 s).
+pub fn answer_timeout() -> Duration {
+    let scale = std::env::var("PSS_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, 100);
+    Duration::from_secs(10) * scale
+}
 
 /// A running `pss-testbed` target. Killed (by pid) and reaped on drop.
 pub struct Target {
@@ -61,7 +70,7 @@ impl Target {
         };
         loop {
             let line = t
-                .next_line(ANSWER_TIMEOUT)
+                .next_line(answer_timeout())
                 .unwrap_or_else(|| panic!("target {args:?} never became ready"));
             if line == "ready" {
                 break;
@@ -80,7 +89,7 @@ impl Target {
         if !self.main_reads {
             return;
         }
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let deadline = Instant::now() + answer_timeout();
         loop {
             match in_read(self.pid, self.pid) {
                 None | Some(true) => return,
@@ -170,7 +179,7 @@ impl Target {
     /// Sends `cmd` and returns the answer line that starts with `prefix` (without it).
     pub fn ask(&mut self, cmd: &str, prefix: &str) -> String {
         self.send(cmd);
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let deadline = Instant::now() + answer_timeout();
         while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())) {
             if let Some(rest) = line.strip_prefix(prefix) {
                 return rest.trim().to_string();
@@ -181,7 +190,7 @@ impl Target {
 
     /// Waits for a line equal to `want`, returning the lines seen before it.
     pub fn expect(&mut self, want: &str) -> Vec<String> {
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        let deadline = Instant::now() + answer_timeout();
         let mut seen = Vec::new();
         while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())) {
             if line == want {
@@ -299,7 +308,7 @@ impl Drop for Target {
 /// Spawns `cmd`, again while it fails with `ETXTBSY`: a program a test has just written
 /// can be held open for writing a moment by a child another test forks meanwhile.
 fn spawn_retrying(cmd: &mut Command) -> std::io::Result<Child> {
-    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let deadline = Instant::now() + answer_timeout();
     loop {
         match cmd.spawn() {
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
@@ -347,7 +356,7 @@ pub fn proc_state(pid: i32) -> char {
 
 /// Waits until `pid` is in state `want` (e.g. `T` after SIGSTOP).
 pub fn wait_for_state(pid: i32, want: char) {
-    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let deadline = Instant::now() + answer_timeout();
     while proc_state(pid) != want {
         assert!(
             Instant::now() < deadline,
@@ -412,7 +421,7 @@ pub fn wait_all_in_read(pid: i32) {
 
 /// [`wait_all_in_read`] for every thread of `pid` but those of `busy` (always running).
 pub fn wait_all_in_read_but(pid: i32, busy: &[i32]) {
-    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let deadline = Instant::now() + answer_timeout();
     loop {
         let all = std::fs::read_dir(format!("/proc/{pid}/task"))
             .map(|d| {

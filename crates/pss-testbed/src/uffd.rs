@@ -63,11 +63,15 @@ pub fn setup() {
     }
 }
 
+/// Room for a control message: `struct cmsghdr` needs its alignment (a byte array on the
+/// stack has none: arm64 caught the misaligned header).
+type ControlSpace = [u64; 8];
+
 /// A one-byte message in `byte` with room for one fd in `space`, for `sendmsg`/`recvmsg`.
 unsafe fn one_fd_message(
     byte: &mut [u8; 1],
     iov: &mut libc::iovec,
-    space: &mut [u8; 64],
+    space: &mut ControlSpace,
 ) -> libc::msghdr {
     *iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -83,7 +87,7 @@ unsafe fn one_fd_message(
 
 /// Sends `fd` over the socket `sock` (`SCM_RIGHTS`).
 unsafe fn send_fd(sock: i32, fd: i32) {
-    let (mut byte, mut space) = ([0u8; 1], [0u8; 64]);
+    let (mut byte, mut space) = ([0u8; 1], ControlSpace::default());
     let mut iov = std::mem::zeroed();
     let msg = one_fd_message(&mut byte, &mut iov, &mut space);
     let c = libc::CMSG_FIRSTHDR(&msg);
@@ -102,7 +106,7 @@ unsafe fn helper_main(sock: i32) -> ! {
     libc::sigemptyset(&mut set);
     libc::sigaddset(&mut set, libc::SIGUSR1);
     libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    let (mut byte, mut space) = ([0u8; 1], [0u8; 64]);
+    let (mut byte, mut space) = ([0u8; 1], ControlSpace::default());
     let mut iov = std::mem::zeroed();
     let mut msg = one_fd_message(&mut byte, &mut iov, &mut space);
     if libc::recvmsg(sock, &mut msg, 0) < 0 {

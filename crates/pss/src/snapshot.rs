@@ -22,8 +22,13 @@ use pss_wire::codec::Reader;
 use pss_wire::format;
 use pss_wire::proto;
 
-/// Size of the Windows AMD64 `CONTEXT` record the C ABI produces for each thread.
+/// Size of the Windows `CONTEXT` record the C ABI produces for each thread: AMD64's.
+#[cfg(target_arch = "x86_64")]
 pub const CONTEXT_RECORD_SIZE: u32 = 1232;
+/// Size of the Windows `CONTEXT` record the C ABI produces for each thread: ARM64's
+/// (`ARM64_NT_CONTEXT`).
+#[cfg(target_arch = "aarch64")]
+pub const CONTEXT_RECORD_SIZE: u32 = 912;
 
 /// Everything one capture produced: its records, and the clone (which is not a record: a
 /// process, read through descriptors the engine passed). Immutable once built.

@@ -12,7 +12,9 @@
 #define _GNU_SOURCE
 #include "processsnapshot.h"
 
+#if defined(__x86_64__)
 #include <asm/prctl.h>
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -88,10 +90,23 @@ static pthread_t reader;
 static int reader_fd;
 static unsigned long reader_fs;
 
+/* The calling thread's TLS base: fs_base (x86_64), tpidr_el0 (arm64) — its TebBaseAddress. */
+static unsigned long thread_pointer(void) {
+#if defined(__aarch64__)
+    unsigned long tp;
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+    return tp;
+#else
+    unsigned long fs = 0;
+    syscall(SYS_arch_prctl, ARCH_GET_FS, &fs);
+    return fs;
+#endif
+}
+
 static void *read_one(void *arg) {
     char b;
     (void)arg;
-    syscall(SYS_arch_prctl, ARCH_GET_FS, &reader_fs);
+    __atomic_store_n(&reader_fs, thread_pointer(), __ATOMIC_SEQ_CST);
     if (read(reader_fd, &b, 1) != 1) abort();
     return NULL;
 }
@@ -103,8 +118,7 @@ static void own_threads(void) {
     pthread_create(&reader, NULL, read_one, NULL);
     while (!__atomic_load_n(&reader_fs, __ATOMIC_SEQ_CST)) usleep(1000);
     usleep(20000);
-    unsigned long my_fs = 0;
-    syscall(SYS_arch_prctl, ARCH_GET_FS, &my_fs);
+    unsigned long my_fs = thread_pointer();
     HPSS snap = NULL;
     EXPECT(PssCaptureSnapshot((HANDLE)-1, PSS_CAPTURE_THREADS, 0, &snap), ERROR_SUCCESS);
     HPSSWALK m;

@@ -60,7 +60,9 @@ static int check_snapshot(const Request *r) {
     EXPECT(PssWalkSnapshot(r->h, PSS_WALK_THREADS, m, &te, sizeof te), ERROR_SUCCESS);
     CHECK(te.ThreadId == (DWORD)r->target_pid);
     CHECK(te.ContextRecord != NULL);
-#if defined(__x86_64__)
+#if defined(__aarch64__)
+    if (te.ContextRecord) CHECK(te.ContextRecord->X0 == (DWORD64)r->target_fd);
+#else
     if (te.ContextRecord) CHECK(te.ContextRecord->Rdi == (DWORD64)r->target_fd);
 #endif
     EXPECT(PssWalkSnapshot(r->h, PSS_WALK_THREADS, m, &te, sizeof te), ERROR_NO_MORE_ITEMS);
