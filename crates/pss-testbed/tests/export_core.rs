@@ -49,10 +49,13 @@ const PARKED: [(&str, u64); 4] = [("x23", 23), ("x24", 24), ("x25", 25), ("x26",
 /// (`fs_base` and `orig_rax` among them); arm64's `user_pt_regs` ends at `pstate`, its TLS
 /// register being `NT_ARM_TLS`.
 fn pr_reg(g: &pss::records::GeneralRegisters) -> Vec<u64> {
-    let mut words = g.to_words();
-    #[cfg(target_arch = "aarch64")]
-    words.truncate(34);
-    words
+    let words = g.to_words();
+    let n = if cfg!(target_arch = "aarch64") {
+        34
+    } else {
+        words.len()
+    };
+    words[..n].to_vec()
 }
 
 /// The debuggers' names of the instruction and stack pointers.
