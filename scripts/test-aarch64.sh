@@ -4,6 +4,7 @@
 #
 #   scripts/test-aarch64.sh             # the arm64 suite (docs/aarch64.md)
 #   scripts/test-aarch64.sh TEST...     # only these test binaries of pss-testbed
+#                                       # (pss-py: the Python package's tests)
 #
 # It installs what it needs (qemu-system-arm, the cross compiler and arm64 libc, cpio;
 # arm64 added as a foreign architecture for busybox-static and Debian's cloud kernel,
@@ -34,8 +35,14 @@ suite=(threads process regions va_clone handles faults walk export_minidump expo
 # (cli), `pss stack`, `pss dump` (cores and minidumps, a terminal's progress bar).
 cli_suite=(harm harm_cases cli stack dump)
 capi_suite=(c_programs)
+# And the Python package's tests (pytest), but its packaging and typing (pip, mypy).
+python_suite=1
 if [ $# -gt 0 ]; then
-    suite=("$@")
+    suite=()
+    python_suite=0
+    for a in "$@"; do
+        if [ "$a" = pss-py ]; then python_suite=1; else suite+=("$a"); fi
+    done
     cli_suite=()
     capi_suite=()
 fi
@@ -48,9 +55,12 @@ declare -A skip=(
 )
 # The guest's userland: the tools the tests judge by (gdb and its gcore, eu-stack and
 # eu-readelf), a C compiler and its headers, bash (gcore is a bash script), setpriv and
-# script (a test's other user, a terminal) — Debian's arm64 packages and everything they depend on,
+# script (a test's other user, a terminal), Python with psutil — Debian's arm64 packages and everything they depend on,
 # downloaded and unpacked under target/aarch64-vm/userland, never installed.
-guest_packages=(gdb-minimal elfutils gcc libc6-dev bash util-linux bsdutils)
+guest_packages=(gdb-minimal elfutils gcc libc6-dev bash util-linux bsdutils python3-minimal libpython3.11-stdlib python3-psutil)
+# And Python's pytest, which is architecture-independent (apt-cache's recursion for arm64
+# leaves such packages out).
+guest_all_packages=(python3-pytest python3-pluggy python3-iniconfig python3-packaging python3-attr python3-more-itertools python3-pkg-resources python3-py python3-exceptiongroup python3-tomli)
 
 need=()
 command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
@@ -86,13 +96,14 @@ fetch busybox-static
 vmlinuz=$(ls "$work/$kernel_pkg"/boot/vmlinuz-*)
 
 userland() { # → $work/userland: guest_packages and their dependencies, unpacked and pruned
-    local want="${guest_packages[*]}" u=$work/userland
+    local want="${guest_packages[*]} ${guest_all_packages[*]}" u=$work/userland
     [ -f "$u.stamp" ] && [ "$(cat "$u.stamp")" = "$want" ] && return
     rm -rf "$u" "$work/debs" "$u.stamp"
     mkdir -p "$u" "$work/debs"
     apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
         --no-replaces --no-enhances "${guest_packages[@]/%/:arm64}" |
         grep -E '^[a-z0-9].*:arm64$' | grep -vE '^lib(t|a|l|ub|hw)san[0-9]' | sort -u > "$work/debs/list"
+    printf '%s\n' "${guest_all_packages[@]}" >> "$work/debs/list"
     (cd "$work/debs" && xargs apt-get download -qq < list 2>/dev/null)
     for d in "$work/debs"/*.deb; do dpkg-deb -x "$d" "$u"; done
     # What no test uses: documentation, translations, link-time optimisation, profilers.
@@ -117,7 +128,8 @@ cargo build -q --target "$triple" -p pss-engine
 tests=()
 for t in "${suite[@]}"; do tests+=(--test "$t"); done
 {
-    cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
+    [ ${#tests[@]} -eq 0 ] ||
+        cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
     cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
     for t in "${cli_suite[@]}"; do
         cargo test -q --no-run --target "$triple" -p pss-cli --test "$t" --message-format=json
@@ -125,8 +137,9 @@ for t in "${suite[@]}"; do tests+=(--test "$t"); done
     for t in "${capi_suite[@]}"; do
         cargo test -q --no-run --target "$triple" -p pss-capi --test "$t" --message-format=json
     done
-    # libpss.so, which the C programs link against.
+    # libpss.so, which the C programs link against; the Python package's native module.
     [ ${#capi_suite[@]} -eq 0 ] || cargo build -q --target "$triple" -p pss-capi --example pss
+    [ $python_suite -eq 0 ] || cargo build -q --target "$triple" -p pss-py
 } 2>/dev/null |
     python3 -c '
 import json, sys
@@ -152,6 +165,14 @@ cp "$work/busybox-static/bin/busybox" "$ir/bin/"
 cp /etc/os-release "$ir/etc/os-release"
 # The sources tests compile or read (C programs, the C ABI's header), and libpss.
 (cd "$root" && find crates examples -path '*/target' -prune -o -type f -print | cpio -pdm --quiet "$ir$root")
+# The Python package as a wheel would install it: its modules, the native module, the engine.
+pyroot=$root/target/$triple/python
+if [ $python_suite -eq 1 ]; then
+    mkdir -p "$ir$pyroot/pss"
+    cp crates/pss-py/python/pss/*.py crates/pss-py/python/pss/*.pyi crates/pss-py/python/pss/py.typed "$ir$pyroot/pss/"
+    aarch64-linux-gnu-strip --strip-debug -o "$ir$pyroot/pss/_pss.abi3.so" "target/$triple/debug/lib_pss.so"
+    aarch64-linux-gnu-strip --strip-debug -o "$ir$pyroot/pss/pss-engine" "target/$triple/debug/pss-engine"
+fi
 mkdir -p "$ir$root/target/$triple/debug/examples"
 cp "$root/target/$triple/debug/examples/"*.so "$ir$root/target/$triple/debug/examples/" 2>/dev/null || true
 engine=$root/target/$triple/debug/pss-engine
@@ -186,6 +207,12 @@ done
         echo "$t --test-threads=2$skips || rc=1"
         echo "echo \"== took \$(awk -v s=\$start '{printf \"%.1f\", \$1 - s}' /proc/uptime) s\""
     done
+    if [ $python_suite -eq 1 ]; then
+        echo 'echo "== pss-py"'
+        echo "start=\$(cut -d' ' -f1 /proc/uptime)"
+        echo "cd $root && PYTHONPATH=$pyroot PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q --color=no -p no:cacheprovider crates/pss-py/tests --ignore=crates/pss-py/tests/test_packaging.py --ignore=crates/pss-py/tests/test_typing.py || rc=1"
+        echo "echo \"== took \$(awk -v s=\$start '{printf \"%.1f\", \$1 - s}' /proc/uptime) s\""
+    fi
     echo 'echo "pss-aarch64: exit $rc"'
     echo 'poweroff -f'
 } > "$ir/init"
@@ -198,7 +225,7 @@ start=$(date +%s)
 timeout 1800 qemu-system-aarch64 -M virt -cpu max -smp 2 -m 3072 -nographic -no-reboot \
     -nic none -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
     -append "console=ttyAMA0 rdinit=/init quiet" | tr -d '\r' | tee "$log" |
-    grep --line-buffered -E '^(pss-aarch64|== |test |test result|thread .* panicked|assertion|  left|  right)' || true
+    grep --line-buffered -E '^(pss-aarch64|== |test |test result|thread .* panicked|assertion|  left|  right|FAILED |ERROR |[0-9]+ (passed|failed))' || true
 echo "pss-aarch64: $(( $(date +%s) - start )) s under emulation ($(basename "$vmlinuz"))"
 verdict=$(sed -n 's/^pss-aarch64: exit \([0-9]*\)$/\1/p' "$log" | tail -1)
 [ -n "$verdict" ] || { echo "pss-aarch64: the guest gave no verdict (see $log)"; exit 1; }

@@ -5,6 +5,7 @@ fact a line, then ``ready``."""
 from __future__ import annotations
 
 import os
+import platform
 import select
 import shutil
 import subprocess
@@ -17,6 +18,18 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
+
+#: This machine's names of registers the tests look at: the instruction and stack
+#: pointers, the second argument of a system call, the two the C target's parked thread
+#: loads (`target.c`), and the number of read(2).
+if platform.machine() == "aarch64":
+    IP, SP, ARG1, PARKED_REGS, SYS_READ = "pc", "sp", "x1", ("x19", "x20"), 63
+else:
+    IP, SP, ARG1, PARKED_REGS, SYS_READ = "rip", "rsp", "rsi", ("r12", "r13"), 0
+
+#: How much longer a target may take on a slow machine: `PSS_TEST_TIME_SCALE` (the arm64
+#: suite under emulation sets 4), else 1.
+TIME_SCALE = max(1, int(os.environ.get("PSS_TEST_TIME_SCALE", "1") or 1))
 
 
 class Target:

@@ -3,8 +3,8 @@
  *
  *   target idle THREADS   THREADS extra threads named worker-N, each blocked in read();
  *                         one more, named parked, blocked in read() with r12 and r13
- *                         loaded with known values and rsi pointing at a byte 0xa7 on its
- *                         stack (x86_64). Facts: `tid NAME TID`,
+ *                         (x19 and x20 on arm64) loaded with known values and rsi (x1)
+ *                         pointing at a byte 0xa7 on its stack. Facts: `tid NAME TID`,
  *                         `pattern ADDR LEN` (a 1 MiB buffer filled with a known pattern),
  *                         `file FD PATH POS` (a file it opened and seeked), `regs R12 R13`.
  *                         Commands: `scribble` (overwrites the pattern, answers
@@ -92,7 +92,8 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Loads r12 and r13 with known values and blocks in read() with them held. */
+/* Loads r12 and r13 (x19 and x20 on arm64) with known values and blocks in read() with
+ * them held. */
 static void *parked(void *arg) {
     (void)arg;
     pthread_setname_np(pthread_self(), "parked");
@@ -110,6 +111,18 @@ static void *parked(void *arg) {
                        [v12] "i"(R12_VALUE), [v13] "i"(R13_VALUE)
                      : "r12", "r13", "rcx", "r11", "memory");
     (void)ret;
+#elif defined(__aarch64__)
+    char b = STACK_BYTE; /* on its stack, at the address in x1 while it waits */
+    register long x0 __asm__("x0") = block_fd;
+    register char *x1 __asm__("x1") = &b;
+    register long x2 __asm__("x2") = 1;
+    register long x8 __asm__("x8") = SYS_read;
+    __asm__ volatile("mov x19, %[v12]\n\t"
+                     "mov x20, %[v13]\n\t"
+                     "svc #0"
+                     : "+r"(x0)
+                     : "r"(x1), "r"(x2), "r"(x8), [v12] "r"(R12_VALUE), [v13] "r"(R13_VALUE)
+                     : "x19", "x20", "memory");
 #else
     park_here();
 #endif

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import pss
-from conftest import Target
+from conftest import TIME_SCALE, Target
 
 
 def run_python(code: str, prefix=(), **popen) -> dict:
@@ -88,7 +88,11 @@ def test_a_process_exiting_mid_capture(spawn):
         assert t.proc.wait() == 0
         if pss.ProcessExited in seen:
             break
-    assert pss.ProcessExited in seen, seen
+    assert seen <= {pss.ProcessExited, pss.ZombieProcess}, seen
+    if TIME_SCALE == 1:
+        # Under emulation a 100-thread exit is slow enough that every capture may find the
+        # leader a zombie already: gone either way.
+        assert pss.ProcessExited in seen, seen
 
 
 def test_access_denied(spawn):
@@ -139,7 +143,7 @@ def test_a_thread_that_cannot_stop_times_out(spawn):
 def test_busy_while_another_capturer_holds_the_target(spawn):
     """Another process's capture waits on a thread that cannot stop, holding the target;
     ours gives up after its own timeout."""
-    t = spawn("vfork", "6000")
+    t = spawn("vfork", str(6000 * TIME_SCALE))
     other = subprocess.Popen(
         [sys.executable, "-c", f"import pss, sys\nprint('capturing', flush=True)\ntry:\n    pss.capture({t.pid}, threads=True, timeout=4)\nexcept pss.TimeoutExpired:\n    print('timed out')\n"],
         stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@ import pytest
 
 import pss
 from pss import _records
+from conftest import ARG1, SP
 
 
 class Recording(Mapping):
@@ -89,10 +90,10 @@ def test_without_a_clone_the_stack_bytes_copied_in_the_pause_are_read(spawn):
     t = spawn("idle", "1")
     s = pss.capture(t.pid, threads=True, contexts=True, auxiliary_pages=True)
     parked = next(th for th in s.threads if th.tid == t.tids()["parked"])
-    # x86_64: the parked thread waits in read() into a byte of its stack set to 0xa7.
-    assert s.read(parked.registers["rsi"], 1) == b"\xa7"
+    # The parked thread waits in read() into a byte of its stack set to 0xa7.
+    assert s.read(parked.registers[ARG1], 1) == b"\xa7"
     stack = next(p for p in s.auxiliary_pages if p.tid == parked.tid and p.kind == "stack")
-    assert stack.address <= parked.registers["rsp"] < stack.end
+    assert stack.address <= parked.registers[SP] < stack.end
     assert len(s.read(stack.address, stack.size)) == stack.size
     with pss.capture(t.pid, threads=True) as none:
         with pytest.raises(pss.NotCaptured, match="va_clone=True"):
