@@ -3,8 +3,11 @@
 # system emulation: no arm64 hardware needed), from Debian's packages and crates.io only.
 #
 #   scripts/test-aarch64.sh             # the arm64 suite (docs/aarch64.md)
+#   scripts/test-aarch64.sh --ci        # CI's subset: every area, fewer tests of each
 #   scripts/test-aarch64.sh TEST...     # only these test binaries of pss-testbed
 #                                       # (pss-py: the Python package's tests)
+#   scripts/test-aarch64.sh --bench NAME [ARGS...]
+#                                       # a benchmark of pss-testbed, under emulation
 #
 # It installs what it needs (qemu-system-arm, the cross compiler and arm64 libc, cpio;
 # arm64 added as a foreign architecture for busybox-static and Debian's cloud kernel,
@@ -37,7 +40,30 @@ cli_suite=(harm harm_cases cli stack dump)
 capi_suite=(c_programs)
 # And the Python package's tests (pytest), but its packaging and typing (pip, mypy).
 python_suite=1
-if [ $# -gt 0 ]; then
+# CI's subset (--ci): the fast binaries whole, one or two tests of the slow ones — every
+# area at least once, in about a third of the time.
+declare -A only=()
+pytest_paths=(crates/pss-py/tests)
+bench=""
+bench_args=()
+if [ "${1:-}" = --ci ]; then
+    only=(
+        [export_core]="a_core_holds_every_thread_and_the_memory_of_the_pause"
+        [harm]="the_engine_killed_at_every_step_leaves_the_target_whole"
+        [harm_cases]="fibers_on_small_adjacent_stacks_keep_their_neighbours"
+        [cli]="json_document_holds_the_pss_fields_and_the_registers"
+        [dump]="writes_core_pid_and_refuses_to_overwrite_it a_minidump_by_default_name_and_full_memory_on_request"
+        [c_programs]="a_c_program_uses_the_api_as_windows_code_does windows_clients_as_written_work"
+    )
+    pytest_paths=(crates/pss-py/tests/test_capture.py)
+elif [ "${1:-}" = --bench ]; then
+    bench=${2:?--bench needs a benchmark name}
+    bench_args=("${@:3}")
+    suite=()
+    cli_suite=()
+    capi_suite=()
+    python_suite=0
+elif [ $# -gt 0 ]; then
     suite=()
     python_suite=0
     for a in "$@"; do
@@ -128,9 +154,11 @@ cargo build -q --target "$triple" -p pss-engine
 tests=()
 for t in "${suite[@]}"; do tests+=(--test "$t"); done
 {
+    [ -z "$bench" ] ||
+        cargo bench -q --no-run --target "$triple" -p pss-testbed --bench "$bench" --message-format=json
     [ ${#tests[@]} -eq 0 ] ||
         cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
-    cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
+    [ -n "$bench" ] || cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
     for t in "${cli_suite[@]}"; do
         cargo test -q --no-run --target "$triple" -p pss-cli --test "$t" --message-format=json
     done
@@ -201,16 +229,21 @@ done
         name=$(basename "$t" | sed 's/-[0-9a-f]*$//')
         skips=""
         for x in ${skip[$name]:-}; do skips+=" --skip $x"; done
+        [ -z "${only[$name]:-}" ] || skips=" ${only[$name]}"
         [ -z "$skips" ] || skips+=" --exact"
         echo "echo \"== $name\""
         echo "start=\$(cut -d' ' -f1 /proc/uptime)"
-        echo "$t --test-threads=2$skips || rc=1"
+        if [ -n "$bench" ]; then
+            echo "$t --bench ${bench_args[*]} || rc=1"
+        else
+            echo "$t --test-threads=2$skips || rc=1"
+        fi
         echo "echo \"== took \$(awk -v s=\$start '{printf \"%.1f\", \$1 - s}' /proc/uptime) s\""
     done
     if [ $python_suite -eq 1 ]; then
         echo 'echo "== pss-py"'
         echo "start=\$(cut -d' ' -f1 /proc/uptime)"
-        echo "cd $root && PYTHONPATH=$pyroot PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q --color=no -p no:cacheprovider crates/pss-py/tests --ignore=crates/pss-py/tests/test_packaging.py --ignore=crates/pss-py/tests/test_typing.py || rc=1"
+        echo "cd $root && PYTHONPATH=$pyroot PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q --color=no -p no:cacheprovider ${pytest_paths[*]} --ignore=crates/pss-py/tests/test_packaging.py --ignore=crates/pss-py/tests/test_typing.py || rc=1"
         echo "echo \"== took \$(awk -v s=\$start '{printf \"%.1f\", \$1 - s}' /proc/uptime) s\""
     fi
     echo 'echo "pss-aarch64: exit $rc"'
@@ -225,7 +258,7 @@ start=$(date +%s)
 timeout 1800 qemu-system-aarch64 -M virt -cpu max -smp 2 -m 3072 -nographic -no-reboot \
     -nic none -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
     -append "console=ttyAMA0 rdinit=/init quiet" | tr -d '\r' | tee "$log" |
-    grep --line-buffered -E '^(pss-aarch64|== |test |test result|thread .* panicked|assertion|  left|  right|FAILED |ERROR |[0-9]+ (passed|failed))' || true
+    grep --line-buffered -E '^(pss-aarch64|== |test |test result|thread .* panicked|assertion|  left|  right|FAILED |ERROR |[0-9]+ (passed|failed)|\\||Command:|[0-9]+ runs)' || true
 echo "pss-aarch64: $(( $(date +%s) - start )) s under emulation ($(basename "$vmlinuz"))"
 verdict=$(sed -n 's/^pss-aarch64: exit \([0-9]*\)$/\1/p' "$log" | tail -1)
 [ -n "$verdict" ] || { echo "pss-aarch64: the guest gave no verdict (see $log)"; exit 1; }
