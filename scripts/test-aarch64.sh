@@ -81,8 +81,9 @@ declare -A skip=(
 )
 # The guest's userland: the tools the tests judge by (gdb and its gcore, eu-stack and
 # eu-readelf), a C compiler and its headers, bash (gcore is a bash script), setpriv and
-# script (a test's other user, a terminal), Python with psutil — Debian's arm64 packages and everything they depend on,
-# downloaded and unpacked under target/aarch64-vm/userland, never installed.
+# script (a test's other user, a terminal), Python with psutil — Debian's arm64 packages
+# and everything they depend on, downloaded and unpacked under target/aarch64-vm/userland,
+# never installed.
 guest_packages=(gdb-minimal elfutils gcc libc6-dev bash util-linux bsdutils python3-minimal libpython3.11-stdlib python3-psutil)
 # And Python's pytest, which is architecture-independent (apt-cache's recursion for arm64
 # leaves such packages out).
