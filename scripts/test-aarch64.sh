@@ -4,8 +4,9 @@
 #
 #   scripts/test-aarch64.sh             # the arm64 suite (docs/aarch64.md)
 #   scripts/test-aarch64.sh --ci        # CI's subset: every area, fewer tests of each
-#   scripts/test-aarch64.sh TEST...     # only these test binaries of pss-testbed
-#                                       # (pss-py: the Python package's tests)
+#   scripts/test-aarch64.sh TEST...     # only these test binaries (of pss-testbed,
+#                                       # pss-cli or pss-capi; pss-py: the Python tests;
+#                                       # BINARY::NAME: only that test of BINARY)
 #   scripts/test-aarch64.sh --bench NAME [ARGS...]
 #                                       # a benchmark of pss-testbed, under emulation
 #
@@ -36,7 +37,9 @@ suite=(threads process regions va_clone handles faults walk export_minidump expo
 # small adjacent stacks, a handler on its sigaltstack, a wall reaper, a late seccomp
 # filter, a foreign userfaultfd, a clone stuck in the kernel), its options and output
 # (cli), `pss stack`, `pss dump` (cores and minidumps, a terminal's progress bar).
-cli_suite=(harm harm_cases cli stack dump)
+# The runtime zoo (each a server kept answering through clone captures, dumps and stacks):
+# Go, statically and with cgo (cross-built on the host), Rust's tokio, Python, C.
+cli_suite=(harm harm_cases cli stack dump zoo)
 capi_suite=(c_programs)
 # And the Python package's tests (pytest), but its packaging and typing (pip, mypy).
 python_suite=1
@@ -54,6 +57,7 @@ if [ "${1:-}" = --ci ]; then
         [cli]="json_document_holds_the_pss_fields_and_the_registers"
         [dump]="writes_core_pid_and_refuses_to_overwrite_it a_minidump_by_default_name_and_full_memory_on_request"
         [c_programs]="a_c_program_uses_the_api_as_windows_code_does windows_clients_as_written_work"
+        [zoo]="go_static_server"
     )
     pytest_paths=(crates/pss-py/tests/test_capture.py)
 elif [ "${1:-}" = --bench ]; then
@@ -65,12 +69,26 @@ elif [ "${1:-}" = --bench ]; then
     python_suite=0
 elif [ $# -gt 0 ]; then
     suite=()
-    python_suite=0
-    for a in "$@"; do
-        if [ "$a" = pss-py ]; then python_suite=1; else suite+=("$a"); fi
-    done
     cli_suite=()
     capi_suite=()
+    python_suite=0
+    for a in "$@"; do
+        if [[ $a == *::* ]]; then
+            # BINARY::TEST: only that test of that binary (as many as given).
+            only[${a%%::*}]="${only[${a%%::*}]:-} ${a#*::}"
+            a=${a%%::*}
+            [[ " ${suite[*]} ${cli_suite[*]} ${capi_suite[*]} " != *" $a "* ]] || continue
+        fi
+        if [ "$a" = pss-py ]; then
+            python_suite=1
+        elif [ -f "crates/pss-cli/tests/$a.rs" ]; then
+            cli_suite+=("$a")
+        elif [ -f "crates/pss-capi/tests/$a.rs" ]; then
+            capi_suite+=("$a")
+        else
+            suite+=("$a")
+        fi
+    done
 fi
 # Tests left out inside the guest, and why: they need a tool its userland has not (a C++
 # compiler, rustc, lldb, py-spy, cargo). docs/aarch64.md lists them.
@@ -78,6 +96,7 @@ declare -A skip=(
     [stacks]="cpp_names_are_demangled_as_gdb_shows_them rust_chains_agree_with_gdb"
     [export_core]="lldb_reads_every_thread_of_a_core_with_its_registers py_spy_reads_the_python_stack_from_a_core"
     [c_programs]="the_header_lays_out_every_structure_as_windows_does_in_c_and_cpp cpp_code_combines_the_flag_enumerations_as_with_the_windows_sdk the_readme_build_tree_recipe_runs"
+    [zoo]="jvm_server node_server beam_server"
 )
 # The guest's userland: the tools the tests judge by (gdb and its gcore, eu-stack and
 # eu-readelf), a C compiler and its headers, bash (gcore is a bash script), setpriv and
@@ -95,6 +114,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
 [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need+=(libc6-dev-arm64-cross)
 command -v cpio >/dev/null || need+=(cpio)
+command -v go >/dev/null || need+=(golang-go)
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -151,6 +171,25 @@ echo "pss-aarch64: processsnapshot.h's arm64 layout holds in C11 and C++17"
 
 # Cross-build.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+# The zoo's Go programs, as its tests build them (crates/pss-cli/tests/zoo.rs), for arm64:
+# the guest has no Go toolchain, and the tests take them from $PSS_ZOO_PREBUILT.
+zoo_go=$root/target/$triple/zoo-go
+if [[ " ${cli_suite[*]} " == *" zoo "* ]]; then
+    mkdir -p "$zoo_go"
+    for spec in "go-static server.go 0" "go-cgo server.go 1" \
+        "go-stacks stacks.go.txt 0" "go-stacks-cgo stacks.go.txt 1"; do
+        read -r name src cgo <<< "$spec"
+        d=$work/go/$name
+        rm -rf "$d"
+        mkdir -p "$d"
+        cp "crates/pss-cli/tests/zoo/$src" "$d/${src%.txt}"
+        [ "$cgo" = 0 ] || cp crates/pss-cli/tests/zoo/cgo.go.txt "$d/cgo.go"
+        printf 'module zoo\n\ngo 1.19\n' > "$d/go.mod"
+        (cd "$d" && GOOS=linux GOARCH=arm64 CGO_ENABLED=$cgo CC=aarch64-linux-gnu-gcc \
+            GOCACHE=$work/go/cache GOPATH=$work/go/gopath GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+            go build -o "$zoo_go/$name" .)
+    done
+fi
 cargo build -q --target "$triple" -p pss-engine
 tests=()
 for t in "${suite[@]}"; do tests+=(--test "$t"); done
@@ -160,6 +199,8 @@ for t in "${suite[@]}"; do tests+=(--test "$t"); done
     [ ${#tests[@]} -eq 0 ] ||
         cargo test -q --no-run --target "$triple" -p pss-testbed "${tests[@]}" --message-format=json
     [ -n "$bench" ] || cargo test -q --no-run --target "$triple" -p pss-trace --lib --message-format=json
+    # The test bed's programs, which the command's tests run as targets too.
+    cargo build -q --target "$triple" -p pss-testbed --bins --message-format=json
     for t in "${cli_suite[@]}"; do
         cargo test -q --no-run --target "$triple" -p pss-cli --test "$t" --message-format=json
     done
@@ -202,6 +243,7 @@ if [ $python_suite -eq 1 ]; then
     aarch64-linux-gnu-strip --strip-debug -o "$ir$pyroot/pss/_pss.abi3.so" "target/$triple/debug/lib_pss.so"
     aarch64-linux-gnu-strip --strip-debug -o "$ir$pyroot/pss/pss-engine" "target/$triple/debug/pss-engine"
 fi
+[ ! -d "$zoo_go" ] || { mkdir -p "$ir$zoo_go" && cp "$zoo_go"/* "$ir$zoo_go/"; }
 mkdir -p "$ir$root/target/$triple/debug/examples"
 cp "$root/target/$triple/debug/examples/"*.so "$ir$root/target/$triple/debug/examples/" 2>/dev/null || true
 engine=$root/target/$triple/debug/pss-engine
@@ -224,6 +266,7 @@ done
     echo 'mkdir -p /dev/pts; mount -t devpts devpts /dev/pts'
     # Targets' answers wait 4 times longer under emulation (pss_testbed::harness).
     echo 'export PATH=/usr/bin:/bin HOME=/tmp TMPDIR=/tmp PSS_TEST_TIME_SCALE=4'
+    echo "export PSS_ZOO_PREBUILT=$zoo_go"
     echo 'echo "pss-aarch64: Linux $(uname -r) $(uname -m), $(nproc) CPUs"'
     echo 'rc=0'
     grep '/deps/' "$work/executables" | while read -r t; do
@@ -258,7 +301,7 @@ log=$work/console.log
 start=$(date +%s)
 timeout 1800 qemu-system-aarch64 -M virt -cpu max -smp 2 -m 3072 -nographic -no-reboot \
     -nic none -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyAMA0 rdinit=/init quiet" | tr -d '\r' | tee "$log" |
+    -append "console=ttyAMA0 rdinit=/init quiet" | sed -u 's/\r$//' | tee "$log" |
     grep --line-buffered -E '^(pss-aarch64|== |test |test result|thread .* panicked|assertion|  left|  right|FAILED |ERROR |[0-9]+ (passed|failed)|\\||Command:|[0-9]+ runs)' || true
 echo "pss-aarch64: $(( $(date +%s) - start )) s under emulation ($(basename "$vmlinuz"))"
 verdict=$(sed -n 's/^pss-aarch64: exit \([0-9]*\)$/\1/p' "$log" | tail -1)

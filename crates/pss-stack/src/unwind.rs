@@ -61,6 +61,12 @@ mod arch {
         r.sp()
     }
 
+    /// The return address in the frame record the frame pointer points at, where a frame
+    /// record may be read past a frame the unwinder refused: never needed on x86_64.
+    pub fn frame_record_return(_regs: &Regs, _mem: &mut StackMemory<'_>) -> Option<u64> {
+        None
+    }
+
     /// Whether the 8 bytes of code before an address end with a call instruction: `call
     /// rel32` (`E8`), or `call r/m64` (`FF /2`) in any of its lengths.
     pub fn after_a_call(code: &[u8; 8]) -> bool {
@@ -146,6 +152,11 @@ mod arch {
     /// The stack pointer.
     pub fn stack_pointer(r: &Regs) -> u64 {
         r.sp()
+    }
+
+    /// The return address in the frame record `x29` points at (`[fp + 8]`, the saved `lr`).
+    pub fn frame_record_return(regs: &Regs, mem: &mut StackMemory<'_>) -> Option<u64> {
+        mem.word(regs.fp().checked_add(8)?).ok()
     }
 
     /// Whether the 4-byte instruction before an address (the last of `code`) is a call:
@@ -292,7 +303,19 @@ impl Walk {
                 Err(framehop::Error::CouldNotReadStack(a)) => {
                     return StackEnd::StackCopyEnded { address: a };
                 }
-                Err(e) => return StackEnd::BadFrame(e.to_string()),
+                Err(e) => {
+                    return match goroutine_start(modules, &before, mem) {
+                        Some(ret) => {
+                            frames.push(RawFrame {
+                                address: ret,
+                                is_return: true,
+                                how: FrameHow::FramePointer,
+                            });
+                            StackEnd::Complete
+                        }
+                        None => StackEnd::BadFrame(e.to_string()),
+                    };
+                }
             };
             let how = how_found(modules, at);
             if is_sigreturn(modules, ret) {
@@ -445,6 +468,21 @@ fn calls_systemstack(modules: &[Module], ret: u64) -> bool {
     let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
     let target = svma.wrapping_add_signed(i64::from(rel));
     go.at(target) == Some(GoFrame::SystemStack)
+}
+
+/// The return address into `runtime.goexit` in the frame record of a goroutine's first
+/// function, which the unwinder refused. On arm64 the scheduler starts a goroutine with the
+/// link register at `runtime.goexit` but no frame pointer of a caller, so that record may
+/// hold a stale frame pointer ("moved backwards"); its return address still ends the walk
+/// where every goroutine's does.
+fn goroutine_start(
+    modules: &[Module],
+    regs: &arch::Regs,
+    mem: &mut StackMemory<'_>,
+) -> Option<u64> {
+    let ret = arch::frame_record_return(regs, mem)?;
+    let at = FrameAddress::from_return_address(ret)?;
+    (go_frame(modules, at) == Some(GoFrame::Outermost)).then_some(ret)
 }
 
 /// What the Go runtime function holding the frame at `at` means for the walk, if any.

@@ -6,16 +6,20 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// How long a target may take to answer: 10 s, times `PSS_TEST_TIME_SCALE` where that is
-/// set (the arm64 suite under emulation sets 4: a target filling 768 MiB there takes
-/// longer than 10 s).
-pub fn answer_timeout() -> Duration {
-    let scale = std::env::var("PSS_TEST_TIME_SCALE")
+/// How much longer waits may last on a slow machine: `PSS_TEST_TIME_SCALE` (1 to 100), where
+/// that is set (the arm64 suite under emulation sets 4), else 1.
+pub fn time_scale() -> u32 {
+    std::env::var("PSS_TEST_TIME_SCALE")
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
         .unwrap_or(1)
-        .clamp(1, 100);
-    Duration::from_secs(10) * scale
+        .clamp(1, 100)
+}
+
+/// How long a target may take to answer: 10 s, times [`time_scale`] (a target filling
+/// 768 MiB under emulation takes longer than 10 s).
+pub fn answer_timeout() -> Duration {
+    Duration::from_secs(10) * time_scale()
 }
 
 /// A running `pss-testbed` target. Killed (by pid) and reaped on drop.

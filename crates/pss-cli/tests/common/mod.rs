@@ -379,9 +379,11 @@ pub fn clone_children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// Waits (10 s at most) until `pid` has no child of ours and no thread traced.
+/// Waits (10 s at most, times the slow machine's `PSS_TEST_TIME_SCALE`) until `pid` has no
+/// child of ours and no thread traced.
 pub fn assert_left_alone(pid: i32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let scale = pss_testbed::harness::time_scale();
+    let deadline = Instant::now() + Duration::from_secs(10) * scale;
     loop {
         let kids = clone_children(pid);
         let traced: Vec<i32> = thread_states(pid)
