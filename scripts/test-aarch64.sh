@@ -57,7 +57,7 @@ if [ "${1:-}" = --ci ]; then
         [cli]="json_document_holds_the_pss_fields_and_the_registers"
         [dump]="writes_core_pid_and_refuses_to_overwrite_it a_minidump_by_default_name_and_full_memory_on_request"
         [c_programs]="a_c_program_uses_the_api_as_windows_code_does windows_clients_as_written_work"
-        [zoo]="go_static_server"
+        [zoo]="go_stacks_read_as_go"
     )
     pytest_paths=(crates/pss-py/tests/test_capture.py)
 elif [ "${1:-}" = --bench ]; then
