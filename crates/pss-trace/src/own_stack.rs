@@ -12,14 +12,14 @@
 //! - **a thread library's stack** (glibc, musl, bionic: pthreads, the JVM's threads, cgo's
 //!   Ms, Rust's `std::thread`): an anonymous private writable mapping holding both the stack
 //!   pointer and, above it, the thread's descriptor, found from its thread pointer as the
-//!   TLS ABI puts it ([`Descriptor`]). Such libraries carve the descriptor out of the top of
+//!   TLS ABI puts it ([`arch::Descriptor`]). Such libraries carve the descriptor out of the top of
 //!   the stack block, so the mapping from its start to the stack pointer is that thread's
 //!   unused stack. A Go M, whose thread pointer is inside its `m` in the Go heap, and a
 //!   thread running on a coroutine or signal stack elsewhere, do not qualify.
 //!
 //! Anything else is "not known", and the caller writes nothing there.
 
-use super::arch::{self, RawRegs};
+use super::arch::{self, Descriptor, RawRegs};
 use pss_sys::mem::ProcMem;
 use pss_sys::procfs::maps;
 
@@ -42,21 +42,6 @@ pub enum StackKind {
     Main,
     /// A thread library's stack holding the thread's TCB.
     Thread,
-}
-
-/// Where a thread library keeps a thread's descriptor, seen from its thread pointer: how a
-/// thread library's stack is recognised (each architecture's `THREAD_DESCRIPTOR`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Descriptor {
-    /// TLS variant II (x86_64): the TCB is at the thread pointer, and its first word is
-    /// its own address (glibc, musl, bionic).
-    AtThreadPointer,
-    /// TLS variant I (aarch64): the descriptor ends at the thread pointer, with no word
-    /// that points at the thread pointer. It is recognised by the thread's own tid beside
-    /// the links of the library's circular list of threads, each pointed back at by its
-    /// neighbour: glibc's `list` (`next`, `prev`) then `tid`; musl's `self` (its own
-    /// address), `prev`, `next`, `sysinfo`, then `tid`.
-    BelowThreadPointer,
 }
 
 /// How far below the thread pointer a variant I descriptor's tid is looked for (glibc's

@@ -9,8 +9,7 @@ use pss_types::records::GeneralRegisters;
 
 /// Size of `struct user_fpsimd_state`.
 pub const FP_SIZE: usize = 528;
-/// `NT_ARM_TLS`: the regset holding `tpidr_el0`.
-pub(super) const NT_ARM_TLS: u32 = 0x401;
+const NT_ARM_TLS: u32 = 0x401;
 const NT_ARM_SYSTEM_CALL: u32 = 0x404;
 
 /// The highest user address + 1 with 48-bit virtual addresses.
@@ -96,3 +95,15 @@ pub fn restore_frame(
 pub fn trampoline_page(tid: Tid, regs: &super::RawRegs, mask: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(super::trampoline_aarch64::image(regs, mask, &read_fp(tid)?))
 }
+
+/// The thread pointer (`tpidr_el0`, `NT_ARM_TLS`) of stopped thread `tid`. aarch64's TLS
+/// ABI is variant I: the thread library's descriptor lies just below it
+/// (`own_stack.rs` recognises it there).
+pub fn thread_pointer(tid: Tid, _regs: &super::RawRegs) -> Option<u64> {
+    let mut tls = [0u8; 8];
+    ptrace::get_regset(tid, NT_ARM_TLS, &mut tls).ok()?;
+    Some(u64::from_ne_bytes(tls))
+}
+
+/// Where the thread library's thread descriptor is, seen from the thread pointer.
+pub const THREAD_DESCRIPTOR: super::Descriptor = super::Descriptor::BelowThreadPointer;

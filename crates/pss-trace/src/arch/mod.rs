@@ -39,6 +39,21 @@ pub use x86_64::*;
 
 use std::io;
 
+/// Where a thread library keeps a thread's descriptor, seen from its thread pointer: how a
+/// thread library's stack is recognised (each architecture's `THREAD_DESCRIPTOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Descriptor {
+    /// TLS variant II (x86_64): the TCB is at the thread pointer, and its first word is
+    /// its own address (glibc, musl, bionic).
+    AtThreadPointer,
+    /// TLS variant I (aarch64): the descriptor ends at the thread pointer, with no word
+    /// that points at the thread pointer. It is recognised by the thread's own tid beside
+    /// the links of the library's circular list of threads, each pointed back at by its
+    /// neighbour: glibc's `list` (`next`, `prev`) then `tid`; musl's `self` (its own
+    /// address), `prev`, `next`, `sysinfo`, then `tid`.
+    BelowThreadPointer,
+}
+
 use pss_types::flags::ContextFlags;
 use pss_types::records::ThreadContext;
 

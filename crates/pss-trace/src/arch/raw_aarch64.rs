@@ -55,18 +55,5 @@ pub fn stack_pointer(regs: &RawRegs) -> u64 {
     regs[31]
 }
 
-/// The thread pointer (`tpidr_el0`, `NT_ARM_TLS`) of stopped thread `tid`. aarch64's TLS
-/// ABI is variant I: the thread library's descriptor lies just below it
-/// (`own_stack.rs` recognises it there).
-pub fn thread_pointer(tid: crate::ptrace::Tid, _regs: &RawRegs) -> Option<u64> {
-    let mut tls = [0u8; 8];
-    crate::ptrace::get_regset(tid, super::aarch64::NT_ARM_TLS, &mut tls).ok()?;
-    Some(u64::from_ne_bytes(tls))
-}
-
-/// Where the thread library's thread descriptor is, seen from the thread pointer.
-pub const THREAD_DESCRIPTOR: crate::own_stack::Descriptor =
-    crate::own_stack::Descriptor::BelowThreadPointer;
-
 /// AAPCS64 has no red zone; 128 bytes are left anyway, as on x86_64.
 pub const RED_ZONE: u64 = 128;

@@ -109,8 +109,7 @@ pub fn thread_pointer(_tid: crate::ptrace::Tid, regs: &RawRegs) -> Option<u64> {
 /// Where the thread library's thread descriptor is, seen from the thread pointer: the
 /// x86_64 TLS ABI (variant II) puts a TCB whose first word is its own address there
 /// (glibc, musl, bionic).
-pub const THREAD_DESCRIPTOR: crate::own_stack::Descriptor =
-    crate::own_stack::Descriptor::AtThreadPointer;
+pub const THREAD_DESCRIPTOR: super::Descriptor = super::Descriptor::AtThreadPointer;
 
 /// Bytes below the stack pointer that the ABI lets a function use without moving it (the
 /// red zone); scratch data must go below them.
