@@ -39,6 +39,11 @@ pub use x86_64::*;
 
 use std::io;
 
+use pss_types::flags::ContextFlags;
+use pss_types::records::ThreadContext;
+
+use super::ptrace::Tid;
+
 /// Where a thread library keeps a thread's descriptor, seen from its thread pointer: how a
 /// thread library's stack is recognised (each architecture's `THREAD_DESCRIPTOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +58,6 @@ pub enum Descriptor {
     /// address), `prev`, `next`, `sysinfo`, then `tid`.
     BelowThreadPointer,
 }
-
-use pss_types::flags::ContextFlags;
-use pss_types::records::ThreadContext;
-
-use super::ptrace::Tid;
 
 /// Reads register contexts of stopped tracees, reusing one scratch buffer for the
 /// variable-size extended state.
