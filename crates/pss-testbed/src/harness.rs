@@ -249,33 +249,40 @@ impl Target {
         self.ping();
     }
 
-    /// Asserts that no task of the target is traced or in a ptrace stop.
+    /// Asserts that no task of the target is traced or in a ptrace stop. A task whose tracer
+    /// has just let go may show the tracing stop a moment longer (until the kernel's wake-up
+    /// reaches its CPU): that is waited for, 200 ms at most (times [`time_scale`]); a task
+    /// still traced is not.
     pub fn assert_untraced(&self) {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).expect("target alive");
         for t in tasks {
             let tid = t.expect("task entry").file_name();
-            let status = std::fs::read_to_string(format!(
-                "/proc/{}/task/{}/status",
-                self.pid,
-                tid.to_string_lossy()
-            ))
-            .unwrap_or_default();
-            for line in status.lines() {
-                if let Some(v) = line.strip_prefix("TracerPid:") {
-                    assert_eq!(
-                        v.trim(),
-                        "0",
-                        "task {tid:?} of {} is still traced",
-                        self.pid
-                    );
+            let path = format!("/proc/{}/task/{}/status", self.pid, tid.to_string_lossy());
+            let field = |status: &str, key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let deadline = Instant::now() + Duration::from_millis(200) * time_scale();
+            loop {
+                let status = std::fs::read_to_string(&path).unwrap_or_default();
+                let tracer = field(&status, "TracerPid:");
+                assert!(
+                    tracer.is_empty() || tracer == "0",
+                    "task {tid:?} of {} is still traced (by {tracer})",
+                    self.pid
+                );
+                if !field(&status, "State:").starts_with('t') {
+                    break;
                 }
-                if let Some(v) = line.strip_prefix("State:") {
-                    assert!(
-                        !v.trim().starts_with('t'),
-                        "task {tid:?} of {} is in a tracing stop",
-                        self.pid
-                    );
-                }
+                assert!(
+                    Instant::now() < deadline,
+                    "task {tid:?} of {} is in a tracing stop",
+                    self.pid
+                );
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
