@@ -18,32 +18,42 @@ pub fn requested(thread_context_flags: u32) -> ContextFlags {
 }
 
 /// The register groups a caller's `ThreadContextFlags` ask for: the ARM64 values
-/// (`CONTEXT_ARM64` | control 0x1, integer 0x2, floating point 0x4, debug 0x8, x18 0x10),
-/// as the capture's groups. Without the `CONTEXT_ARM64` bit nothing is asked for, as on
-/// Windows.
+/// ([`ARM64_GROUPS`]), as the capture's groups. Without the `CONTEXT_ARM64` bit nothing is
+/// asked for, as on Windows.
 #[cfg(target_arch = "aarch64")]
 pub fn requested(thread_context_flags: u32) -> ContextFlags {
-    let mut groups = ContextFlags::empty();
     if thread_context_flags & ARM64 == 0 {
-        return groups;
+        return ContextFlags::empty();
     }
-    for (bit, group) in [
-        (0x1, ContextFlags::CONTROL),
-        (0x2, ContextFlags::INTEGER),
-        (0x4, ContextFlags::FLOATING_POINT),
-        (0x8, ContextFlags::DEBUG_REGISTERS),
-        (0x10, ContextFlags::INTEGER),
-    ] {
-        if thread_context_flags & bit != 0 {
-            groups |= group;
-        }
-    }
-    groups
+    ARM64_GROUPS
+        .iter()
+        .filter(|(bit, _)| thread_context_flags & bit != 0)
+        .fold(ContextFlags::empty(), |groups, (_, group)| groups | *group)
 }
 
 /// `CONTEXT_ARM64`.
 #[cfg(target_arch = "aarch64")]
 const ARM64: u32 = 0x0040_0000;
+/// The ARM64 `CONTEXT_*` group bits (below `CONTEXT_ARM64`).
+#[cfg(target_arch = "aarch64")]
+const ARM64_CONTROL: u32 = 0x1;
+#[cfg(target_arch = "aarch64")]
+const ARM64_INTEGER: u32 = 0x2;
+#[cfg(target_arch = "aarch64")]
+const ARM64_FLOATING_POINT: u32 = 0x4;
+#[cfg(target_arch = "aarch64")]
+const ARM64_DEBUG_REGISTERS: u32 = 0x8;
+#[cfg(target_arch = "aarch64")]
+const ARM64_X18: u32 = 0x10;
+/// Each ARM64 group bit, and the capture's group that reads it (x18 is a general register).
+#[cfg(target_arch = "aarch64")]
+const ARM64_GROUPS: [(u32, ContextFlags); 5] = [
+    (ARM64_CONTROL, ContextFlags::CONTROL),
+    (ARM64_INTEGER, ContextFlags::INTEGER),
+    (ARM64_FLOATING_POINT, ContextFlags::FLOATING_POINT),
+    (ARM64_DEBUG_REGISTERS, ContextFlags::DEBUG_REGISTERS),
+    (ARM64_X18, ContextFlags::INTEGER),
+];
 
 /// `sizeof(CONTEXT)`.
 const CONTEXT_SIZE: usize = pss_core::CONTEXT_RECORD_SIZE as usize;
@@ -136,7 +146,7 @@ fn build(ctx: &ThreadContext) -> Vec<u8> {
     let want = ctx.flags;
     let mut flags = ARM64;
     if want.wants(F::CONTROL) {
-        flags |= 0x1;
+        flags |= ARM64_CONTROL;
         b[4..8].copy_from_slice(&(g.pstate as u32).to_le_bytes());
         put64(&mut b, 240, g.regs[29]);
         put64(&mut b, 248, g.regs[30]);
@@ -144,7 +154,7 @@ fn build(ctx: &ThreadContext) -> Vec<u8> {
         put64(&mut b, 264, g.pc);
     }
     if want.wants(F::INTEGER) {
-        flags |= 0x2 | 0x10;
+        flags |= ARM64_INTEGER | ARM64_X18;
         for (i, v) in g.regs[..29].iter().enumerate() {
             put64(&mut b, 8 + 8 * i, *v);
         }
@@ -152,7 +162,7 @@ fn build(ctx: &ThreadContext) -> Vec<u8> {
     // `struct user_fpsimd_state`: 32 128-bit registers, then fpsr and fpcr.
     if let (true, Some(fp)) = (want.wants(F::FLOATING_POINT), ctx.fp.as_deref()) {
         if fp.len() >= 520 {
-            flags |= 0x4;
+            flags |= ARM64_FLOATING_POINT;
             b[272..784].copy_from_slice(&fp[..512]);
             b[784..788].copy_from_slice(&fp[516..520]);
             b[788..792].copy_from_slice(&fp[512..516]);

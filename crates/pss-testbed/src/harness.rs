@@ -258,23 +258,16 @@ impl Target {
         for t in tasks {
             let tid = t.expect("task entry").file_name();
             let path = format!("/proc/{}/task/{}/status", self.pid, tid.to_string_lossy());
-            let field = |status: &str, key: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .map(|v| v.trim().to_string())
-                    .unwrap_or_default()
-            };
             let deadline = Instant::now() + Duration::from_millis(200) * time_scale();
             loop {
                 let status = std::fs::read_to_string(&path).unwrap_or_default();
-                let tracer = field(&status, "TracerPid:");
+                let tracer = status_field(&status, "TracerPid:");
                 assert!(
                     tracer.is_empty() || tracer == "0",
                     "task {tid:?} of {} is still traced (by {tracer})",
                     self.pid
                 );
-                if !field(&status, "State:").starts_with('t') {
+                if !status_field(&status, "State:").starts_with('t') {
                     break;
                 }
                 assert!(
@@ -348,6 +341,16 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// The value of `key` (e.g. `"State:"`) in a `/proc/…/status` text, trimmed; empty if the
+/// line is missing.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_default()
+        .trim()
 }
 
 /// The value of a `Key:   N kB` line of a `/proc` file (`status`, `smaps_rollup`), in kB.
@@ -462,12 +465,7 @@ pub fn blocked_signals(pid: i32) -> Vec<(String, String)> {
                 .map(|e| {
                     let status =
                         std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-                    let blocked = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("SigBlk:"))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string();
+                    let blocked = status_field(&status, "SigBlk:").to_string();
                     (e.file_name().to_string_lossy().into_owned(), blocked)
                 })
                 .collect()

@@ -104,7 +104,7 @@ pub fn find(
     }
     let kind = match vma.pathname {
         b"[stack]" if tid == pid => StackKind::Main,
-        b"" if has_own_tcb(tid, regs, sp, vma.end, mem) => StackKind::Thread,
+        b"" if has_own_descriptor(tid, regs, sp, vma.end, mem) => StackKind::Thread,
         b"" => return Err(Unknown::NoThreadControlBlock),
         _ => return Err(Unknown::NamedMapping),
     };
@@ -121,7 +121,7 @@ pub fn find(
 
 /// Whether the thread pointer of stopped thread `tid` lies in `(sp, end)` with the thread's
 /// descriptor there, as the architecture's TLS ABI places it ([`Descriptor`]).
-fn has_own_tcb(tid: i32, regs: &RawRegs, sp: u64, end: u64, mem: &ProcMem) -> bool {
+fn has_own_descriptor(tid: i32, regs: &RawRegs, sp: u64, end: u64, mem: &ProcMem) -> bool {
     let Some(tp) = arch::thread_pointer(tid, regs) else {
         return false;
     };
@@ -135,9 +135,11 @@ fn has_own_tcb(tid: i32, regs: &RawRegs, sp: u64, end: u64, mem: &ProcMem) -> bo
     match arch::THREAD_DESCRIPTOR {
         Descriptor::AtThreadPointer => word(tp) == Some(tp),
         Descriptor::BelowThreadPointer => {
+            // On the stack: the thread is stopped while this runs.
+            let mut buf = [0u8; DESCRIPTOR_WINDOW as usize];
             let low = (tp.saturating_sub(DESCRIPTOR_WINDOW).max(sp) + 7) & !7;
-            let mut window = vec![0u8; tp.saturating_sub(low) as usize];
-            mem.read_exact(low, &mut window) && descriptor_below(low, &window, tid, word)
+            let window = &mut buf[..tp.saturating_sub(low) as usize];
+            mem.read_exact(low, window) && descriptor_below(low, window, tid, word)
         }
     }
 }
@@ -261,7 +263,8 @@ mod tests {
         put(&mut window, 312, &other.to_le_bytes()); // prev
         put(&mut window, 320, &other.to_le_bytes()); // next
         put(&mut window, 336, &77i32.to_le_bytes()); // tid
-                                                     // The other thread's next (at +16) and prev (at +8) point back.
+
+        // The other thread's next (at +16) and prev (at +8) point back.
         let mem = [(other + 8, me), (other + 16, me)];
         assert!(descriptor_below(BASE, &window, 77, words(&mem)));
         put(&mut window, 304, &(me + 8).to_le_bytes());

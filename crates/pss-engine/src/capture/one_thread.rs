@@ -235,7 +235,6 @@ fn ptrace_error(pid: i32, tid: Tid, request: &'static str, source: std::io::Erro
     }
 }
 
-/// The error for a failed `PTRACE_SEIZE` of thread `tid` of `pid`.
 /// Seizes `tid`, an EPERM judged as the all-together stop judges it
 /// ([`super::stop::classify_eperm`]): another pss engine tracing it is waited for until
 /// `deadline`, a thread whose exit has begun means the process is exiting.
@@ -258,6 +257,7 @@ fn seize_waiting_for_engines(pid: i32, tid: Tid, deadline: Instant) -> Result<()
     }
 }
 
+/// The error for a failed `PTRACE_SEIZE` of thread `tid` of `pid`.
 pub(super) fn seize_error(pid: i32, tid: Tid, e: std::io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ESRCH) => Error::ProcessExited { pid },
